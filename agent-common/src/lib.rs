@@ -1,0 +1,338 @@
+//! The kernel/user wire contract of mamori.
+//!
+//! Invariants:
+//! - Every record starts with an [`EventHeader`]; `header.size` is the length
+//!   of the whole record, `header.kind` an [`EventKind`] id.
+//! - After the header comes the kind's fixed body ([`SyscallBody`],
+//!   [`ExecBody`], [`ForkBody`] or [`ExitBody`]), then `header.nparams`
+//!   variable-length parameters, each a [`ParamHeader`] followed by its bytes
+//!   and padded to [`PARAM_ALIGN`].
+//! - Wire structs hold only fixed-size integers and arrays, never `bool` or
+//!   `Option`, and have no implicit padding (the size asserts check it).
+//! - Numeric ids are stable: retired ids are listed, never reused.
+#![no_std]
+
+pub mod offsets;
+pub mod syscalls;
+
+pub use offsets::KernelOffsets;
+
+/// Length of `task_struct.comm`.
+pub const COMM_LEN: usize = 16;
+/// Longest string or path parameter; longer values are cut and flagged
+/// [`PARAM_TRUNCATED`].
+pub const MAX_STR: usize = 4096;
+/// Longest byte parameter (socket addresses, small user structs).
+pub const MAX_BYTES: usize = 128;
+/// Parameters start at multiples of this.
+pub const PARAM_ALIGN: usize = 8;
+/// Size of the per-CPU scratch area an event is assembled in. Offsets into
+/// it are masked to `SCRATCH_SIZE / 2 - 1`, so a write of up to
+/// [`MAX_STR`] + header at any masked offset stays inside.
+pub const SCRATCH_SIZE: usize = 65536;
+/// Largest record the kernel can emit (the mask bound of [`SCRATCH_SIZE`]).
+pub const MAX_RECORD: usize = SCRATCH_SIZE / 2;
+/// Entries in the enabled-syscall map, indexed by syscall number.
+pub const MAX_SYSCALLS: u32 = 512;
+/// Path components walked when resolving a dentry to a path.
+pub const MAX_PATH_DEPTH: u32 = 40;
+
+/// Kinds of record. Retired ids: none.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A syscall seen at its exit: [`SyscallBody`] + parameters.
+    Syscall = 1,
+    /// A successful exec, from `sched_process_exec`: [`ExecBody`] + parameters.
+    Exec = 2,
+    /// A new task, from `sched_process_fork`: [`ForkBody`].
+    Fork = 3,
+    /// A task exit, from `sched_process_exit`: [`ExitBody`].
+    Exit = 4,
+}
+
+impl EventKind {
+    pub const fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::Syscall),
+            2 => Some(Self::Exec),
+            3 => Some(Self::Fork),
+            4 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Context common to every record: who did it, when, where.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] id.
+    pub kind: u16,
+    /// Number of parameters after the body.
+    pub nparams: u16,
+    /// Bytes in the whole record.
+    pub size: u32,
+    /// `CLOCK_BOOTTIME` nanoseconds.
+    pub boot_ns: u64,
+    /// Host thread-group id (the process id).
+    pub tgid: u32,
+    /// Host thread id.
+    pub tid: u32,
+    /// Host tgid of the real parent.
+    pub ppid: u32,
+    /// tgid as seen in the task's own pid namespace.
+    pub ns_tgid: u32,
+    /// tid as seen in the task's own pid namespace.
+    pub ns_tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Audit login uid; `u32::MAX` when unset.
+    pub loginuid: u32,
+    /// Audit session id; `u32::MAX` when unset.
+    pub sessionid: u32,
+    /// Inode number of the pid namespace.
+    pub pidns: u32,
+    /// Inode number of the mount namespace.
+    pub mntns: u32,
+    /// Syscall number (`orig_ax`), or `u32::MAX` when not in a syscall.
+    pub syscall_nr: u32,
+    /// Kernfs id of the task's cgroup in the hierarchy used for containers.
+    pub cgroup_id: u64,
+    /// Effective capabilities.
+    pub cap_effective: u64,
+    /// Permitted capabilities.
+    pub cap_permitted: u64,
+    /// Syscall return value (0 for records not tied to a syscall return).
+    pub ret: i64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Body of [`EventKind::Syscall`]: the raw argument registers at exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallBody {
+    pub args: [u64; 6],
+}
+
+/// Body of [`EventKind::Exec`]. Parameters follow in [`ExecParam`] order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecBody {
+    /// Session id (host pid of the session leader).
+    pub sid: u32,
+    /// Process group id (host view).
+    pub pgid: u32,
+    /// Controlling tty as `(major << 20) | minor`, 0 when none.
+    pub tty: u32,
+    /// `i_nlink` of the executed file: 0 when it was deleted or is a memfd.
+    pub exe_nlink: u32,
+    /// Process start time, `CLOCK_BOOTTIME` ns.
+    pub start_boot_ns: u64,
+}
+
+/// Parameter order of an [`EventKind::Exec`] record.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecParam {
+    /// Resolved path of the executed file (`bprm->file`).
+    ExePath = 0,
+    /// [`FileInfo`] of the executed file.
+    ExeFile = 1,
+    /// The name passed to exec (`bprm->filename`).
+    Filename = 2,
+    /// The interpreter (`bprm->interp`), equal to the filename unless a script.
+    Interp = 3,
+    /// argv, NUL-separated, from the new process's memory.
+    Args = 4,
+    /// envp, NUL-separated.
+    Env = 5,
+    /// Current working directory.
+    Cwd = 6,
+    /// Name of the cgroup (leaf), for container lookup.
+    CgroupLeaf = 7,
+    /// Name of the cgroup's parent.
+    CgroupParent = 8,
+}
+pub const EXEC_NPARAMS: u16 = 9;
+
+/// Body of [`EventKind::Fork`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkBody {
+    pub child_tgid: u32,
+    pub child_tid: u32,
+    pub child_ns_tgid: u32,
+    pub child_ns_tid: u32,
+    /// Clone flags when known (clone, clone3), else the implied flags.
+    pub clone_flags: u64,
+}
+
+/// Body of [`EventKind::Exit`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitBody {
+    /// `task->exit_code` (status << 8 | signal).
+    pub exit_code: u32,
+    /// 1 when this is the last thread of its process.
+    pub group_dead: u32,
+    /// tgid of the task that will receive the children (0 if unknown).
+    pub reaper_tgid: u32,
+    pub _pad: u32,
+}
+
+/// Header of one variable-length parameter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParamHeader {
+    /// Bytes of data following (no NUL terminator for strings).
+    pub len: u16,
+    /// [`ParamType`] id.
+    pub ty: u8,
+    /// [`PARAM_TRUNCATED`], [`PARAM_FAULT`], [`PARAM_ABSENT`].
+    pub flags: u8,
+    pub _pad: u32,
+}
+
+/// The value was longer than its bound and was cut.
+pub const PARAM_TRUNCATED: u8 = 1;
+/// Reading the value failed (bad user pointer, unreadable kernel object).
+pub const PARAM_FAULT: u8 = 2;
+/// The value does not exist (null pointer, failed syscall, no such fd).
+pub const PARAM_ABSENT: u8 = 4;
+/// A resolved path whose walk hit [`MAX_PATH_DEPTH`] or an unreachable
+/// root: the leading components are missing.
+pub const PARAM_PARTIAL_PATH: u8 = 8;
+
+/// What a parameter's bytes are.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamType {
+    /// A string read from user memory, as the caller passed it.
+    UserStr = 1,
+    /// A path resolved by the kernel from a dentry (absolute).
+    KernelPath = 2,
+    /// Raw bytes from user memory (socket address, small struct).
+    UserBytes = 3,
+    /// A [`SockTuple`].
+    SockTuple = 4,
+    /// A [`FileInfo`].
+    FileInfo = 5,
+    /// NUL-separated strings (argv, envp).
+    StrList = 6,
+    /// A string from kernel memory (not a dentry walk).
+    KernelStr = 7,
+}
+
+impl ParamType {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::UserStr),
+            2 => Some(Self::KernelPath),
+            3 => Some(Self::UserBytes),
+            4 => Some(Self::SockTuple),
+            5 => Some(Self::FileInfo),
+            6 => Some(Self::StrList),
+            7 => Some(Self::KernelStr),
+            _ => None,
+        }
+    }
+}
+
+/// A socket's addresses as the kernel holds them (`struct sock_common`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockTuple {
+    /// `AF_INET`, `AF_INET6`, `AF_UNIX`...
+    pub family: u16,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`...
+    pub sock_type: u16,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP`...
+    pub protocol: u16,
+    /// TCP state (`TCP_ESTABLISHED`...), 0 when not applicable.
+    pub state: u16,
+    /// Local port, host byte order.
+    pub lport: u16,
+    /// Remote port, host byte order.
+    pub rport: u16,
+    pub _pad: u32,
+    /// Local address; IPv4 in the first 4 bytes.
+    pub laddr: [u8; 16],
+    /// Remote address; IPv4 in the first 4 bytes.
+    pub raddr: [u8; 16],
+}
+
+/// What a file descriptor refers to, from its `struct file` and inode.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileInfo {
+    pub ino: u64,
+    /// `s_dev` of the superblock.
+    pub dev: u32,
+    /// `i_mode` (type and permission bits).
+    pub mode: u32,
+    /// `f_flags` of the open file.
+    pub flags: u32,
+    /// Superblock magic (overlayfs, tmpfs, proc...).
+    pub fs_magic: u32,
+}
+
+/// Indexes of the per-CPU counters map.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Records written to the ring buffer.
+    Sent = 0,
+    /// Records lost because the ring buffer was full.
+    LostRingFull = 1,
+    /// Records lost because the scratch area was unavailable.
+    LostNoScratch = 2,
+    /// Events from the agent itself, skipped.
+    SkippedSelf = 3,
+}
+pub const COUNTERS: u32 = 4;
+
+/// Run-time settings the loader writes into `.rodata` before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The agent's own tgid: its events are never sent.
+    pub agent_tgid: u32,
+    /// Wake the reader only once this many bytes wait in the ring.
+    pub wakeup_bytes: u32,
+    /// Index of the cgroup v1 subsystem whose cgroup names containers, or
+    /// `u32::MAX` to use the v2 (default) hierarchy.
+    pub cgroup_subsys: u32,
+    /// Bytes of the environment to capture at exec (0 disables).
+    pub env_bytes: u32,
+}
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<EventHeader>() == 120);
+    assert!(offset_of!(EventHeader, size) == 4);
+    assert!(offset_of!(EventHeader, boot_ns) == 8);
+    assert!(offset_of!(EventHeader, cgroup_id) == 72);
+    assert!(offset_of!(EventHeader, ret) == 96);
+    assert!(offset_of!(EventHeader, comm) == 104);
+    assert!(size_of::<SyscallBody>() == 48);
+    assert!(size_of::<ExecBody>() == 24);
+    assert!(size_of::<ForkBody>() == 24);
+    assert!(size_of::<ExitBody>() == 16);
+    assert!(size_of::<ParamHeader>() == PARAM_ALIGN);
+    assert!(size_of::<SockTuple>() == 48);
+    assert!(size_of::<FileInfo>() == 24);
+    assert!(size_of::<Settings>() == 16);
+    assert!(MAX_STR + size_of::<ParamHeader>() < MAX_RECORD);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], made only of integers and integer
+    // arrays, and have no padding (checked by the size asserts above).
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+}

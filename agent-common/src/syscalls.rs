@@ -1,0 +1,132 @@
+//! The syscalls mamori captures (x86_64 numbers) and which kernel program
+//! handles each one's exit.
+//!
+//! Parameter layout of each syscall's [`crate::EventKind::Syscall`] record,
+//! in order (the decoder relies on it):
+//!
+//! | syscalls | parameters |
+//! | --- | --- |
+//! | open, openat, openat2, creat | path (user), fd path (kernel), fd [`crate::FileInfo`], openat2: `open_how` (user bytes) |
+//! | unlink(at), rmdir, mkdir(at), chmod, fchmodat, chdir, umount2 | path (user) |
+//! | rename(at/at2), link(at), symlink(at) | old path / target (user), new path / link path (user) |
+//! | fchmod, fchdir, setns, finit_module | fd path (kernel), fd [`crate::FileInfo`] |
+//! | memfd_create | name (user), fd path (kernel), fd [`crate::FileInfo`] |
+//! | mount | source, target, fstype (user) |
+//! | init_module, finit_module | module params (user) |
+//! | execve, execveat (failed only) | filename (user), argv (user list) |
+//! | connect, bind, sendto | sockaddr (user bytes), socket [`crate::SockTuple`] |
+//! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
+//! | everything else | none (arguments are in the body) |
+
+/// Which kernel program handles a syscall's exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Program {
+    /// `sys_exit_file`: paths and file descriptors.
+    File,
+    /// `sys_exit_net`: sockets.
+    Net,
+    /// `sys_exit_proc`: credentials, process control, kernel.
+    Proc,
+    /// No syscall exit record: the `sched_*` tracepoints report it.
+    Sched,
+}
+
+/// One captured syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Syscall {
+    /// Name as Falco's `evt.type` spells it.
+    pub name: &'static str,
+    pub nr: u32,
+    pub program: Program,
+}
+
+macro_rules! syscalls {
+    ($( $konst:ident = $nr:literal, $name:literal, $prog:ident; )*) => {
+        $( pub const $konst: u32 = $nr; )*
+        /// Every captured syscall, ordered by number.
+        pub const ALL: &[Syscall] = &[
+            $( Syscall { name: $name, nr: $nr, program: Program::$prog }, )*
+        ];
+    };
+}
+
+syscalls! {
+    OPEN = 2, "open", File;
+    CLOSE = 3, "close", File;
+    DUP = 32, "dup", File;
+    DUP2 = 33, "dup2", File;
+    SOCKET = 41, "socket", Net;
+    CONNECT = 42, "connect", Net;
+    ACCEPT = 43, "accept", Net;
+    SENDTO = 44, "sendto", Net;
+    RECVFROM = 45, "recvfrom", Net;
+    SENDMSG = 46, "sendmsg", Net;
+    RECVMSG = 47, "recvmsg", Net;
+    BIND = 49, "bind", Net;
+    LISTEN = 50, "listen", Net;
+    CLONE = 56, "clone", Sched;
+    FORK = 57, "fork", Sched;
+    VFORK = 58, "vfork", Sched;
+    EXECVE = 59, "execve", Proc;
+    KILL = 62, "kill", Proc;
+    CHDIR = 80, "chdir", File;
+    FCHDIR = 81, "fchdir", File;
+    RENAME = 82, "rename", File;
+    MKDIR = 83, "mkdir", File;
+    RMDIR = 84, "rmdir", File;
+    CREAT = 85, "creat", File;
+    LINK = 86, "link", File;
+    UNLINK = 87, "unlink", File;
+    SYMLINK = 88, "symlink", File;
+    CHMOD = 90, "chmod", File;
+    FCHMOD = 91, "fchmod", File;
+    PTRACE = 101, "ptrace", Proc;
+    SETUID = 105, "setuid", Proc;
+    SETGID = 106, "setgid", Proc;
+    SETRESUID = 117, "setresuid", Proc;
+    SETRESGID = 119, "setresgid", Proc;
+    CAPSET = 126, "capset", Proc;
+    MOUNT = 165, "mount", File;
+    UMOUNT2 = 166, "umount2", File;
+    INIT_MODULE = 175, "init_module", Proc;
+    OPENAT = 257, "openat", File;
+    MKDIRAT = 258, "mkdirat", File;
+    UNLINKAT = 263, "unlinkat", File;
+    RENAMEAT = 264, "renameat", File;
+    LINKAT = 265, "linkat", File;
+    SYMLINKAT = 266, "symlinkat", File;
+    FCHMODAT = 268, "fchmodat", File;
+    UNSHARE = 272, "unshare", Proc;
+    ACCEPT4 = 288, "accept4", Net;
+    DUP3 = 292, "dup3", File;
+    SETNS = 308, "setns", Proc;
+    FINIT_MODULE = 313, "finit_module", Proc;
+    RENAMEAT2 = 316, "renameat2", File;
+    MEMFD_CREATE = 319, "memfd_create", File;
+    BPF = 321, "bpf", Proc;
+    EXECVEAT = 322, "execveat", Proc;
+    USERFAULTFD = 323, "userfaultfd", Proc;
+    CLONE3 = 435, "clone3", Sched;
+    OPENAT2 = 437, "openat2", File;
+}
+
+impl Syscall {
+    /// Name of its `syscalls:sys_exit_*` tracepoint (the kernel's
+    /// `SYSCALL_DEFINE` name, which differs for a few).
+    pub const fn tracepoint(&self) -> &'static str {
+        match self.nr {
+            UMOUNT2 => "umount",
+            _ => self.name,
+        }
+    }
+}
+
+/// The syscall named `name`, if captured.
+pub fn by_name(name: &str) -> Option<&'static Syscall> {
+    ALL.iter().find(|s| s.name == name)
+}
+
+/// The syscall numbered `nr`, if captured.
+pub fn by_nr(nr: u32) -> Option<&'static Syscall> {
+    ALL.iter().find(|s| s.nr == nr)
+}

@@ -1,0 +1,108 @@
+//! What a file descriptor refers to, read from the kernel's own objects
+//! (the task's fd table, the `struct file`, its inode and socket) rather
+//! than from the caller's arguments.
+
+use mamori_common::{FileInfo, ParamType, SockTuple};
+
+use crate::{
+    kernel::{ptr, read},
+    maps::off,
+    path::{file_path, push_path, task_root},
+    record::Record,
+};
+
+const S_IFMT: u32 = 0o170000;
+const S_IFSOCK: u32 = 0o140000;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// The `struct file *` behind `fd` in `task`'s table; 0 when none.
+#[inline(always)]
+pub unsafe fn fd_file(task: u64, fd: i64) -> u64 {
+    if fd < 0 {
+        return 0;
+    }
+    let files = ptr(task, off!(task_files));
+    let fdt = ptr(files, off!(files_fdt));
+    let max = read::<u32>(fdt, off!(fdtable_max_fds)).unwrap_or(0);
+    if fd as u64 >= max as u64 {
+        return 0;
+    }
+    let array = ptr(fdt, off!(fdtable_fd));
+    if array == 0 {
+        return 0;
+    }
+    read::<u64>(array, ((fd as u32) & 0x0fff_ffff).wrapping_mul(8)).unwrap_or(0)
+}
+
+#[inline(always)]
+pub unsafe fn file_info(file: u64) -> FileInfo {
+    let inode = ptr(file, off!(file_inode));
+    let sb = ptr(inode, off!(inode_sb));
+    FileInfo {
+        ino: read::<u64>(inode, off!(inode_ino)).unwrap_or(0),
+        dev: read::<u32>(sb, off!(sb_dev)).unwrap_or(0),
+        mode: read::<u16>(inode, off!(inode_mode)).unwrap_or(0) as u32,
+        flags: read::<u32>(file, off!(file_flags)).unwrap_or(0),
+        fs_magic: read::<u64>(sb, off!(sb_magic)).unwrap_or(0) as u32,
+    }
+}
+
+/// Pushes the fd's resolved path and its [`FileInfo`] (two parameters).
+#[inline(always)]
+pub unsafe fn push_fd(rec: &mut Record, task: u64, fd: i64) {
+    let file = fd_file(task, fd);
+    if file == 0 {
+        rec.push_absent(ParamType::KernelPath);
+        rec.push_absent(ParamType::FileInfo);
+        return;
+    }
+    let (dentry, mnt) = file_path(file);
+    let root = task_root(task);
+    push_path(rec, dentry, mnt, &root);
+    rec.push_value(&file_info(file), ParamType::FileInfo);
+}
+
+/// Pushes the socket addresses behind `fd` as a [`SockTuple`].
+#[inline(always)]
+pub unsafe fn push_sock(rec: &mut Record, task: u64, fd: i64) {
+    let file = fd_file(task, fd);
+    let inode = ptr(file, off!(file_inode));
+    let mode = read::<u16>(inode, off!(inode_mode)).unwrap_or(0) as u32;
+    if file == 0 || mode & S_IFMT != S_IFSOCK {
+        rec.push_absent(ParamType::SockTuple);
+        return;
+    }
+    let socket = ptr(file, off!(file_private));
+    let sk = ptr(socket, off!(socket_sk));
+    let skc = sk.wrapping_add(off!(sock_common) as u64);
+    let family = read::<u16>(skc, off!(skc_family)).unwrap_or(0);
+    let mut t = SockTuple {
+        family,
+        sock_type: read::<u16>(socket, off!(socket_type)).unwrap_or(0),
+        protocol: read::<u16>(sk, off!(sock_protocol)).unwrap_or(0),
+        state: read::<u8>(skc, off!(skc_state)).unwrap_or(0) as u16,
+        lport: read::<u16>(skc, off!(skc_num)).unwrap_or(0),
+        rport: u16::from_be(read::<u16>(skc, off!(skc_dport)).unwrap_or(0)),
+        _pad: 0,
+        laddr: [0; 16],
+        raddr: [0; 16],
+    };
+    if family == AF_INET {
+        let l = read::<[u8; 4]>(skc, off!(skc_rcv_saddr)).unwrap_or([0; 4]);
+        let r = read::<[u8; 4]>(skc, off!(skc_daddr)).unwrap_or([0; 4]);
+        t.laddr[..4].copy_from_slice(&l);
+        t.raddr[..4].copy_from_slice(&r);
+    } else if family == AF_INET6 {
+        t.laddr = read::<[u8; 16]>(skc, off!(skc_v6_rcv_saddr)).unwrap_or([0; 16]);
+        t.raddr = read::<[u8; 16]>(skc, off!(skc_v6_daddr)).unwrap_or([0; 16]);
+    }
+    rec.push_value(&t, ParamType::SockTuple);
+}
+
+/// An absent fd pair, for failed calls.
+#[inline(always)]
+pub unsafe fn push_no_fd(rec: &mut Record) {
+    rec.push_absent(ParamType::KernelPath);
+    rec.push_absent(ParamType::FileInfo);
+}

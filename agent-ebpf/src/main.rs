@@ -1,0 +1,42 @@
+//! mamori's kernel programs.
+//!
+//! Every program fills one record in a per-CPU scratch area and copies it
+//! to the `EVENTS` ring buffer without waking the reader (unless the ring
+//! holds more than `Settings::wakeup_bytes`): a wake-up per event costs far
+//! more than the event. Loss is counted per CPU in `COUNTERS`.
+//!
+//! Programs:
+//! - `sys_exit_file`, `sys_exit_net`, `sys_exit_proc`: tracepoint programs
+//!   attached to `syscalls/sys_exit_<name>` of each captured syscall; they
+//!   read the arguments from the task's saved registers, so no enter
+//!   program or per-task map is needed.
+//! - `raw_sys_exit`: a raw tracepoint on `sys_exit` for captured syscalls
+//!   that have no per-syscall tracepoint on this kernel (attached only then).
+//! - `sched_process_exec`, `sched_process_fork`, `sched_process_exit`:
+//!   BTF tracepoints giving the kernel's view of process life.
+#![no_std]
+#![no_main]
+// Inline asm on the BPF target: `bound()` hides masks from LLVM.
+#![feature(asm_experimental_arch)]
+
+mod bound;
+mod fd;
+mod kernel;
+mod maps;
+mod path;
+mod record;
+mod sched;
+mod sys_file;
+mod sys_net;
+mod sys_proc;
+mod syscall;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

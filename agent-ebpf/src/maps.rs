@@ -1,0 +1,72 @@
+//! Every map and load-time constant of the kernel side. Names are the
+//! contract with the loader (`agent/src/capture/loader.rs`).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, RingBuf},
+};
+use mamori_common::{COUNTERS as N_COUNTERS, KernelOffsets, MAX_SYSCALLS, SCRATCH_SIZE, Settings};
+
+/// Records to userspace. The loader sets the size.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+
+/// One scratch area per CPU, indexed by CPU id (a per-CPU array cannot hold
+/// values this large). The loader sets `max_entries` to the CPU count.
+#[map]
+pub static SCRATCH: Array<[u8; SCRATCH_SIZE]> = Array::with_max_entries(1, 0);
+
+/// Non-zero at index `nr` when syscall `nr` is wanted by some rule.
+#[map]
+pub static ENABLED: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// Per-CPU counters, indexed by `mamori_common::Counter`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);
+
+/// Struct member offsets of the running kernel, written by the loader.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets::missing();
+
+/// Run-time settings, written by the loader.
+#[unsafe(no_mangle)]
+pub static SETTINGS: Settings = Settings {
+    agent_tgid: 0,
+    wakeup_bytes: 256 * 1024,
+    cgroup_subsys: u32::MAX,
+    env_bytes: 0,
+};
+
+/// Reads one offset; volatile so the compiler never folds the placeholder.
+macro_rules! off {
+    ($field:ident) => {
+        unsafe { core::ptr::read_volatile(&$crate::maps::OFFSETS.$field) }
+    };
+}
+pub(crate) use off;
+
+/// Reads one setting.
+macro_rules! setting {
+    ($field:ident) => {
+        unsafe { core::ptr::read_volatile(&$crate::maps::SETTINGS.$field) }
+    };
+}
+pub(crate) use setting;
+
+/// Adds one to a per-CPU counter.
+#[inline(always)]
+pub fn count(counter: mamori_common::Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, programs do not nest on one CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// True when syscall `nr` is enabled.
+#[inline(always)]
+pub fn enabled(nr: u32) -> bool {
+    match ENABLED.get(nr) {
+        Some(v) => *v != 0,
+        None => false,
+    }
+}

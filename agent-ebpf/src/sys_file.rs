@@ -1,0 +1,77 @@
+//! `sys_exit_file`: syscalls on paths and file descriptors.
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use mamori_common::syscalls::*;
+
+use crate::{
+    fd::{push_fd, push_no_fd},
+    kernel::current_task,
+    record::Record,
+    syscall::{begin, exit_args},
+};
+
+#[tracepoint]
+pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
+    unsafe {
+        let Some((nr, ret)) = exit_args(&ctx) else {
+            return 0;
+        };
+        let Some((mut rec, a)) = begin(nr, ret) else {
+            return 0;
+        };
+        params(&mut rec, nr, &a, ret);
+        rec.submit();
+    }
+    0
+}
+
+#[inline(always)]
+unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
+    let task = current_task();
+    match nr {
+        OPEN | CREAT | MEMFD_CREATE => {
+            rec.push_user_str(a[0]);
+            opened(rec, task, ret);
+        }
+        OPENAT => {
+            rec.push_user_str(a[1]);
+            opened(rec, task, ret);
+        }
+        OPENAT2 => {
+            rec.push_user_str(a[1]);
+            opened(rec, task, ret);
+            rec.push_user_bytes(a[2], 24); // struct open_how
+        }
+        UNLINK | RMDIR | MKDIR | CHMOD | CHDIR | UMOUNT2 => rec.push_user_str(a[0]),
+        UNLINKAT | MKDIRAT | FCHMODAT => rec.push_user_str(a[1]),
+        RENAME | LINK | SYMLINK => {
+            rec.push_user_str(a[0]);
+            rec.push_user_str(a[1]);
+        }
+        RENAMEAT | RENAMEAT2 | LINKAT => {
+            rec.push_user_str(a[1]);
+            rec.push_user_str(a[3]);
+        }
+        SYMLINKAT => {
+            rec.push_user_str(a[0]);
+            rec.push_user_str(a[2]);
+        }
+        FCHMOD | FCHDIR => push_fd(rec, task, a[0] as i32 as i64),
+        MOUNT => {
+            rec.push_user_str(a[0]);
+            rec.push_user_str(a[1]);
+            rec.push_user_str(a[2]);
+        }
+        _ => {}
+    }
+}
+
+/// Path and file info of the descriptor an open-like call returned.
+#[inline(always)]
+unsafe fn opened(rec: &mut Record, task: u64, ret: i64) {
+    if ret >= 0 {
+        push_fd(rec, task, ret);
+    } else {
+        push_no_fd(rec);
+    }
+}

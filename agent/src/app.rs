@@ -1,0 +1,212 @@
+//! Wires the stages with bounded channels and owns start-up and shutdown.
+//!
+//! capture::Reader ─events─► detect ─alerts─► outputs
+//!                                ▲
+//!  loss watcher ─internal alerts─┘
+//!
+//! Shutdown (SIGTERM/SIGINT): the reader drains the ring and closes its
+//! channel; each stage finishes its input and closes the next; outputs
+//! flush; the programs detach when the capture is dropped.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, watch},
+};
+use tracing::{info, warn};
+
+use crate::{
+    alert::{Alert, FieldValue, Priority, Source},
+    capture::{self, Capture, Counters},
+    event::Event,
+    outputs::{self, Sink, event_json::event_json},
+    telemetry::{health, metrics::Metrics},
+};
+
+/// Everything `run` needs, resolved from flags and the config file.
+#[derive(Debug)]
+pub struct RunSettings {
+    pub rules: Vec<PathBuf>,
+    pub sinks: Vec<Sink>,
+    pub health_addr: Option<SocketAddr>,
+    /// Print raw events instead of alerts.
+    pub events: bool,
+    pub capture: capture::Options,
+    pub hostname: String,
+}
+
+/// Channel depths between stages: deep enough to absorb a burst, bounded
+/// so a stuck stage pushes back into the ring (where loss is counted).
+const EVENT_QUEUE: usize = 8192;
+const ALERT_QUEUE: usize = 4096;
+
+pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = settings.health_addr {
+        let listener = health::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tokio::spawn(health::serve(listener, metrics.clone()));
+    }
+
+    // No rule engine yet: with no rules loaded only internal alerts fire.
+    if !settings.rules.is_empty() {
+        warn!(paths = ?settings.rules, "rules are not evaluated yet (rule engine pending); only internal alerts fire");
+    }
+    metrics.set_rules_loaded();
+
+    let opts = settings.capture.clone();
+    let started = std::time::Instant::now();
+    let mut capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
+        .await
+        .context("capture start-up task failed")??;
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "programs loaded and attached"
+    );
+    let counters = capture.counters_handle()?;
+    metrics.set_capture(counters.clone());
+    metrics.set_attached();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (event_tx, event_rx) = mpsc::channel::<Event>(EVENT_QUEUE);
+    let (alert_tx, alert_rx) = mpsc::channel::<Alert>(ALERT_QUEUE);
+
+    let reader = capture.reader(
+        event_tx,
+        settings.capture.poll_interval,
+        shutdown_rx.clone(),
+    )?;
+    let reader = tokio::spawn(reader.run());
+    let detect = tokio::spawn(detect(
+        event_rx,
+        alert_tx.clone(),
+        metrics.clone(),
+        settings.events,
+    ));
+    let watcher = tokio::spawn(watch_loss(
+        counters,
+        alert_tx,
+        settings.hostname.clone(),
+        shutdown_rx,
+    ));
+    let outputs = tokio::spawn(outputs::run(alert_rx, settings.sinks, metrics.clone()));
+
+    wait_for_signal().await?;
+    info!("shutting down: draining events and flushing outputs");
+    let _ = shutdown_tx.send(true);
+    let _ = reader.await;
+    let _ = detect.await;
+    let _ = watcher.await;
+    let _ = outputs.await;
+    drop(capture); // detaches the programs
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// The detection stage: every event is counted; with `--events` it is
+/// printed as JSON.
+async fn detect(
+    mut rx: mpsc::Receiver<Event>,
+    _alerts: mpsc::Sender<Alert>,
+    metrics: Arc<Metrics>,
+    print_events: bool,
+) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    while let Some(ev) = rx.recv().await {
+        metrics.event(ev.ty.name());
+        if print_events {
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{}", event_json(&ev));
+        }
+    }
+}
+
+/// Raises an internal alert when the kernel or decoder loses events:
+/// at most one per `LOSS_ALERT_EVERY`, carrying the totals.
+async fn watch_loss(
+    counters: capture::CountersHandle,
+    alerts: mpsc::Sender<Alert>,
+    hostname: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const CHECK_EVERY: Duration = Duration::from_secs(1);
+    const LOSS_ALERT_EVERY: Duration = Duration::from_secs(30);
+    let mut reported = 0u64;
+    let mut last_alert: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let c = counters.read();
+        let lost = c.lost();
+        let due = last_alert.is_none_or(|t| t.elapsed() >= LOSS_ALERT_EVERY);
+        if lost > reported && due {
+            warn!(
+                lost_total = lost,
+                since_last = lost - reported,
+                "events lost"
+            );
+            let alert = loss_alert(&c, lost - reported, &hostname);
+            if alerts.send(alert).await.is_err() {
+                return;
+            }
+            reported = lost;
+            last_alert = Some(tokio::time::Instant::now());
+        }
+    }
+}
+
+/// The internal alert for lost events.
+pub fn loss_alert(c: &Counters, new_losses: u64, hostname: &str) -> Alert {
+    let sent: u64 = c.sent.iter().sum();
+    let ring: u64 = c.lost_ring_full.iter().sum();
+    let scratch: u64 = c.lost_no_scratch.iter().sum();
+    let fields = vec![
+        ("n_lost".to_owned(), FieldValue::UInt(new_losses)),
+        ("n_lost_total".to_owned(), FieldValue::UInt(c.lost())),
+        ("n_lost_ring_full".to_owned(), FieldValue::UInt(ring)),
+        ("n_lost_no_scratch".to_owned(), FieldValue::UInt(scratch)),
+        (
+            "n_decode_errors".to_owned(),
+            FieldValue::UInt(c.decode_errors),
+        ),
+        ("n_evts".to_owned(), FieldValue::UInt(sent)),
+    ];
+    Alert {
+        time_ns: now_ns(),
+        rule: "mamori internal: event loss".into(),
+        priority: Priority::Critical,
+        source: Source::Internal,
+        tags: vec!["mamori_internal".into()],
+        message: format!(
+            "mamori lost {new_losses} events ({} in total: ring full {ring}, no scratch {scratch}, undecodable {}; {sent} sent)",
+            c.lost(),
+            c.decode_errors
+        ),
+        output_fields: fields,
+        hostname: hostname.to_owned(),
+        event: None,
+    }
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

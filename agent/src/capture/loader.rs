@@ -1,0 +1,198 @@
+//! Loading the kernel object and attaching its programs.
+//!
+//! Attach table: every captured syscall's exit goes to its family's
+//! tracepoint program on `syscalls/sys_exit_<name>`; a captured syscall
+//! without such a tracepoint on this kernel (`init_module` on kernels built
+//! without modules) is served by the `raw_sys_exit` raw tracepoint, which is
+//! attached only then because it runs on every syscall. The `sched_*` BTF
+//! tracepoints are always attached: process state depends on them.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{Array, MapData},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+};
+use mamori_common::{
+    MAX_SYSCALLS, Settings,
+    syscalls::{self, Program},
+};
+use tracing::{debug, info, warn};
+
+use super::{CaptureError, Options, btf, cgroups, offsets};
+
+/// The compiled kernel object, built by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mamori-ebpf"));
+
+/// `ENABLED` values.
+const ENABLED_TRACEPOINT: u8 = 1;
+const ENABLED_VIA_RAW: u8 = 2;
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// What got attached, for logs, metrics and tests.
+#[derive(Debug, Default, Clone)]
+pub struct AttachReport {
+    /// Syscalls captured through their own exit tracepoint.
+    pub tracepoints: BTreeSet<&'static str>,
+    /// Syscalls captured through the raw `sys_exit` fallback.
+    pub raw: BTreeSet<&'static str>,
+    /// Requested syscalls that cannot be captured on this kernel.
+    pub unavailable: BTreeSet<&'static str>,
+    /// Optional kernel members missing on this kernel (fields left empty).
+    pub missing_members: Vec<String>,
+    /// The cgroup hierarchy used for container ids.
+    pub cgroup_hierarchy: &'static str,
+}
+
+/// A loaded, attached object.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub report: AttachReport,
+}
+
+pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").map_err(CaptureError::NoBtf)?;
+    let kernel_btf = btf::Btf::parse(&vmlinux)?;
+    let resolved = offsets::resolve(&kernel_btf)?;
+    let (cgroup_subsys, cgroup_hierarchy) = cgroups::choose(&kernel_btf);
+    let settings = Settings {
+        agent_tgid: std::process::id(),
+        wakeup_bytes: opts.wakeup_bytes,
+        cgroup_subsys,
+        env_bytes: opts.env_bytes,
+    };
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(path, e)| CaptureError::Cpus(format!("{path}: {e}")))?
+        .get();
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", &resolved.offsets, true)
+        .override_global("SETTINGS", &settings, true)
+        .map_max_entries("SCRATCH", cpus)
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .load(OBJECT)
+        .map_err(CaptureError::Load)?;
+
+    let mut report = AttachReport {
+        missing_members: resolved.missing_optional,
+        cgroup_hierarchy,
+        ..Default::default()
+    };
+    let aya_btf = Btf::from_sys_fs().map_err(|e| CaptureError::Attach {
+        program: "btf",
+        source: Box::new(e),
+    })?;
+    for name in [
+        "sched_process_exec",
+        "sched_process_fork",
+        "sched_process_exit",
+    ] {
+        attach_btf(&mut ebpf, name, &aya_btf)?;
+    }
+    attach_syscalls(&mut ebpf, &opts.syscalls, &mut report)?;
+    info!(
+        tracepoints = report.tracepoints.len(),
+        raw = report.raw.len(),
+        cgroups = report.cgroup_hierarchy,
+        "capture attached"
+    );
+    if !report.unavailable.is_empty() {
+        warn!(syscalls = ?report.unavailable, "syscalls cannot be captured on this kernel");
+    }
+    if !report.missing_members.is_empty() {
+        debug!(members = ?report.missing_members, "optional kernel members missing");
+    }
+    Ok(Loaded { ebpf, report })
+}
+
+fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), CaptureError> {
+    let err = |e: aya::programs::ProgramError| CaptureError::attach(name, e);
+    let prog: &mut BtfTracePoint = program(ebpf, name)?;
+    prog.load(name, btf).map_err(err)?;
+    prog.attach().map_err(err)?;
+    Ok(())
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or(CaptureError::MissingProgram(name))?;
+    prog.try_into().map_err(|e| CaptureError::attach(name, e))
+}
+
+fn family_program(family: Program) -> Option<&'static str> {
+    match family {
+        Program::File => Some("sys_exit_file"),
+        Program::Net => Some("sys_exit_net"),
+        Program::Proc => Some("sys_exit_proc"),
+        Program::Sched => None,
+    }
+}
+
+fn has_exit_tracepoint(name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join(format!("events/syscalls/sys_exit_{name}"))
+        .exists()
+}
+
+fn attach_syscalls(
+    ebpf: &mut Ebpf,
+    wanted: &BTreeSet<String>,
+    report: &mut AttachReport,
+) -> Result<(), CaptureError> {
+    // Group the wanted syscalls by the program that serves them.
+    let mut by_program: BTreeMap<&'static str, Vec<&'static syscalls::Syscall>> = BTreeMap::new();
+    let mut enabled = vec![0u8; MAX_SYSCALLS as usize];
+    for sc in syscalls::ALL.iter().filter(|s| wanted.contains(s.name)) {
+        let Some(prog) = family_program(sc.program) else {
+            continue; // reported by sched_process_fork
+        };
+        if has_exit_tracepoint(sc.tracepoint()) {
+            by_program.entry(prog).or_default().push(sc);
+            enabled[sc.nr as usize] = ENABLED_TRACEPOINT;
+            report.tracepoints.insert(sc.name);
+        } else if sc.program == Program::Proc {
+            enabled[sc.nr as usize] = ENABLED_VIA_RAW;
+            report.raw.insert(sc.name);
+        } else {
+            report.unavailable.insert(sc.name);
+        }
+    }
+    write_enabled(ebpf, &enabled)?;
+    for (name, list) in by_program {
+        let prog: &mut TracePoint = program(ebpf, name)?;
+        prog.load().map_err(|e| CaptureError::attach(name, e))?;
+        for sc in list {
+            prog.attach("syscalls", &format!("sys_exit_{}", sc.tracepoint()))
+                .map_err(|e| CaptureError::attach(name, e))?;
+        }
+    }
+    if !report.raw.is_empty() {
+        let prog: &mut RawTracePoint = program(ebpf, "raw_sys_exit")?;
+        prog.load()
+            .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
+        prog.attach("sys_exit")
+            .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
+    }
+    Ok(())
+}
+
+fn write_enabled(ebpf: &mut Ebpf, enabled: &[u8]) -> Result<(), CaptureError> {
+    let map = ebpf
+        .map_mut("ENABLED")
+        .ok_or(CaptureError::MissingMap("ENABLED"))?;
+    let mut arr: Array<&mut MapData, u8> =
+        Array::try_from(map).map_err(|e| CaptureError::Map("ENABLED", e))?;
+    for (nr, v) in enabled.iter().enumerate() {
+        arr.set(nr as u32, v, 0)
+            .map_err(|e| CaptureError::Map("ENABLED", e))?;
+    }
+    Ok(())
+}

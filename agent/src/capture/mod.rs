@@ -1,0 +1,304 @@
+//! Capture: load the kernel programs, read their ring buffer, decode
+//! records into [`Event`]s.
+//!
+//! Invariants:
+//! - The reader drains the ring on a short timer and when the kernel wakes
+//!   it (only past a fill threshold): no wake-up per event.
+//! - Nothing is dropped silently: ring-full losses are counted per CPU in
+//!   the kernel, decode failures here; both are exposed by [`Counters`].
+//! - The reader applies back-pressure (it waits for the next stage) rather
+//!   than dropping; the ring absorbs bursts and counts what it cannot hold.
+
+pub mod btf;
+pub mod cgroups;
+pub mod decode;
+pub mod loader;
+pub mod mounts;
+pub mod offsets;
+
+use std::{
+    collections::BTreeSet,
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use mamori_common::{COUNTERS, Counter};
+use tokio::{io::unix::AsyncFd, sync::mpsc};
+use tracing::warn;
+
+pub use loader::AttachReport;
+
+use crate::event::Event;
+
+/// How to capture.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Syscall names (Falco `evt.type`) to capture. Process life (exec,
+    /// fork, exit) is always captured.
+    pub syscalls: BTreeSet<String>,
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// The kernel wakes the reader only past this many waiting bytes.
+    pub wakeup_bytes: u32,
+    /// The reader drains the ring at least this often.
+    pub poll_interval: Duration,
+    /// Environment bytes captured at exec (0: none).
+    pub env_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            syscalls: mamori_common::syscalls::ALL
+                .iter()
+                .map(|s| s.name.to_owned())
+                .collect(),
+            ring_bytes: 8 << 20,
+            wakeup_bytes: 256 << 10,
+            poll_interval: Duration::from_millis(10),
+            env_bytes: 4096,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(
+        "cannot read the kernel's BTF at /sys/kernel/btf/vmlinux (mamori needs a kernel built with CONFIG_DEBUG_INFO_BTF): {0}"
+    )]
+    NoBtf(#[source] std::io::Error),
+    #[error("cannot parse the kernel's BTF: {0}")]
+    Btf(#[from] btf::Error),
+    #[error(transparent)]
+    Members(#[from] offsets::MissingMembers),
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
+    #[error("cannot count CPUs: {0}")]
+    Cpus(String),
+    #[error(
+        "cannot load the eBPF object (are you root, or do you have CAP_BPF and CAP_PERFMON?): {0}"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error("the eBPF object has no program `{0}`")]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map `{0}`")]
+    MissingMap(&'static str),
+    #[error("map `{0}`: {1}")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    #[error("cannot load or attach `{program}`: {source}")]
+    Attach {
+        program: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("ring buffer: {0}")]
+    Ring(#[source] std::io::Error),
+}
+
+impl CaptureError {
+    fn attach(program: &'static str, e: aya::programs::ProgramError) -> Self {
+        // Keep the verifier log: it is the only useful part of a load failure.
+        let source: Box<dyn std::error::Error + Send + Sync> = match e {
+            aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => format!("{io_error}\nverifier log:\n{verifier_log}").into(),
+            other => Box::new(other),
+        };
+        Self::Attach { program, source }
+    }
+}
+
+/// Loss and volume counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records sent by the kernel, per CPU.
+    pub sent: Vec<u64>,
+    /// Records lost because the ring was full, per CPU.
+    pub lost_ring_full: Vec<u64>,
+    /// Records lost for lack of scratch space, per CPU.
+    pub lost_no_scratch: Vec<u64>,
+    /// The agent's own syscalls, skipped in the kernel.
+    pub skipped_self: u64,
+    /// Records read from the ring.
+    pub received: u64,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+}
+
+impl Counters {
+    /// Everything lost, kernel and user side.
+    pub fn lost(&self) -> u64 {
+        self.lost_ring_full.iter().sum::<u64>()
+            + self.lost_no_scratch.iter().sum::<u64>()
+            + self.decode_errors
+    }
+}
+
+/// Counters the reader updates, shared with metrics.
+#[derive(Debug, Default)]
+struct UserCounters {
+    received: AtomicU64,
+    decode_errors: AtomicU64,
+}
+
+/// A running capture: programs attached, ring ready to read.
+pub struct Capture {
+    ebpf: aya::Ebpf,
+    report: AttachReport,
+    user: Arc<UserCounters>,
+}
+
+impl Capture {
+    /// Mounts what tracing needs, loads and attaches the programs.
+    pub fn start(opts: &Options) -> Result<Self, CaptureError> {
+        mounts::ensure()?;
+        let loaded = loader::load(opts)?;
+        Ok(Self {
+            ebpf: loaded.ebpf,
+            report: loaded.report,
+            user: Arc::default(),
+        })
+    }
+
+    pub fn report(&self) -> &AttachReport {
+        &self.report
+    }
+
+    /// A handle that reads the counters while the reader runs.
+    pub fn counters_handle(&mut self) -> Result<CountersHandle, CaptureError> {
+        let map = self
+            .ebpf
+            .take_map("COUNTERS")
+            .ok_or(CaptureError::MissingMap("COUNTERS"))?;
+        let map = PerCpuArray::try_from(map).map_err(|e| CaptureError::Map("COUNTERS", e))?;
+        Ok(CountersHandle {
+            map: Arc::new(map),
+            user: self.user.clone(),
+        })
+    }
+
+    /// Takes the ring and returns the reader task's future. It runs until
+    /// `shutdown` fires or the receiver is dropped, then drains once more.
+    pub fn reader(
+        &mut self,
+        tx: mpsc::Sender<Event>,
+        poll: Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Reader, CaptureError> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(CaptureError::MissingMap("EVENTS"))?;
+        let ring = RingBuf::try_from(map).map_err(|e| CaptureError::Map("EVENTS", e))?;
+        // SAFETY: the fd belongs to the ring map, which `RingFd` owns, so it
+        // stays open for as long as the AsyncFd exists.
+        let ring =
+            unsafe { AsyncFd::register(RingFd(ring)) }.map_err(|e| CaptureError::Ring(e.into()))?;
+        Ok(Reader {
+            ring,
+            tx,
+            poll,
+            shutdown,
+            user: self.user.clone(),
+            clock: decode::Clock::now(),
+        })
+    }
+}
+
+/// Reads the per-CPU counters.
+#[derive(Clone)]
+pub struct CountersHandle {
+    map: Arc<PerCpuArray<MapData, u64>>,
+    user: Arc<UserCounters>,
+}
+
+impl CountersHandle {
+    pub fn read(&self) -> Counters {
+        let per_cpu = |c: Counter| -> Vec<u64> {
+            self.map
+                .get(&(c as u32), 0)
+                .map(|v| v.iter().copied().collect())
+                .unwrap_or_default()
+        };
+        debug_assert_eq!(COUNTERS, 4);
+        Counters {
+            sent: per_cpu(Counter::Sent),
+            lost_ring_full: per_cpu(Counter::LostRingFull),
+            lost_no_scratch: per_cpu(Counter::LostNoScratch),
+            skipped_self: per_cpu(Counter::SkippedSelf).iter().sum(),
+            received: self.user.received.load(Ordering::Relaxed),
+            decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+struct RingFd(RingBuf<MapData>);
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The ring-buffer reader.
+pub struct Reader {
+    ring: AsyncFd<RingFd>,
+    tx: mpsc::Sender<Event>,
+    poll: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    user: Arc<UserCounters>,
+    clock: decode::Clock,
+}
+
+impl Reader {
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                guard = self.ring.readable_mut() => {
+                    if let Ok(mut g) = guard { g.clear_ready(); }
+                }
+                _ = self.shutdown.changed() => {
+                    self.drain().await;
+                    return;
+                }
+            }
+            if !self.drain().await {
+                return;
+            }
+        }
+    }
+
+    /// Reads everything waiting; false when the receiver is gone.
+    async fn drain(&mut self) -> bool {
+        loop {
+            let event = {
+                let ring = &mut self.ring.get_mut().0;
+                let Some(item) = ring.next() else { return true };
+                self.user.received.fetch_add(1, Ordering::Relaxed);
+                decode::decode(&item, &self.clock)
+            };
+            match event {
+                Ok(ev) => {
+                    if self.tx.send(ev).await.is_err() {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    let n = self.user.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    if (n + 1).is_power_of_two() {
+                        warn!(error = %e, total = n + 1, "undecodable record");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Command line (clap derive). The contract other tools and tests rely on:
+//! `mamori [--json] run [-c CONFIG] [-r PATH]... [--json] [--health-addr ADDR]`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "mamori", version, about = "eBPF host runtime security agent")]
+pub struct Cli {
+    /// Machine-readable output: Falco-shaped JSON alerts (`run`), JSON
+    /// reports (other commands). Accepted before or after the subcommand.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, global = true, default_value = "info", env = "MAMORI_LOG")]
+    pub log_level: String,
+
+    /// Write logs as JSON.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the kernel programs and the rules, and report alerts.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (YAML).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+
+    /// Rules file or directory (its *.yaml files, sorted by name). Repeatable;
+    /// files load in order, later ones refine earlier ones. Default: ./rules
+    /// if present, else the built-in default rules.
+    #[arg(short = 'r', long = "rules")]
+    pub rules: Vec<PathBuf>,
+
+    /// Serve /healthz, /readyz and /metrics on this address.
+    #[arg(long)]
+    pub health_addr: Option<SocketAddr>,
+
+    /// Also append alerts to this file.
+    #[arg(long)]
+    pub output_file: Option<PathBuf>,
+
+    /// Print every captured event as a JSON line instead of alerts
+    /// (for seeing what the kernel reports, and for writing rules).
+    #[arg(long)]
+    pub events: bool,
+
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 8)]
+    pub ring_mib: u32,
+}

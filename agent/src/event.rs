@@ -1,0 +1,207 @@
+//! Events as the rest of the agent sees them: owned, typed, no wire
+//! layouts. Strings stay bytes (`Text`): file names and arguments are not
+//! guaranteed UTF-8 and must reach the outputs unchanged.
+
+use std::fmt;
+
+use mamori_common::syscalls::Syscall;
+pub use mamori_common::{FileInfo, SockTuple};
+
+/// Bytes from the kernel, maybe not UTF-8, maybe cut at a bound.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Text {
+    pub bytes: Vec<u8>,
+    /// The kernel cut the value at its bound.
+    pub truncated: bool,
+}
+
+impl Text {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self {
+            bytes: bytes.into(),
+            truncated: false,
+        }
+    }
+
+    /// Lossy UTF-8 view, for display and matching.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_str_lossy())?;
+        if self.truncated {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Self::new(s.as_bytes())
+    }
+}
+
+/// A variable-length value of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// The value does not exist (null pointer, failed call, no such fd).
+    Absent,
+    /// The kernel could not read it.
+    Fault,
+    /// A string as the caller passed it (user memory).
+    Str(Text),
+    /// A path the kernel resolved from a dentry. `partial` when the walk did
+    /// not reach the task's root (too deep, or not under it).
+    Path {
+        path: Text,
+        partial: bool,
+    },
+    /// A string from kernel memory.
+    KernelStr(Text),
+    /// Raw bytes from user memory (a sockaddr, a small struct).
+    Bytes(Vec<u8>),
+    /// NUL-separated strings (argv, envp).
+    List(Vec<Text>, bool),
+    Sock(SockTuple),
+    File(FileInfo),
+}
+
+impl Param {
+    /// The text of a string-like parameter.
+    pub fn text(&self) -> Option<&Text> {
+        match self {
+            Param::Str(t) | Param::KernelStr(t) | Param::Path { path: t, .. } => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Who did it: the task's identity and context at the time of the event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Task {
+    pub tgid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub ns_tgid: u32,
+    pub ns_tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// `u32::MAX` when unset.
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub pidns: u32,
+    pub mntns: u32,
+    pub cgroup_id: u64,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub comm: Text,
+}
+
+/// A successful exec, as the kernel saw it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exec {
+    /// Resolved path of the executed file.
+    pub exe_path: Option<Text>,
+    pub exe_path_partial: bool,
+    pub exe_file: Option<FileInfo>,
+    /// The name passed to exec.
+    pub filename: Option<Text>,
+    /// The interpreter for scripts (equal to `filename` otherwise).
+    pub interp: Option<Text>,
+    pub args: Vec<Text>,
+    pub args_truncated: bool,
+    pub env: Vec<Text>,
+    pub env_truncated: bool,
+    pub cwd: Option<Text>,
+    pub cgroup_leaf: Option<Text>,
+    pub cgroup_parent: Option<Text>,
+    pub sid: u32,
+    pub pgid: u32,
+    /// `(major << 20) | minor`, 0 when none.
+    pub tty: u32,
+    /// 0 when the executable is deleted or a memfd.
+    pub exe_nlink: u32,
+    pub start_boot_ns: u64,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// A syscall at its exit: raw argument registers and parameters.
+    Syscall {
+        args: [u64; 6],
+        params: Vec<Param>,
+    },
+    Exec(Box<Exec>),
+    Fork {
+        child_tgid: u32,
+        child_tid: u32,
+        child_ns_tgid: u32,
+        child_ns_tid: u32,
+        clone_flags: u64,
+    },
+    Exit {
+        /// `status << 8 | signal`.
+        code: u32,
+        /// The last thread of the process exited.
+        group_dead: bool,
+    },
+}
+
+/// The event type, named as Falco's `evt.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Syscall(&'static Syscall),
+    /// `execve`/`execveat` success (named after the syscall that did it).
+    Exec(&'static str),
+    /// `clone`/`clone3`/`fork`/`vfork` (named after the syscall).
+    Fork(&'static str),
+    /// Falco's `procexit`.
+    Exit,
+}
+
+impl EventType {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventType::Syscall(s) => s.name,
+            EventType::Exec(n) | EventType::Fork(n) => n,
+            EventType::Exit => "procexit",
+        }
+    }
+}
+
+/// One captured event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub ty: EventType,
+    /// Nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    pub task: Task,
+    /// Syscall return value (child tid for forks, 0 for exec and exit).
+    pub ret: i64,
+    pub detail: Detail,
+}
+
+impl Event {
+    /// Syscall parameters (empty for non-syscall events).
+    pub fn params(&self) -> &[Param] {
+        match &self.detail {
+            Detail::Syscall { params, .. } => params,
+            _ => &[],
+        }
+    }
+
+    /// Raw syscall argument registers, if a syscall.
+    pub fn args(&self) -> Option<&[u64; 6]> {
+        match &self.detail {
+            Detail::Syscall { args, .. } => Some(args),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! mamori: an eBPF host runtime security agent.
+//!
+//! Data flows one way: `capture` (kernel programs, ring buffer, decode) →
+//! detection → `outputs`. `app` wires the stages; `cli`, `config` and
+//! `telemetry` sit beside the pipeline.
+
+pub mod alert;
+pub mod app;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod outputs;
+pub mod telemetry;

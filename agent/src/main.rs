@@ -1,0 +1,117 @@
+//! The `mamori` binary: parse the command line, run the command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use mamori::{
+    app::{self, RunSettings},
+    capture,
+    cli::{Cli, Command, RunArgs},
+    config::{self, FormatName},
+    outputs::{Format, Sink},
+    telemetry::logging,
+};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(ref args) => run(&cli, args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mamori: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => config::load(path)?,
+        None => config::File::default(),
+    };
+    let level = file
+        .log_level
+        .clone()
+        .unwrap_or_else(|| cli.log_level.clone());
+    logging::init(&level, cli.log_json);
+    let settings = settings(cli, args, file)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(app::run(settings))
+}
+
+/// Flags override the file; the file overrides defaults.
+fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<RunSettings> {
+    let format_of = |f: Option<FormatName>| match f {
+        Some(FormatName::Json) => Format::Json,
+        Some(FormatName::Text) => Format::Text,
+        None if cli.json => Format::Json,
+        None => Format::Text,
+    };
+    let mut sinks = Vec::new();
+    match &file.outputs.stdout {
+        Some(s) if !s.enabled => {}
+        Some(s) => sinks.push(Sink::Stdout(if cli.json {
+            Format::Json
+        } else {
+            format_of(s.format)
+        })),
+        None => sinks.push(Sink::Stdout(format_of(None))),
+    }
+    if let Some(f) = &file.outputs.file {
+        sinks.push(Sink::File(
+            f.path.clone(),
+            format_of(f.format.or(Some(FormatName::Json))),
+        ));
+    }
+    if let Some(path) = &args.output_file {
+        sinks.push(Sink::File(path.clone(), Format::Json));
+    }
+    let rules = if !args.rules.is_empty() {
+        args.rules.clone()
+    } else if !file.rules.is_empty() {
+        file.rules.clone()
+    } else if PathBuf::from("rules").is_dir() {
+        vec![PathBuf::from("rules")]
+    } else {
+        Vec::new()
+    };
+    let ring_mib = file.capture.ring_mib.unwrap_or(args.ring_mib);
+    anyhow::ensure!(
+        ring_mib.is_power_of_two() && (1..=1024).contains(&ring_mib),
+        "--ring-mib must be a power of two between 1 and 1024, not {ring_mib}"
+    );
+    let mut capture = capture::Options {
+        ring_bytes: ring_mib << 20,
+        ..Default::default()
+    };
+    if let Some(env) = file.capture.env_bytes {
+        capture.env_bytes = env;
+    }
+    Ok(RunSettings {
+        rules,
+        sinks,
+        health_addr: args.health_addr.or(file.health_addr),
+        events: args.events,
+        capture,
+        hostname: hostname(),
+    })
+}
+
+/// `MAMORI_HOSTNAME` (the node name in Kubernetes), else the kernel's.
+fn hostname() -> String {
+    if let Ok(h) = std::env::var("MAMORI_HOSTNAME")
+        && !h.is_empty()
+    {
+        return h;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,19 @@
+//! Log set-up: human-readable to stderr by default, JSON on request.
+//! Per-event facts go to metrics, never to logs.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `level` is a `tracing` filter
+/// (`info`, `debug`, `mamori=debug,aya=warn`...); `RUST_LOG` overrides it.
+pub fn init(level: &str, json: bool) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("aya=warn,aya_obj=warn,{level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,6 @@
+//! Logging, metrics and the health endpoints. Beside the pipeline: stages
+//! report into `Metrics`; nothing here calls a stage.
+
+pub mod health;
+pub mod logging;
+pub mod metrics;

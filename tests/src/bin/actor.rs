@@ -1,0 +1,137 @@
+//! Performs one exact action, so a test can assert what the kernel saw.
+//! Usage: `mamori-actor <action> [args...]`. Exits 0 when the action ran.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test tool: failing loudly is right"
+)]
+
+use std::{
+    ffi::{CString, OsStr},
+    os::unix::ffi::OsStrExt,
+};
+
+fn cstr(s: &[u8]) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn main() {
+    let args: Vec<Vec<u8>> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let action = String::from_utf8(arg(0)).unwrap();
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        match action.as_str() {
+            // open PATH: openat(AT_FDCWD, PATH, O_RDONLY), close
+            "open" => {
+                let fd = libc::openat(libc::AT_FDCWD, cstr(&arg(1)).as_ptr(), libc::O_RDONLY);
+                assert!(fd >= 0, "open failed");
+                libc::close(fd);
+            }
+            // create PATH: openat(O_CREAT|O_WRONLY), close
+            "create" => {
+                let fd = libc::openat(
+                    libc::AT_FDCWD,
+                    cstr(&arg(1)).as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY,
+                    0o600,
+                );
+                assert!(fd >= 0, "create failed");
+                libc::close(fd);
+            }
+            // open-at DIR NAME: open DIR, then openat(dirfd, NAME)
+            "open-at" => {
+                let dir = libc::open(cstr(&arg(1)).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                let fd = libc::openat(dir, cstr(&arg(2)).as_ptr(), libc::O_RDONLY);
+                assert!(fd >= 0, "openat failed");
+            }
+            // rename OLD NEW
+            "rename" => assert_eq!(
+                libc::rename(cstr(&arg(1)).as_ptr(), cstr(&arg(2)).as_ptr()),
+                0
+            ),
+            // unlink PATH
+            "unlink" => assert_eq!(libc::unlink(cstr(&arg(1)).as_ptr()), 0),
+            // mkdir PATH
+            "mkdir" => assert_eq!(libc::mkdir(cstr(&arg(1)).as_ptr(), 0o700), 0),
+            // connect PORT: TCP connect to 127.0.0.1:PORT
+            "connect" => {
+                let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                drop(s);
+            }
+            // setuid UID
+            "setuid" => {
+                let uid: u32 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                assert_eq!(libc::setuid(uid), 0);
+                // one more syscall after the change, to see the new uid in a header
+                let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                libc::close(fd);
+            }
+            // ptrace: fork a sleeper, attach to it, detach, kill it
+            "ptrace" => {
+                let child = libc::fork();
+                if child == 0 {
+                    libc::sleep(10);
+                    libc::_exit(0);
+                }
+                assert_eq!(libc::ptrace(libc::PTRACE_ATTACH, child, 0, 0), 0);
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                libc::ptrace(libc::PTRACE_DETACH, child, 0, 0);
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, &mut status, 0);
+                println!("{child}");
+            }
+            // memfd-exec PROGRAM: copy PROGRAM into a memfd and execute it from there
+            "memfd-exec" => {
+                let bytes = std::fs::read(OsStr::from_bytes(&arg(1))).unwrap();
+                let fd = libc::memfd_create(c"mamori-test".as_ptr(), 0);
+                assert!(fd >= 0);
+                assert_eq!(
+                    libc::write(fd, bytes.as_ptr().cast(), bytes.len()),
+                    bytes.len() as isize
+                );
+                let argv = [c"fileless".as_ptr(), std::ptr::null()];
+                let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                panic!("execveat failed");
+            }
+            // exec PATH ARGS...: execve
+            "exec" => {
+                let path = cstr(&arg(1));
+                let owned: Vec<CString> = args[2..].iter().map(|a| cstr(a)).collect();
+                let mut argv: Vec<*const libc::c_char> = vec![path.as_ptr()];
+                argv.extend(owned.iter().map(|a| a.as_ptr()));
+                argv.push(std::ptr::null());
+                let envp = [c"MAMORI_TEST=1".as_ptr(), std::ptr::null()];
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                if arg(1).starts_with(b"/nonexistent") {
+                    return; // the failure is the point
+                }
+                panic!("execve failed");
+            }
+            // exit CODE
+            "exit" => libc::_exit(String::from_utf8(arg(1)).unwrap().parse().unwrap()),
+            // flood N: N opens of /dev/null
+            "flood" => {
+                let n: u64 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                for _ in 0..n {
+                    let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                    libc::close(fd);
+                }
+            }
+            other => panic!("unknown action {other}"),
+        }
+    }
+}

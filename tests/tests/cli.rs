@@ -1,0 +1,177 @@
+//! The `mamori` binary as an operator runs it: readiness, metrics, the
+//! internal loss alert, and a clean exit on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use mamori_e2e::sibling_binary;
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Waits for /readyz to answer 200.
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "mamori never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads stdout lines on a thread so the agent never blocks on its pipe.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
+    let port = free_port();
+    let mut child = Command::new(sibling_binary("mamori"))
+        .args([
+            "run",
+            "--json",
+            "--ring-mib",
+            "1",
+            "--health-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--rules", "/nonexistent-rules-dir"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = lines(&mut child);
+
+    // Before the programs are attached /readyz says 503 (or is not up yet).
+    if let Some(r) = http_get(port, "/readyz") {
+        assert!(
+            r.starts_with("HTTP/1.1 503") || r.starts_with("HTTP/1.1 200"),
+            "{r}"
+        );
+    }
+    wait_ready(port);
+    assert!(
+        http_get(port, "/healthz")
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+
+    // Stop the agent while a flood overflows its 1 MiB ring, then let it go.
+    signal(&child, libc::SIGSTOP);
+    let status = Command::new(sibling_binary("mamori-actor"))
+        .args(["flood", "100000"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    signal(&child, libc::SIGCONT);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let alert = loop {
+        let line = out
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no loss alert on stdout");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["rule"] == "mamori internal: event loss" {
+            break v;
+        }
+    };
+    assert_eq!(alert["priority"], "Critical");
+    assert_eq!(alert["source"], "internal");
+    assert_eq!(alert["tags"][0], "mamori_internal");
+    assert!(
+        alert["output_fields"]["n_lost"].as_u64().unwrap() > 0,
+        "{alert}"
+    );
+
+    let metrics = http_get(port, "/metrics").unwrap();
+    let lost: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("mamori_kernel_events_lost_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(lost > 0, "{metrics}");
+    assert!(metrics.contains("mamori_events_total{type=\"openat\"}"));
+
+    signal(&child, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mamori did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn json_is_accepted_before_or_after_the_subcommand() {
+    for args in [["--json", "run", "--help"], ["run", "--json", "--help"]] {
+        let out = Command::new(sibling_binary("mamori"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_bad_config_key_is_named() {
+    let dir = std::env::temp_dir().join(format!("mamori-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("bad.yaml");
+    std::fs::write(&cfg, "outputs:\n  stdot: {}\n").unwrap();
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdot") && err.contains("bad.yaml"), "{err}");
+}

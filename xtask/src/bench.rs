@@ -1,0 +1,3 @@
+pub fn run(what: &str) -> anyhow::Result<()> {
+    anyhow::bail!("unknown benchmark {what}")
+}

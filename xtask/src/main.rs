@@ -1,0 +1,77 @@
+//! `cargo xtask <command>`: the only entry points a person needs.
+//!
+//! - `setup`: install what a fresh Debian machine lacks (idempotent).
+//! - `build`: build the agent (release).
+//! - `run [ARGS]`: setup, build, then `mamori run ARGS` as root.
+//! - `test`: setup, fmt check, clippy, unit tests, end-to-end tests.
+//! - `bench capture`: overhead of the capture on syscall loops.
+
+mod bench;
+mod cmd;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install apt packages, the pinned toolchain, bpf-linker; mount tracefs.
+    Setup,
+    /// Build the mamori binary (release).
+    Build,
+    /// Set up, build, and run `mamori run` with these arguments.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then fmt check, clippy, unit tests and end-to-end tests.
+    Test {
+        /// Only run tests whose name contains this.
+        filter: Option<String>,
+        /// Skip fmt and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Benchmarks: `capture`.
+    Bench {
+        #[arg(default_value = "capture")]
+        what: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::Build => {
+            setup::run()?;
+            build()
+        }
+        Command::Run { args } => {
+            setup::run()?;
+            build()?;
+            let mut full = vec!["run".to_owned()];
+            full.extend(args);
+            cmd::exec(cmd::root().join("target/release/mamori"), &full)
+        }
+        Command::Test { filter, no_lint } => {
+            setup::run()?;
+            test::run(filter.as_deref(), !no_lint)
+        }
+        Command::Bench { what } => {
+            setup::run()?;
+            build()?;
+            bench::run(&what)
+        }
+    }
+}
+
+fn build() -> anyhow::Result<()> {
+    cmd::cargo(&["build", "--release", "--package", "mamori"])
+}

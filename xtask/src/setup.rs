@@ -1,0 +1,140 @@
+//! Installs what is missing on a fresh Debian machine. Idempotent: each
+//! step checks first and does nothing when already satisfied.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::cmd;
+
+/// Must match rust-toolchain.toml and agent/build.rs.
+pub const TOOLCHAIN: &str = "nightly-2026-06-24";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+/// Debian packages: LLVM 22 for bpf-linker; podman, runc and busybox for
+/// the container tests.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "pkg-config",
+    "build-essential",
+    "podman",
+    "runc",
+    "busybox-static",
+    "iproute2",
+    "curl",
+];
+
+pub fn run() -> anyhow::Result<()> {
+    apt()?;
+    toolchain()?;
+    bpf_linker()?;
+    mounts()
+}
+
+fn installed(pkg: &str) -> bool {
+    cmd::output("dpkg-query", &["-W", "-f=${Status}", pkg])
+        .is_some_and(|s| s.contains("install ok installed"))
+}
+
+fn apt() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: installing {}", missing.join(" "));
+    // SAFETY: single-threaded at this point; the variable is read by apt.
+    unsafe { std::env::set_var("DEBIAN_FRONTEND", "noninteractive") };
+    cmd::run("apt-get", &["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    cmd::run("apt-get", &args)
+}
+
+fn toolchain() -> anyhow::Result<()> {
+    let have = cmd::output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    let components = cmd::output(
+        "rustup",
+        &["component", "list", "--installed", "--toolchain", TOOLCHAIN],
+    )
+    .unwrap_or_default();
+    if have.contains(TOOLCHAIN)
+        && ["rust-src", "rustfmt", "clippy"]
+            .iter()
+            .all(|c| components.contains(c))
+    {
+        return Ok(());
+    }
+    cmd::run(
+        "rustup",
+        &[
+            "toolchain",
+            "install",
+            TOOLCHAIN,
+            "--profile",
+            "minimal",
+            "-c",
+            "rust-src,rustfmt,clippy",
+        ],
+    )
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    if cmd::output("bpf-linker", &["--version"]).is_some_and(|v| v.contains(BPF_LINKER_VERSION)) {
+        return Ok(());
+    }
+    if !Path::new(LLVM_PREFIX).join("lib/libLLVM.so").exists() {
+        bail!("{LLVM_PREFIX}/lib/libLLVM.so is missing although llvm-22-dev is installed");
+    }
+    eprintln!(
+        "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes, once)"
+    );
+    // bpf-linker's build script finds LLVM through LLVM_PREFIX; llvm-sys
+    // through LLVM_SYS_221_PREFIX.
+    // SAFETY: single-threaded; read by the child cargo.
+    unsafe {
+        std::env::set_var("LLVM_PREFIX", LLVM_PREFIX);
+        std::env::set_var("LLVM_SYS_221_PREFIX", LLVM_PREFIX);
+    }
+    let toolchain = format!("+{TOOLCHAIN}");
+    cmd::run(
+        "cargo",
+        &[
+            &toolchain,
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ],
+    )
+    .context("installing bpf-linker")
+}
+
+/// tracefs, debugfs and bpffs (the agent also mounts them itself).
+fn mounts() -> anyhow::Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for (fstype, target) in [
+        ("tracefs", "/sys/kernel/tracing"),
+        ("debugfs", "/sys/kernel/debug"),
+        ("bpf", "/sys/fs/bpf"),
+    ] {
+        let mounted = mountinfo
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(target) && l.contains(&format!(" - {fstype} ")));
+        if !mounted {
+            cmd::run("mount", &["-t", fstype, fstype, target])?;
+        }
+    }
+    Ok(())
+}
