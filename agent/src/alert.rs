@@ -5,62 +5,7 @@ use std::{fmt, sync::Arc};
 
 use crate::event::Event;
 
-/// Falco's eight priorities, most severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Priority {
-    Emergency,
-    Alert,
-    Critical,
-    Error,
-    Warning,
-    Notice,
-    Informational,
-    Debug,
-}
-
-impl Priority {
-    pub const ALL: [Priority; 8] = [
-        Priority::Emergency,
-        Priority::Alert,
-        Priority::Critical,
-        Priority::Error,
-        Priority::Warning,
-        Priority::Notice,
-        Priority::Informational,
-        Priority::Debug,
-    ];
-
-    /// As Falco writes it in alerts (`Warning`, `Informational`...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Emergency => "Emergency",
-            Priority::Alert => "Alert",
-            Priority::Critical => "Critical",
-            Priority::Error => "Error",
-            Priority::Warning => "Warning",
-            Priority::Notice => "Notice",
-            Priority::Informational => "Informational",
-            Priority::Debug => "Debug",
-        }
-    }
-
-    /// Parses a rules-file priority: case-insensitive, `INFO` accepted.
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        if s == "info" {
-            return Some(Priority::Informational);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str().to_ascii_lowercase() == s)
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use mamori_rules::Priority;
 
 /// A typed value of an output field.
 #[derive(Clone, Debug, PartialEq)]

@@ -17,11 +17,16 @@ use tokio::{
 };
 use tracing::{info, warn};
 
+use mamori_rules::{MatchMode, RuleSet, Severity};
+
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
     capture::{self, Capture, Counters},
+    detect::Detector,
     event::Event,
     outputs::{self, Sink, event_json::event_json},
+    rules_files,
+    state::State,
     telemetry::{health, metrics::Metrics},
 };
 
@@ -51,13 +56,11 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         tokio::spawn(health::serve(listener, metrics.clone()));
     }
 
-    // No rule engine yet: with no rules loaded only internal alerts fire.
-    if !settings.rules.is_empty() {
-        warn!(paths = ?settings.rules, "rules are not evaluated yet (rule engine pending); only internal alerts fire");
-    }
+    let rules = Arc::new(load_rules(&settings.rules)?);
     metrics.set_rules_loaded();
 
-    let opts = settings.capture.clone();
+    let mut opts = settings.capture.clone();
+    opts.syscalls = kernel_syscalls(&rules);
     let started = std::time::Instant::now();
     let mut capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
         .await
@@ -80,11 +83,20 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     )?;
     let reader = tokio::spawn(reader.run());
+    let state = tokio::task::spawn_blocking(State::from_proc)
+        .await
+        .context("process table seed failed")?;
+    info!(
+        processes = state.processes.len(),
+        "process table seeded from /proc"
+    );
+    let detector = Detector::new(rules, state, settings.hostname.clone());
     let detect = tokio::spawn(detect(
         event_rx,
         alert_tx.clone(),
         metrics.clone(),
         settings.events,
+        detector,
     ));
     let watcher = tokio::spawn(watch_loss(
         counters,
@@ -116,21 +128,72 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The detection stage: every event is counted; with `--events` it is
-/// printed as JSON.
+/// Loads the rules (the built-in defaults when no paths are given). Errors
+/// stop the start with every diagnostic; warnings are logged.
+pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
+    let files = rules_files::read(paths)?;
+    let result = mamori_rules::load(&files, MatchMode::First);
+    for d in &result.diagnostics {
+        if d.severity == Severity::Warning {
+            warn!("{d}");
+        }
+    }
+    let errors: Vec<String> = result
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    let Some(rules) = result.ruleset else {
+        anyhow::bail!("the rules do not load:\n{}", errors.join("\n"));
+    };
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    info!(
+        files = ?names,
+        rules = result.stats.rules,
+        enabled = result.stats.enabled_rules,
+        indexed = rules.indexed(),
+        "rules loaded"
+    );
+    Ok(rules)
+}
+
+/// What the kernel must send: the event types some rule can match, plus
+/// what the state needs (working-directory changes).
+pub fn kernel_syscalls(rules: &RuleSet) -> std::collections::BTreeSet<String> {
+    let mut set: std::collections::BTreeSet<String> = rules
+        .needed_event_types()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    set.extend(["chdir", "fchdir"].map(str::to_owned));
+    set
+}
+
+/// The detection stage: state, rules, alerts. With `--events` every event
+/// is also printed as JSON.
 async fn detect(
     mut rx: mpsc::Receiver<Event>,
-    _alerts: mpsc::Sender<Alert>,
+    alerts: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
     print_events: bool,
+    mut detector: Detector,
 ) {
     use std::io::Write;
     let stdout = std::io::stdout();
+    let mut hits = Vec::new();
     while let Some(ev) = rx.recv().await {
         metrics.event(ev.ty.name());
         if print_events {
             let mut out = stdout.lock();
             let _ = writeln!(out, "{}", event_json(&ev));
+        }
+        detector.process(ev, |a| hits.push(a));
+        for a in hits.drain(..) {
+            metrics.alert(&a.rule, a.priority);
+            if alerts.send(a).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -29,6 +29,22 @@ pub struct Cli {
 pub enum Command {
     /// Load the kernel programs and the rules, and report alerts.
     Run(RunArgs),
+    /// Work with rules files without running the agent.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// List every field conditions and outputs may use.
+    Fields,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load and compile rules files; exit 0 when they are valid, 1 otherwise.
+    Validate {
+        /// Rules file or directory, repeatable, loaded in order. Default:
+        /// the built-in rules.
+        #[arg(short = 'r', long = "rules")]
+        rules: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@ use clap::Parser;
 use mamori::{
     app::{self, RunSettings},
     capture,
-    cli::{Cli, Command, RunArgs},
+    cli::{Cli, Command, RulesCommand, RunArgs},
+    commands,
     config::{self, FormatName},
     outputs::{Format, Sink},
     telemetry::logging,
@@ -17,6 +18,17 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(ref args) => run(&cli, args),
+        Command::Rules(RulesCommand::Validate { ref rules }) => {
+            match commands::validate(rules, cli.json) {
+                Ok(true) => Ok(()),
+                Ok(false) => return std::process::ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Fields => {
+            commands::fields(cli.json);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

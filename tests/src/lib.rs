@@ -15,6 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod agent;
+
 use mamori::{
     capture::{AttachReport, Capture, CountersHandle, Options},
     event::Event,

@@ -73,7 +73,7 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
             "--health-addr",
             &format!("127.0.0.1:{port}"),
         ])
-        .args(["--rules", "/nonexistent-rules-dir"])
+        .args(["--rules", mamori_e2e::agent::repo_rules().to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -159,6 +159,47 @@ fn json_is_accepted_before_or_after_the_subcommand() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_missing_rules_path_stops_the_start_with_its_name() {
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["run", "-r", "/nonexistent/mamori-rules"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/mamori-rules"), "{err}");
+}
+
+#[test]
+fn a_broken_rules_file_is_refused_with_its_position() {
+    let dir = std::env::temp_dir().join(format!("mamori-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.yaml");
+    std::fs::write(&file, "- rule: r\n  desc: d\n  condition: evt.type = openat and proc.nme = x\n  output: o\n  priority: WARNING\n").unwrap();
+    for args in [vec!["run", "-r"], vec!["rules", "validate", "-r"]] {
+        let out = Command::new(sibling_binary("mamori"))
+            .args(&args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("bad.yaml:3:36") && err.contains("proc.nme"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["rules", "validate", "--json", "-r"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"][0]["line"], 3);
+    assert_eq!(v["errors"][0]["column"], 36);
+    assert_eq!(v["rules"], 1);
 }
 
 #[test]

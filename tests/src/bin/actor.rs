@@ -121,6 +121,36 @@ fn main() {
                 }
                 panic!("execve failed");
             }
+            // chmod-setuid PATH: chmod 04755
+            "chmod-setuid" => assert_eq!(libc::chmod(cstr(&arg(1)).as_ptr(), 0o4755), 0),
+            // init-module: try to load an (empty) kernel module; the attempt is the point
+            "init-module" => {
+                let params = c"";
+                libc::syscall(
+                    libc::SYS_init_module,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                    params.as_ptr(),
+                );
+            }
+            // packet-socket: open an AF_PACKET socket
+            "packet-socket" => {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(fd >= 0, "AF_PACKET socket failed");
+                libc::close(fd);
+            }
+            // unshare: a new UTS namespace
+            "unshare" => assert_eq!(libc::unshare(libc::CLONE_NEWUTS), 0),
+            // truncate PATH: open with O_WRONLY|O_CREAT|O_TRUNC
+            "truncate" => {
+                let fd = libc::open(
+                    cstr(&arg(1)).as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                    0o600,
+                );
+                assert!(fd >= 0, "truncate open failed");
+                libc::close(fd);
+            }
             // exit CODE
             "exit" => libc::_exit(String::from_utf8(arg(1)).unwrap().parse().unwrap()),
             // flood N: N opens of /dev/null

@@ -1,0 +1,74 @@
+//! The commands that do not run the agent: `rules validate`, `fields`.
+
+use std::path::PathBuf;
+
+use mamori_rules::{MatchMode, Severity, fields::FIELDS};
+use serde_json::json;
+
+use crate::rules_files;
+
+/// `mamori rules validate`: prints diagnostics and a summary (or one JSON
+/// document) and returns whether the rules are valid.
+pub fn validate(paths: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
+    let files = rules_files::read(paths)?;
+    let r = mamori_rules::load(&files, MatchMode::First);
+    let (errors, warnings): (Vec<_>, Vec<_>) = r
+        .diagnostics
+        .iter()
+        .partition(|d| d.severity == Severity::Error);
+    if as_json {
+        let doc = json!({
+            "files": files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            "rules": r.stats.rules,
+            "enabled_rules": r.stats.enabled_rules,
+            "macros": r.stats.macros,
+            "lists": r.stats.lists,
+            "errors": errors,
+            "warnings": warnings,
+        });
+        println!("{doc}");
+    } else {
+        for d in errors.iter().chain(&warnings) {
+            eprintln!("{d}");
+        }
+        println!(
+            "{} file(s): {} rules ({} enabled), {} macros, {} lists; {} error(s), {} warning(s)",
+            files.len(),
+            r.stats.rules,
+            r.stats.enabled_rules,
+            r.stats.macros,
+            r.stats.lists,
+            errors.len(),
+            warnings.len()
+        );
+    }
+    Ok(errors.is_empty())
+}
+
+/// `mamori fields`: the field table.
+pub fn fields(as_json: bool) {
+    use std::io::Write;
+    // A closed pipe (`mamori fields | head`) ends the listing quietly.
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let _ = writeln!(out, "{}", serde_json::to_string(FIELDS).unwrap_or_default());
+        return;
+    }
+    let width = FIELDS.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    for f in FIELDS {
+        let ty = serde_json::to_value(f.ty)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let arg = match f.arg {
+            mamori_rules::fields::ArgKind::None => "",
+            mamori_rules::fields::ArgKind::OptionalIndex => "[N]",
+            mamori_rules::fields::ArgKind::Key => "[key]",
+            mamori_rules::fields::ArgKind::OptionalKey => "[key]?",
+            mamori_rules::fields::ArgKind::EventArg => ".name|[N]",
+        };
+        if writeln!(out, "{:width$} {:5} {:9} {}", f.name, ty, arg, f.desc).is_err() {
+            return;
+        }
+    }
+}

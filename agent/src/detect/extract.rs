@@ -1,0 +1,507 @@
+//! Field values for rules: one event seen with the agent's state.
+//!
+//! Fields the agent cannot know yet are `None` (Falco's `<NA>`), never a
+//! made-up value. Unfinished here (issue 4): the fd table (fd.* for events
+//! that only carry a number: close, dup, read/write), container metadata
+//! (name, image, mounts, privileged), Kubernetes fields, overlayfs layer
+//! flags, executable inode times.
+
+use std::{borrow::Cow, net::IpAddr};
+
+use mamori_rules::{Extract, Field as F, FieldArg, Value};
+
+use super::{args, fdview::FdView, fsview};
+use crate::{
+    event::{Detail, Event, Text},
+    state::{Process, State},
+};
+
+/// An event with the state it is evaluated against.
+pub struct View<'a> {
+    pub ev: &'a Event,
+    pub state: &'a State,
+    pub hostname: &'a str,
+    pub evt_num: u64,
+}
+
+fn text(t: &Text) -> Value<'_> {
+    Value::str(&t.bytes)
+}
+
+fn join(items: &[Text]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, a) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(&a.bytes);
+    }
+    out
+}
+
+/// `proc.cmdline`: the name and the arguments.
+fn cmdline(p: &Process) -> Vec<u8> {
+    let mut out = p.comm.bytes.clone();
+    if !p.args.is_empty() {
+        out.push(b' ');
+        out.extend(join(&p.args));
+    }
+    out
+}
+
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Capability names, space-separated, as Falco renders them.
+pub fn caps(mask: u64) -> String {
+    CAPS.iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `HH:MM:SS.nnnnnnnnn` (UTC).
+fn clock_time(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:09}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
+        ns % 1_000_000_000
+    )
+}
+
+impl View<'_> {
+    fn proc(&self) -> Option<&Process> {
+        self.state.processes.get(self.ev.task.tgid)
+    }
+
+    fn ancestor(&self, n: u32) -> Option<&Process> {
+        if n == 0 {
+            return self.proc();
+        }
+        // The header's ppid is the live parent (reparenting included).
+        let parent = self.state.processes.get(self.ev.task.ppid)?;
+        if n == 1 {
+            return Some(parent);
+        }
+        self.state.processes.ancestor(parent.pid, n - 1)
+    }
+
+    /// Ancestors from the parent up.
+    fn ancestors(&self) -> Vec<&Process> {
+        let Some(parent) = self.state.processes.get(self.ev.task.ppid) else {
+            return Vec::new();
+        };
+        let mut v = vec![parent];
+        v.extend(self.state.processes.ancestors(parent.pid, 64));
+        v
+    }
+
+    /// A per-process field of the N-th ancestor, or of any ancestor.
+    fn anc<'s>(
+        &'s self,
+        arg: &FieldArg,
+        f: impl Fn(&'s Process) -> Option<Value<'s>>,
+    ) -> Option<Value<'s>> {
+        match arg {
+            FieldArg::Index(n) => self.ancestor(*n).and_then(f),
+            _ => {
+                let v: Vec<Value> = self.ancestors().into_iter().filter_map(f).collect();
+                (!v.is_empty()).then_some(Value::Many(v))
+            }
+        }
+    }
+
+    fn user_db(&self) -> Option<&crate::state::users::Db> {
+        self.state.users.db(self.ev.task.mntns)
+    }
+
+    fn container_id(&self, full: bool) -> Value<'_> {
+        let c = self
+            .proc()
+            .and_then(|p| p.container.as_ref())
+            .or_else(|| self.state.containers.by_cgroup(self.ev.task.cgroup_id));
+        match c {
+            Some(c) if full => Value::owned(c.full_id.as_bytes()),
+            Some(c) => Value::owned(c.id().as_bytes()),
+            None => Value::str(b"host"),
+        }
+    }
+
+    fn in_container(&self) -> bool {
+        !matches!(self.container_id(false), Value::Str(ref s) if s.as_ref() == b"host")
+    }
+
+    fn is_open(&self) -> Option<u64> {
+        let flags = match self.ev.ty.name() {
+            "open" => self.ev.args()?[1],
+            "openat" => self.ev.args()?[2],
+            "openat2" => args::raw_by_name(self.ev, "flags")? as u64,
+            "creat" => 0o1101,
+            _ => return None,
+        };
+        Some(flags)
+    }
+}
+
+impl Extract for View<'_> {
+    fn extract(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
+        let ev = self.ev;
+        let t = &ev.task;
+        Some(match field {
+            F::EvtType => Value::str(ev.ty.name().as_bytes()),
+            F::SyscallType => match ev.detail {
+                Detail::Exit { .. } => return None,
+                _ => Value::str(ev.ty.name().as_bytes()),
+            },
+            F::EvtNum => Value::Int(self.evt_num as i64),
+            F::EvtTime => Value::owned(clock_time(ev.time_ns)),
+            F::EvtTimeIso => Value::owned(crate::outputs::time::rfc3339_nanos(ev.time_ns)),
+            F::EvtRawTime => Value::Int(ev.time_ns as i64),
+            F::EvtHostname => Value::str(self.hostname.as_bytes()),
+            F::EvtSource => Value::str(b"syscall"),
+            F::EvtDir => Value::str(b"<"),
+            F::EvtCpu | F::EvtBuffer => return None,
+            F::EvtRes => Value::owned(super::names::result(ev.ret)),
+            F::EvtRawRes => Value::Int(ev.ret),
+            F::EvtFailed => Value::Bool(ev.ret < 0),
+            F::EvtIsOpenRead => Value::Bool(matches!(self.is_open()? & 3, 0 | 2)),
+            F::EvtIsOpenWrite => Value::Bool(matches!(self.is_open()? & 3, 1 | 2)),
+            F::EvtIsOpenCreate => Value::Bool(self.is_open()? & 0o100 != 0),
+            F::EvtIsOpenExec => Value::Bool(matches!(ev.detail, Detail::Exec(_))),
+            F::EvtArg => match arg {
+                FieldArg::Key(name) => Value::owned(args::by_name(ev, name)?),
+                FieldArg::Index(i) => Value::owned(args::by_index(ev, *i)?),
+                FieldArg::None => return None,
+            },
+            F::EvtRawArg => match arg {
+                FieldArg::Key(name) => Value::Int(args::raw_by_name(ev, name)?),
+                _ => return None,
+            },
+            F::EvtArgs => Value::owned(args::all(ev)),
+
+            F::ProcPid => Value::Int(i64::from(t.tgid)),
+            F::ProcPpid => Value::Int(i64::from(t.ppid)),
+            F::ProcVpid => Value::Int(i64::from(t.ns_tgid)),
+            F::ThreadTid => Value::Int(i64::from(t.tid)),
+            F::ThreadVtid => Value::Int(i64::from(t.ns_tid)),
+            F::ProcName => text(&t.comm),
+            F::ProcExe => text(&self.proc()?.exe),
+            F::ProcExepath => nonempty(&self.proc()?.exepath)?,
+            F::ProcArgs => Value::owned(join(&self.proc()?.args)),
+            F::ProcCmdline => {
+                let p = self.proc()?;
+                let mut c = t.comm.bytes.clone();
+                if !p.args.is_empty() {
+                    c.push(b' ');
+                    c.extend(join(&p.args));
+                }
+                Value::owned(c)
+            }
+            F::ProcCmdnargs => Value::Int(self.proc()?.args.len() as i64),
+            F::ProcCmdlenargs => Value::Int(
+                self.proc()?
+                    .args
+                    .iter()
+                    .map(|a| a.bytes.len() as i64 + 1)
+                    .sum::<i64>()
+                    .max(1)
+                    - 1,
+            ),
+            F::ProcPname => text(&self.ancestor(1)?.comm),
+            F::ProcPexe => text(&self.ancestor(1)?.exe),
+            F::ProcPexepath => nonempty(&self.ancestor(1)?.exepath)?,
+            F::ProcPcmdline => Value::owned(cmdline(self.ancestor(1)?)),
+            F::ProcAname => self.anc(arg, |p| Some(text(&p.comm)))?,
+            F::ProcAexe => self.anc(arg, |p| Some(text(&p.exe)))?,
+            F::ProcAexepath => self.anc(arg, |p| nonempty(&p.exepath))?,
+            F::ProcAcmdline => self.anc(arg, |p| Some(Value::owned(cmdline(p))))?,
+            F::ProcApid => self.anc(arg, |p| Some(Value::Int(i64::from(p.pid))))?,
+            F::ProcTty => Value::Int(i64::from(self.proc()?.tty)),
+            F::ProcCwd => nonempty(&self.proc()?.cwd)?,
+            F::ProcEnv => {
+                let env = &self.proc()?.env;
+                match arg {
+                    FieldArg::Key(k) => {
+                        let prefix = format!("{k}=");
+                        let v = env
+                            .iter()
+                            .find(|e| e.bytes.starts_with(prefix.as_bytes()))?;
+                        Value::str(&v.bytes[prefix.len()..])
+                    }
+                    _ => Value::owned(join(env)),
+                }
+            }
+            F::ProcLoginshellid => {
+                let shells: &[&[u8]] = &[
+                    b"bash", b"sh", b"zsh", b"dash", b"ksh", b"fish", b"tcsh", b"csh", b"ash",
+                ];
+                let mut chain = vec![self.proc()?];
+                chain.extend(self.ancestors());
+                let outer = chain
+                    .iter()
+                    .rev()
+                    .find(|p| shells.contains(&p.comm.bytes.as_slice()))?;
+                Value::Int(i64::from(outer.pid))
+            }
+            F::ProcDuration => Value::Int(ev.time_ns.saturating_sub(self.proc()?.start_ns) as i64),
+            F::ProcPidTs => Value::Int(self.proc()?.start_ns as i64),
+            F::ProcPpidTs => Value::Int(self.ancestor(1)?.start_ns as i64),
+            F::ProcPpidDuration => {
+                Value::Int(ev.time_ns.saturating_sub(self.ancestor(1)?.start_ns) as i64)
+            }
+            F::ProcSid => Value::Int(i64::from(self.proc()?.sid)),
+            F::ProcVpgid => Value::Int(i64::from(self.proc()?.pgid)),
+            F::ProcSname => text(&self.state.processes.get(self.proc()?.sid)?.comm),
+            F::ProcVpgidName => text(&self.state.processes.get(self.proc()?.pgid)?.comm),
+            F::ProcVpgidExe => text(&self.state.processes.get(self.proc()?.pgid)?.exe),
+            F::ProcIsVpgidLeader => Value::Bool(self.proc()?.pgid == t.tgid),
+            F::ProcIsSidLeader => Value::Bool(self.proc()?.sid == t.tgid),
+            F::ProcIsExeFromMemfd => Value::Bool(self.proc()?.from_memfd),
+            F::ProcExeIno => match self.proc()?.exe_ino {
+                0 => return None,
+                n => Value::Int(n as i64),
+            },
+            F::ProcIsExeWritable
+            | F::ProcIsExeUpperLayer
+            | F::ProcIsExeLowerLayer
+            | F::ProcExeInoCtime
+            | F::ProcExeInoMtime
+            | F::ProcExeInoCtimeDurationProcStart
+            | F::ProcFdopencount
+            | F::ProcStdinType
+            | F::ProcStdinName
+            | F::ProcStdoutType
+            | F::ProcStdoutName
+            | F::ProcStderrType
+            | F::ProcStderrName => return None,
+
+            F::ThreadCapEffective => Value::owned(caps(t.cap_effective)),
+            F::ThreadCapPermitted => Value::owned(caps(t.cap_permitted)),
+            F::ThreadCapInheritable => return None,
+
+            F::UserUid => Value::Int(i64::from(t.uid)),
+            F::UserName => Value::str(self.user_db()?.user(t.uid)?.name.as_bytes()),
+            F::UserHomedir => Value::str(self.user_db()?.user(t.uid)?.home.as_bytes()),
+            F::UserShell => Value::str(self.user_db()?.user(t.uid)?.shell.as_bytes()),
+            F::UserLoginuid => Value::Int(i64::from(t.loginuid as i32)),
+            F::UserLoginname => {
+                if t.loginuid == u32::MAX {
+                    return None;
+                }
+                Value::str(self.user_db()?.user(t.loginuid)?.name.as_bytes())
+            }
+            F::GroupGid => Value::Int(i64::from(t.gid)),
+            F::GroupName => Value::str(self.user_db()?.group(t.gid)?.as_bytes()),
+
+            F::FdNum
+            | F::FdType
+            | F::FdTypechar
+            | F::FdName
+            | F::FdNameraw
+            | F::FdDirectory
+            | F::FdFilename
+            | F::FdDev
+            | F::FdIno
+            | F::FdIp
+            | F::FdCip
+            | F::FdSip
+            | F::FdLip
+            | F::FdRip
+            | F::FdPort
+            | F::FdCport
+            | F::FdSport
+            | F::FdLport
+            | F::FdRport
+            | F::FdL4proto
+            | F::FdSockfamily
+            | F::FdIsServer
+            | F::FdNet
+            | F::FdCnet
+            | F::FdSnet
+            | F::FdLnet
+            | F::FdRnet
+            | F::FdConnected
+            | F::FdNameChanged
+            | F::FdCipName
+            | F::FdSipName
+            | F::FdLipName
+            | F::FdRipName
+            | F::FdIsUpperLayer => FdView::of(ev, self.proc())?.field(field)?,
+
+            F::FsPathName
+            | F::FsPathNameraw
+            | F::FsPathSource
+            | F::FsPathSourceraw
+            | F::FsPathTarget
+            | F::FsPathTargetraw => fsview::field(ev, self.proc(), field)?,
+
+            F::ContainerId => self.container_id(false),
+            F::ContainerFullId => self.container_id(true),
+            F::ContainerName if !self.in_container() => Value::str(b"host"),
+            F::ContainerType => match self.proc().and_then(|p| p.container.as_ref()) {
+                Some(c) => Value::str(c.runtime.as_bytes()),
+                None if self.in_container() => return None,
+                None => Value::str(b"host"),
+            },
+            F::ContainerName
+            | F::ContainerImage
+            | F::ContainerImageId
+            | F::ContainerImageRepository
+            | F::ContainerImageTag
+            | F::ContainerImageDigest
+            | F::ContainerPrivileged
+            | F::ContainerMounts
+            | F::ContainerMount
+            | F::ContainerMountSource
+            | F::ContainerMountDest
+            | F::ContainerMountMode
+            | F::ContainerMountRdwr
+            | F::ContainerMountPropagation
+            | F::ContainerStartTs
+            | F::ContainerDuration
+            | F::ContainerIp
+            | F::ContainerCniJson
+            | F::ContainerHostPid
+            | F::ContainerHostNetwork
+            | F::ContainerHostIpc
+            | F::ContainerLabel
+            | F::ContainerLabels
+            | F::K8sNsName
+            | F::K8sPodName
+            | F::K8sPodId
+            | F::K8sPodUid
+            | F::K8sPodSandboxId
+            | F::K8sPodFullSandboxId
+            | F::K8sPodLabel
+            | F::K8sPodLabels
+            | F::K8sPodIp
+            | F::K8sPodCniJson
+            | F::K8sRcName
+            | F::K8sRsName
+            | F::K8sSvcName
+            | F::K8sDeploymentName => return None,
+        })
+    }
+}
+
+fn nonempty(t: &Text) -> Option<Value<'_>> {
+    (!t.bytes.is_empty()).then(|| Value::str(&t.bytes))
+}
+
+/// An IP from a socket tuple address.
+pub fn ip(family: u16, a: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        2 => Some(IpAddr::from([a[0], a[1], a[2], a[3]])),
+        10 => Some(IpAddr::from(*a)),
+        _ => None,
+    }
+}
+
+/// Lexically resolves `raw` against `base` (`.` and `..` removed).
+pub fn resolve<'a>(base: &[u8], raw: &'a [u8]) -> Cow<'a, [u8]> {
+    let joined: Vec<u8>;
+    let path: &[u8] = if raw.starts_with(b"/") {
+        raw
+    } else if base.is_empty() {
+        return Cow::Borrowed(raw);
+    } else {
+        joined = [base, b"/", raw].concat();
+        &joined
+    };
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for p in path.split(|&c| c == b'/') {
+        match p {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    if out == raw {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_resolution() {
+        assert_eq!(
+            &*resolve(b"/home/u", b"../etc/./passwd"),
+            b"/home/etc/passwd"
+        );
+        assert_eq!(&*resolve(b"/x", b"/a/../b"), b"/b");
+        assert_eq!(&*resolve(b"/", b".."), b"/");
+        assert_eq!(&*resolve(b"", b"rel"), b"rel");
+    }
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(caps(1 << 21 | 1), "CAP_CHOWN CAP_SYS_ADMIN");
+        assert_eq!(caps(0), "");
+    }
+
+    #[test]
+    fn clock() {
+        assert_eq!(clock_time(1_795_606_870_371_008_876), "11:41:10.371008876");
+    }
+}

@@ -1,0 +1,221 @@
+//! `fd.*` for events that carry their descriptor: opens (kernel-resolved
+//! path and inode), sockets (the kernel's addresses), and fd-taking calls.
+//! Without an fd table yet, events that carry only a number (close, dup)
+//! have `fd.num` and nothing else.
+
+use std::borrow::Cow;
+
+use mamori_rules::{Field as F, Value};
+
+use super::extract::{ip, resolve};
+use crate::{
+    event::{Event, FileInfo, Param, SockTuple},
+    state::Process,
+};
+
+/// The descriptor an event is about.
+pub struct FdView<'a> {
+    num: i64,
+    name: Option<Cow<'a, [u8]>>,
+    raw: Option<&'a [u8]>,
+    file: Option<FileInfo>,
+    sock: Option<&'a SockTuple>,
+    /// This process is the server end (accept, bind, listen).
+    server: bool,
+    connected: Option<bool>,
+}
+
+/// An endpoint: address and port.
+type End<'a> = (&'a [u8; 16], u16);
+
+const AT_FDCWD: i32 = -100;
+const S_IFMT: u32 = 0o170000;
+
+impl<'a> FdView<'a> {
+    pub fn of(ev: &'a Event, proc: Option<&'a Process>) -> Option<Self> {
+        let p = ev.params();
+        let a = ev.args()?;
+        let text = |i: usize| p.get(i).and_then(Param::text).map(|t| t.bytes.as_slice());
+        let path = |i: usize| match p.get(i) {
+            Some(Param::Path { path, .. }) => Some(Cow::Borrowed(path.bytes.as_slice())),
+            _ => None,
+        };
+        let file = |i: usize| match p.get(i) {
+            Some(Param::File(f)) => Some(*f),
+            _ => None,
+        };
+        let sock = |i: usize| match p.get(i) {
+            Some(Param::Sock(s)) => Some(s),
+            _ => None,
+        };
+        let cwd = proc.map_or(&[][..], |p| p.cwd.bytes.as_slice());
+        let mut v = FdView {
+            num: a[0] as i32 as i64,
+            name: None,
+            raw: None,
+            file: None,
+            sock: None,
+            server: false,
+            connected: None,
+        };
+        match ev.ty.name() {
+            name @ ("open" | "openat" | "openat2" | "creat" | "memfd_create") => {
+                v.num = ev.ret;
+                v.raw = text(0);
+                v.file = file(2);
+                let dirfd = if name == "openat" || name == "openat2" {
+                    a[0] as i32
+                } else {
+                    AT_FDCWD
+                };
+                v.name = path(1).or_else(|| {
+                    let raw = v.raw?;
+                    // A failed open keeps the path it tried, made absolute when it can be.
+                    (raw.starts_with(b"/") || dirfd == AT_FDCWD).then(|| resolve(cwd, raw))
+                });
+                if name == "memfd_create" {
+                    v.name = v.raw.map(|r| Cow::Owned([b"memfd:", r].concat()));
+                }
+            }
+            "fchmod" | "fchdir" | "setns" => {
+                v.name = path(0);
+                v.file = file(1);
+            }
+            "finit_module" => {
+                v.name = path(1);
+                v.file = file(2);
+            }
+            "socket" | "accept" | "accept4" => {
+                v.num = ev.ret;
+                v.sock = sock(0);
+                v.server = ev.ty.name() != "socket";
+                v.connected = Some(ev.ty.name() != "socket" && ev.ret >= 0);
+            }
+            "connect" | "sendto" => {
+                v.sock = sock(1);
+                // EINPROGRESS: connecting in the background.
+                v.connected = Some(ev.ret == 0);
+            }
+            "bind" => {
+                v.sock = sock(1);
+                v.server = true;
+            }
+            "listen" => {
+                v.sock = sock(0);
+                v.server = true;
+            }
+            "recvfrom" | "sendmsg" | "recvmsg" => v.sock = sock(0),
+            "close" | "dup" | "dup2" | "dup3" => {}
+            _ => return None,
+        }
+        Some(v)
+    }
+
+    /// `(type, typechar)` of the descriptor.
+    fn kind(&self) -> Option<(&'static str, &'static str)> {
+        if let Some(s) = self.sock {
+            return Some(match s.family {
+                2 => ("ipv4", "4"),
+                10 => ("ipv6", "6"),
+                1 => ("unix", "u"),
+                16 => ("netlink", "n"),
+                _ => ("socket", "s"),
+            });
+        }
+        if self
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(b"memfd:") || n.starts_with(b"/memfd:"))
+        {
+            return Some(("memfd", "m"));
+        }
+        let f = self.file?;
+        Some(match f.mode & S_IFMT {
+            0o040000 => ("directory", "d"),
+            0o010000 => ("pipe", "p"),
+            0o140000 => ("unix", "u"),
+            _ => ("file", "f"),
+        })
+    }
+
+    fn is_ip(&self) -> bool {
+        self.sock.is_some_and(|s| s.family == 2 || s.family == 10)
+    }
+
+    /// (client, server) as (addr, port) pairs.
+    fn ends(&self) -> Option<(End<'a>, End<'a>)> {
+        let s = self.sock?;
+        let local = (&s.laddr, s.lport);
+        let remote = (&s.raddr, s.rport);
+        Some(if self.server {
+            (remote, local)
+        } else {
+            (local, remote)
+        })
+    }
+
+    pub fn field(&self, f: F) -> Option<Value<'a>> {
+        let fam = self.sock.map_or(0, |s| s.family);
+        let addr = |a: &[u8; 16]| ip(fam, a).map(Value::Ip);
+        Some(match f {
+            F::FdNum => Value::Int(self.num),
+            F::FdType => Value::str(self.kind()?.0.as_bytes()),
+            F::FdTypechar => Value::str(self.kind()?.1.as_bytes()),
+            F::FdName => match (self.sock, &self.name) {
+                (Some(_), _) if self.is_ip() => {
+                    let ((c, cp), (s, sp)) = self.ends()?;
+                    let r = |a: &[u8; 16]| ip(fam, a).map_or_else(String::new, |i| i.to_string());
+                    Value::owned(format!("{}:{cp}->{}:{sp}", r(c), r(s)))
+                }
+                (_, Some(n)) => Value::Str(n.clone()),
+                _ => return None,
+            },
+            F::FdNameraw => Value::str(self.raw?),
+            F::FdDirectory | F::FdFilename => {
+                let n = self.name.as_deref().filter(|_| self.sock.is_none())?;
+                let i = n.iter().rposition(|&c| c == b'/')?;
+                if f == F::FdDirectory {
+                    Value::owned(if i == 0 {
+                        b"/".to_vec()
+                    } else {
+                        n[..i].to_vec()
+                    })
+                } else {
+                    Value::owned(n[i + 1..].to_vec())
+                }
+            }
+            F::FdDev => Value::Int(i64::from(self.file?.dev)),
+            F::FdIno => Value::Int(self.file?.ino as i64),
+            F::FdIp | F::FdNet if self.is_ip() => {
+                let ((c, _), (s, _)) = self.ends()?;
+                Value::Many([addr(c), addr(s)].into_iter().flatten().collect())
+            }
+            F::FdCip | F::FdCnet if self.is_ip() => addr(self.ends()?.0.0)?,
+            F::FdSip | F::FdSnet if self.is_ip() => addr(self.ends()?.1.0)?,
+            F::FdLip | F::FdLnet if self.is_ip() => addr(&self.sock?.laddr)?,
+            F::FdRip | F::FdRnet if self.is_ip() => addr(&self.sock?.raddr)?,
+            F::FdPort if self.is_ip() => {
+                let ((_, c), (_, s)) = self.ends()?;
+                Value::Many(vec![Value::Int(i64::from(c)), Value::Int(i64::from(s))])
+            }
+            F::FdCport if self.is_ip() => Value::Int(i64::from(self.ends()?.0.1)),
+            F::FdSport if self.is_ip() => Value::Int(i64::from(self.ends()?.1.1)),
+            F::FdLport if self.is_ip() => Value::Int(i64::from(self.sock?.lport)),
+            F::FdRport if self.is_ip() => Value::Int(i64::from(self.sock?.rport)),
+            F::FdL4proto if self.is_ip() => Value::str(match self.sock?.protocol {
+                6 => b"tcp".as_slice(),
+                17 => b"udp",
+                1 | 58 => b"icmp",
+                _ => b"raw",
+            }),
+            F::FdSockfamily => Value::str(match fam {
+                2 | 10 => b"ip".as_slice(),
+                1 => b"unix",
+                _ => return None,
+            }),
+            F::FdIsServer if self.sock.is_some() => Value::Bool(self.server),
+            F::FdConnected => Value::Bool(self.connected?),
+            _ => return None,
+        })
+    }
+}

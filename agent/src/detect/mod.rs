@@ -1,0 +1,91 @@
+//! Detection: update the state with an event, evaluate the rules on it,
+//! turn hits into alerts. Owns the state; reads the ruleset.
+
+pub mod args;
+pub mod extract;
+pub mod fdview;
+pub mod fsview;
+pub mod names;
+
+use std::sync::Arc;
+
+use mamori_rules::{OutputValue, RuleSet};
+
+use crate::{
+    alert::{Alert, FieldValue, Source},
+    event::Event,
+    state::State,
+};
+
+pub use extract::View;
+
+pub struct Detector {
+    rules: Arc<RuleSet>,
+    pub state: State,
+    hostname: String,
+    evt_num: u64,
+}
+
+impl Detector {
+    pub fn new(rules: Arc<RuleSet>, state: State, hostname: String) -> Self {
+        Self {
+            rules,
+            state,
+            hostname,
+            evt_num: 0,
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Swaps in a new ruleset (hot reload); state is kept.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+    }
+
+    /// Applies `ev` to the state and evaluates it; `alert` receives each hit.
+    pub fn process(&mut self, ev: Event, mut alert: impl FnMut(Alert)) {
+        self.evt_num += 1;
+        self.state.apply_before(&ev);
+        if let Some(ty) = self.rules.type_id(ev.ty.name()) {
+            let ev = Arc::new(ev);
+            let view = View {
+                ev: &ev,
+                state: &self.state,
+                hostname: &self.hostname,
+                evt_num: self.evt_num,
+            };
+            self.rules.evaluate(ty, &view, |rule, out| {
+                alert(Alert {
+                    time_ns: ev.time_ns,
+                    rule: rule.name.clone(),
+                    priority: rule.priority,
+                    source: Source::Syscall,
+                    tags: rule.tags.clone(),
+                    message: out.message,
+                    output_fields: out
+                        .fields
+                        .into_iter()
+                        .map(|(k, v)| (k, field_value(v)))
+                        .collect(),
+                    hostname: self.hostname.clone(),
+                    event: Some(ev.clone()),
+                });
+            });
+            self.state.apply_after(&ev);
+        } else {
+            self.state.apply_after(&ev);
+        }
+    }
+}
+
+fn field_value(v: OutputValue) -> FieldValue {
+    match v {
+        OutputValue::Missing => FieldValue::Missing,
+        OutputValue::Str(s) => FieldValue::Str(s),
+        OutputValue::Int(i) => FieldValue::Int(i),
+        OutputValue::Bool(b) => FieldValue::Bool(b),
+    }
+}

@@ -1,0 +1,70 @@
+//! Reading rules files: paths given on the command line or in the config
+//! (files, or directories whose `*.yaml`/`*.yml` files load sorted by
+//! name), or the default rules built into the binary.
+
+use std::path::{Path, PathBuf};
+
+use mamori_rules::SourceFile;
+
+/// The default ruleset, written by this project (`rules/` in the source tree).
+pub const DEFAULT_RULES: &[(&str, &str)] = &[(
+    "mamori_rules.yaml",
+    include_str!("../../rules/mamori_rules.yaml"),
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read rules {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("rules {path}: not valid UTF-8")]
+    NotUtf8 { path: PathBuf },
+}
+
+/// The files to load, in order. No paths means the built-in defaults.
+pub fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Error> {
+    if paths.is_empty() {
+        return Ok(DEFAULT_RULES
+            .iter()
+            .map(|(n, t)| SourceFile::new(format!("<built-in>/{n}"), *t))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        for file in expand(p)? {
+            let bytes = std::fs::read(&file).map_err(|source| Error::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::NotUtf8 { path: file.clone() })?;
+            out.push(SourceFile::new(file.display().to_string(), text));
+        }
+    }
+    Ok(out)
+}
+
+/// A file, or a directory's YAML files sorted by name.
+fn expand(p: &Path) -> Result<Vec<PathBuf>, Error> {
+    let err = |source| Error::Read {
+        path: p.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(p).map_err(err)?;
+    if !meta.is_dir() {
+        return Ok(vec![p.to_owned()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(err)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|f| {
+            f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

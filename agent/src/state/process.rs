@@ -1,0 +1,283 @@
+//! The process table.
+//!
+//! Invariants:
+//! - Keyed by host tgid; threads are not entries (events carry the tgid).
+//! - An entry comes from an exec (the kernel's view), a fork (a copy of the
+//!   parent), or /proc (seed, or the single lookup of an unknown pid). A pid
+//!   /proc no longer has gets a stub from the event header, marked
+//!   `Origin::Header`, so it is never looked up twice.
+//! - Bounded: past `capacity`, the oldest-started entries go, counted.
+
+use std::collections::HashMap;
+
+use super::{
+    container::{self, Container},
+    procfs,
+};
+use crate::event::{Detail, Event, Exec, Text};
+
+pub const DEFAULT_CAPACITY: usize = 262_144;
+
+/// Where an entry's data came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Exec,
+    Fork,
+    ProcFs,
+    /// Only what an event header says; /proc had nothing.
+    Header,
+}
+
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Text,
+    /// argv[0].
+    pub exe: Text,
+    /// argv[1..].
+    pub args: Vec<Text>,
+    /// Executable path as the kernel resolved it.
+    pub exepath: Text,
+    pub cwd: Text,
+    pub env: Vec<Text>,
+    pub tty: u32,
+    pub sid: u32,
+    pub pgid: u32,
+    /// Start time, ns since the epoch.
+    pub start_ns: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub loginuid: u32,
+    pub exe_ino: u64,
+    /// `u32::MAX` when unknown.
+    pub exe_nlink: u32,
+    pub from_memfd: bool,
+    pub container: Option<Container>,
+    pub cgroup_id: u64,
+    pub origin: Origin,
+}
+
+impl Process {
+    fn stub(ev: &Event) -> Self {
+        Self {
+            pid: ev.task.tgid,
+            ppid: ev.task.ppid,
+            comm: ev.task.comm.clone(),
+            exe: ev.task.comm.clone(),
+            args: Vec::new(),
+            exepath: Text::default(),
+            cwd: Text::default(),
+            env: Vec::new(),
+            tty: 0,
+            sid: 0,
+            pgid: 0,
+            start_ns: 0,
+            uid: ev.task.uid,
+            euid: ev.task.euid,
+            gid: ev.task.gid,
+            loginuid: ev.task.loginuid,
+            exe_ino: 0,
+            exe_nlink: u32::MAX,
+            from_memfd: false,
+            container: None,
+            cgroup_id: ev.task.cgroup_id,
+            origin: Origin::Header,
+        }
+    }
+}
+
+pub struct ProcessTable {
+    procs: HashMap<u32, Process>,
+    capacity: usize,
+    /// Wall-clock ns of boot, for /proc start times.
+    boot_wall_ns: u64,
+    pub evicted: u64,
+    pub proc_lookups: u64,
+}
+
+/// tmpfs/shmem superblock magic: where memfds live.
+const TMPFS_MAGIC: u32 = 0x0102_1994;
+
+impl ProcessTable {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            procs: HashMap::new(),
+            capacity,
+            boot_wall_ns: boot_wall_ns(),
+            evicted: 0,
+            proc_lookups: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.procs.get(&pid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Process> {
+        self.procs.values()
+    }
+
+    pub fn seed_from_proc(&mut self) {
+        for pid in procfs::pids() {
+            if let Some(p) = procfs::read_process(pid, self.boot_wall_ns) {
+                self.insert(p);
+            }
+        }
+    }
+
+    fn insert(&mut self, p: Process) {
+        if self.procs.len() >= self.capacity && !self.procs.contains_key(&p.pid) {
+            self.evict();
+        }
+        self.procs.insert(p.pid, p);
+    }
+
+    /// Drops the oldest tenth of the table.
+    fn evict(&mut self) {
+        let mut starts: Vec<(u64, u32)> =
+            self.procs.values().map(|p| (p.start_ns, p.pid)).collect();
+        starts.sort_unstable();
+        let n = (self.capacity / 10).max(1);
+        for (_, pid) in starts.into_iter().take(n) {
+            self.procs.remove(&pid);
+            self.evicted += 1;
+        }
+    }
+
+    /// Makes sure `pid` has an entry: /proc once, else a stub.
+    pub fn ensure(&mut self, pid: u32, ev: &Event) -> &Process {
+        if !self.procs.contains_key(&pid) {
+            self.proc_lookups += 1;
+            let p =
+                procfs::read_process(pid, self.boot_wall_ns).unwrap_or_else(|| Process::stub(ev));
+            self.insert(p);
+        }
+        let ppid = ev.task.ppid;
+        let p = self.procs.entry(pid).or_insert_with(|| Process::stub(ev));
+        // The header is the live truth for the parent (reparenting) and name.
+        if ev.task.tgid == pid {
+            p.ppid = ppid;
+            p.comm = ev.task.comm.clone();
+        }
+        p
+    }
+
+    /// A new task. Threads share their process's entry; a new process
+    /// starts as a copy of its parent.
+    pub fn fork(&mut self, ev: &Event) {
+        let Detail::Fork {
+            child_tgid,
+            clone_flags,
+            ..
+        } = ev.detail
+        else {
+            return;
+        };
+        const CLONE_THREAD: u64 = 0x0001_0000;
+        if clone_flags & CLONE_THREAD != 0 || child_tgid == ev.task.tgid {
+            return;
+        }
+        let parent = self.ensure(ev.task.tgid, ev).clone();
+        let child = Process {
+            pid: child_tgid,
+            ppid: parent.pid,
+            start_ns: ev.time_ns,
+            origin: Origin::Fork,
+            ..parent
+        };
+        self.insert(child);
+    }
+
+    /// The process's new image.
+    pub fn exec(&mut self, ev: &Event, x: &Exec) -> &Process {
+        let pid = ev.task.tgid;
+        let exepath = x.exe_path.clone().unwrap_or_default();
+        let file = x.exe_file.unwrap_or_default();
+        let from_memfd = exepath.bytes.starts_with(b"/memfd:")
+            && (file.fs_magic == TMPFS_MAGIC || x.exe_nlink == 0);
+        let p = Process {
+            pid,
+            ppid: ev.task.ppid,
+            comm: ev.task.comm.clone(),
+            exe: x.args.first().cloned().unwrap_or_default(),
+            args: x.args.iter().skip(1).cloned().collect(),
+            exepath,
+            cwd: x.cwd.clone().unwrap_or_default(),
+            env: x.env.clone(),
+            tty: x.tty,
+            sid: x.sid,
+            pgid: x.pgid,
+            start_ns: self.boot_wall_ns + x.start_boot_ns,
+            uid: ev.task.uid,
+            euid: ev.task.euid,
+            gid: ev.task.gid,
+            loginuid: ev.task.loginuid,
+            exe_ino: file.ino,
+            exe_nlink: x.exe_nlink,
+            from_memfd,
+            container: container::from_cgroup(x.cgroup_leaf.as_ref(), x.cgroup_parent.as_ref()),
+            cgroup_id: ev.task.cgroup_id,
+            origin: Origin::Exec,
+        };
+        self.insert(p);
+        &self.procs[&pid]
+    }
+
+    pub fn exit(&mut self, pid: u32) {
+        self.procs.remove(&pid);
+    }
+
+    /// The `n`-th ancestor of `pid` (0 = itself).
+    pub fn ancestor(&self, pid: u32, n: u32) -> Option<&Process> {
+        let mut cur = self.procs.get(&pid)?;
+        for _ in 0..n {
+            if cur.ppid == 0 || cur.ppid == cur.pid {
+                return None;
+            }
+            cur = self.procs.get(&cur.ppid)?;
+        }
+        Some(cur)
+    }
+
+    /// Ancestors of `pid` from its parent up, at most `max`.
+    pub fn ancestors(&self, pid: u32, max: usize) -> Vec<&Process> {
+        let mut out = Vec::new();
+        let Some(mut cur) = self.procs.get(&pid) else {
+            return out;
+        };
+        while out.len() < max && cur.ppid != 0 && cur.ppid != cur.pid {
+            match self.procs.get(&cur.ppid) {
+                Some(p) => {
+                    out.push(p);
+                    cur = p;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// Wall-clock ns at boot (`CLOCK_REALTIME - CLOCK_BOOTTIME`).
+fn boot_wall_ns() -> u64 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out-pointer.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+}

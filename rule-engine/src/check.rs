@@ -1,0 +1,669 @@
+//! Checking: macros inlined, lists expanded, fields resolved against the
+//! field table, operators checked against field types, and literals
+//! converted to the field's type. Produces [`CExpr`].
+
+use std::{collections::HashMap, net::IpAddr};
+
+use crate::{
+    collect::{Collected, Text},
+    diag::Pos,
+    fields::{self, ArgKind, Field, FieldArg, FieldType},
+    syntax::{self, Expr, Literal, Modifier, Op, Operand, Rhs, Span},
+    value::{self, Net},
+};
+
+/// A checked condition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CExpr {
+    And(Vec<CExpr>),
+    Or(Vec<CExpr>),
+    Not(Box<CExpr>),
+    Const(bool),
+    Cmp(Box<Cmp>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transform {
+    ToLower,
+    ToUpper,
+    B64,
+    Basename,
+    Len,
+}
+
+/// A resolved field with its transformers (innermost first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lhs {
+    pub field: Field,
+    pub arg: FieldArg,
+    pub transforms: Vec<Transform>,
+    /// Type after the transformers.
+    pub ty: FieldType,
+}
+
+/// A literal converted to the type it is compared with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Typed {
+    Str(Vec<u8>),
+    Int(i64),
+    Bool(bool),
+    Ip(IpAddr),
+    Net(Net),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CRhs {
+    None,
+    Values(Vec<Typed>),
+    Field(Lhs),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cmp {
+    pub lhs: Lhs,
+    pub op: Op,
+    pub modifier: Option<Modifier>,
+    pub rhs: CRhs,
+}
+
+/// Why a condition did not check.
+#[derive(Clone, Debug)]
+pub struct CheckError {
+    pub file: usize,
+    pub pos: Pos,
+    pub message: String,
+    /// The problem is a field mamori does not know (rules with
+    /// `skip-if-unknown-filter` are then skipped, not refused).
+    pub unknown_field: bool,
+}
+
+/// Deepest macro nesting.
+const MAX_MACRO_DEPTH: usize = 64;
+
+pub struct Checker<'a> {
+    collected: &'a Collected,
+    /// Parsed macro conditions (or the parse error).
+    parsed_macros: HashMap<String, Result<Expr, CheckError>>,
+    pub used_macros: HashMap<String, bool>,
+    pub used_lists: HashMap<String, bool>,
+}
+
+/// Where errors of the expression being checked point.
+#[derive(Clone, Copy)]
+struct Loc<'t> {
+    text: &'t Text,
+}
+
+impl Loc<'_> {
+    fn at(&self, span: Span) -> (usize, Pos) {
+        self.text.locate(span.start)
+    }
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(collected: &'a Collected) -> Self {
+        Self {
+            collected,
+            parsed_macros: HashMap::new(),
+            used_macros: HashMap::new(),
+            used_lists: HashMap::new(),
+        }
+    }
+
+    /// Parses a condition text.
+    pub fn parse(text: &Text) -> Result<Expr, CheckError> {
+        syntax::parse(&text.text).map_err(|e| {
+            let (file, pos) = text.locate(e.offset);
+            CheckError {
+                file,
+                pos,
+                message: e.message,
+                unknown_field: false,
+            }
+        })
+    }
+
+    /// Parses every macro, so syntax errors are reported even when unused.
+    pub fn parse_macros(&mut self) -> Vec<(String, CheckError)> {
+        let mut errors = Vec::new();
+        for m in &self.collected.macros {
+            let r = Self::parse(&m.condition);
+            if let Err(e) = &r {
+                errors.push((m.name.clone(), e.clone()));
+            }
+            self.parsed_macros.insert(m.name.clone(), r);
+        }
+        errors
+    }
+
+    /// Checks a rule condition.
+    pub fn check(&mut self, text: &Text) -> Result<CExpr, CheckError> {
+        let expr = Self::parse(text)?;
+        let mut stack = Vec::new();
+        self.expr(&expr, Loc { text }, &mut stack)
+    }
+
+    fn err(loc: Loc, span: Span, message: impl Into<String>) -> CheckError {
+        let (file, pos) = loc.at(span);
+        CheckError {
+            file,
+            pos,
+            message: message.into(),
+            unknown_field: false,
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, loc: Loc, stack: &mut Vec<String>) -> Result<CExpr, CheckError> {
+        Ok(match e {
+            Expr::And(v) => CExpr::And(
+                v.iter()
+                    .map(|x| self.expr(x, loc, stack))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Or(v) => CExpr::Or(
+                v.iter()
+                    .map(|x| self.expr(x, loc, stack))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Not(x) => CExpr::Not(Box::new(self.expr(x, loc, stack)?)),
+            Expr::Macro(name, span) => self.macro_ref(name, *span, loc, stack)?,
+            Expr::Check(c) => CExpr::Cmp(Box::new(self.cmp(c, loc)?)),
+        })
+    }
+
+    fn macro_ref(
+        &mut self,
+        name: &str,
+        span: Span,
+        loc: Loc,
+        stack: &mut Vec<String>,
+    ) -> Result<CExpr, CheckError> {
+        let Some(def) = self.collected.macro_def(name) else {
+            return Err(Self::err(loc, span, format!("undefined macro `{name}`")));
+        };
+        if stack.iter().any(|s| s == name) {
+            stack.push(name.to_owned());
+            return Err(Self::err(
+                loc,
+                span,
+                format!("macro recursion: {}", stack.join(" -> ")),
+            ));
+        }
+        if stack.len() >= MAX_MACRO_DEPTH {
+            return Err(Self::err(
+                loc,
+                span,
+                format!("macros nested deeper than {MAX_MACRO_DEPTH}"),
+            ));
+        }
+        self.used_macros.insert(name.to_owned(), true);
+        let parsed = match self.parsed_macros.get(name) {
+            Some(Ok(e)) => e.clone(),
+            Some(Err(e)) => return Err(e.clone()),
+            None => Self::parse(&def.condition)?,
+        };
+        stack.push(name.to_owned());
+        let r = self.expr(
+            &parsed,
+            Loc {
+                text: &def.condition,
+            },
+            stack,
+        );
+        stack.pop();
+        r
+    }
+
+    /// Resolves a field operand (with transformers).
+    fn lhs(&mut self, o: &Operand, loc: Loc) -> Result<Lhs, CheckError> {
+        match o {
+            Operand::Transform { name, inner, span } => {
+                let mut lhs = self.lhs(inner, loc)?;
+                let t = match name.as_str() {
+                    "tolower" => Transform::ToLower,
+                    "toupper" => Transform::ToUpper,
+                    "b64" => Transform::B64,
+                    "basename" => Transform::Basename,
+                    "len" => Transform::Len,
+                    other => {
+                        return Err(Self::err(
+                            loc,
+                            *span,
+                            format!("unknown transformer `{other}`"),
+                        ));
+                    }
+                };
+                if !matches!(lhs.ty, FieldType::Str | FieldType::Bytes) {
+                    return Err(Self::err(
+                        loc,
+                        *span,
+                        format!("`{name}` applies to string fields only"),
+                    ));
+                }
+                lhs.ty = if t == Transform::Len {
+                    FieldType::Int
+                } else {
+                    FieldType::Str
+                };
+                lhs.transforms.push(t);
+                Ok(lhs)
+            }
+            Operand::Field { name, arg, span } => {
+                let Some((def, arg)) = fields::lookup(name, arg.as_deref()) else {
+                    let (file, pos) = loc.at(*span);
+                    return Err(CheckError {
+                        file,
+                        pos,
+                        message: format!("unknown field `{name}` (see `mamori fields`)"),
+                        unknown_field: true,
+                    });
+                };
+                let arg = match (def.arg, arg) {
+                    (ArgKind::None, None) => FieldArg::None,
+                    (ArgKind::None, Some(_)) => {
+                        return Err(Self::err(
+                            loc,
+                            *span,
+                            format!("`{}` takes no argument", def.name),
+                        ));
+                    }
+                    (ArgKind::OptionalIndex, None) | (ArgKind::OptionalKey, None) => FieldArg::None,
+                    (ArgKind::Key | ArgKind::EventArg, None) => {
+                        return Err(Self::err(
+                            loc,
+                            *span,
+                            format!("`{}` needs an argument: {}[...]", def.name, def.name),
+                        ));
+                    }
+                    (ArgKind::OptionalIndex, Some(a)) => match a.trim().parse::<u32>() {
+                        Ok(n) => FieldArg::Index(n),
+                        Err(_) => {
+                            return Err(Self::err(
+                                loc,
+                                *span,
+                                format!("`{}[{a}]`: the index must be a number", def.name),
+                            ));
+                        }
+                    },
+                    (ArgKind::EventArg, Some(a)) => match a.trim().parse::<u32>() {
+                        Ok(n) => FieldArg::Index(n),
+                        Err(_) => FieldArg::Key(a.trim().to_owned()),
+                    },
+                    (ArgKind::Key | ArgKind::OptionalKey, Some(a)) => FieldArg::Key(a.to_owned()),
+                };
+                Ok(Lhs {
+                    field: def.id,
+                    arg,
+                    transforms: Vec::new(),
+                    ty: def.ty,
+                })
+            }
+        }
+    }
+
+    fn cmp(&mut self, c: &syntax::Check, loc: Loc) -> Result<Cmp, CheckError> {
+        let lhs = self.lhs(&c.lhs, loc)?;
+        let op = c.op;
+        if !op_allowed(lhs.ty, op) {
+            return Err(Self::err(
+                loc,
+                c.op_span,
+                format!(
+                    "`{}` cannot be used with a {} field",
+                    op.as_str(),
+                    type_name(lhs.ty)
+                ),
+            ));
+        }
+        let rhs = match &c.rhs {
+            Rhs::None => CRhs::None,
+            Rhs::Field(o) => {
+                let other = self.lhs(o, loc)?;
+                CRhs::Field(other)
+            }
+            Rhs::Value(lit) => CRhs::Values(vec![self.typed(&lhs, op, lit, loc)?]),
+            Rhs::List(items, _) => {
+                let mut out = Vec::new();
+                for lit in items {
+                    if !lit.quoted && self.collected.list(&lit.text).is_some() {
+                        for item in self.expand_list(&lit.text, lit.span, loc, 0)? {
+                            out.push(self.typed(&lhs, op, &item, loc)?);
+                        }
+                    } else {
+                        out.push(self.typed(&lhs, op, lit, loc)?);
+                    }
+                }
+                CRhs::Values(out)
+            }
+            Rhs::ListRef(name, span) => {
+                if self.collected.list(name).is_none() {
+                    return Err(Self::err(loc, *span, format!("undefined list `{name}`")));
+                }
+                let mut out = Vec::new();
+                for item in self.expand_list(name, *span, loc, 0)? {
+                    out.push(self.typed(&lhs, op, &item, loc)?);
+                }
+                CRhs::Values(out)
+            }
+        };
+        Ok(Cmp {
+            lhs,
+            op,
+            modifier: c.modifier,
+            rhs,
+        })
+    }
+
+    /// The items of list `name`, with nested list names expanded.
+    fn expand_list(
+        &mut self,
+        name: &str,
+        span: Span,
+        loc: Loc,
+        depth: usize,
+    ) -> Result<Vec<Literal>, CheckError> {
+        if depth > MAX_MACRO_DEPTH {
+            return Err(Self::err(
+                loc,
+                span,
+                format!("list `{name}` nests lists too deeply (a cycle?)"),
+            ));
+        }
+        self.used_lists.insert(name.to_owned(), true);
+        let Some(def) = self.collected.list(name) else {
+            return Err(Self::err(loc, span, format!("undefined list `{name}`")));
+        };
+        let items = def.items.clone();
+        let mut out = Vec::new();
+        for item in items {
+            if !item.quoted && item.text != name && self.collected.list(&item.text).is_some() {
+                out.extend(self.expand_list(&item.text, span, loc, depth + 1)?);
+            } else if let Some(lit) = syntax::quoted_literal(&item.text) {
+                out.push(Literal { span, ..lit });
+            } else {
+                out.push(Literal {
+                    text: item.text,
+                    quoted: item.quoted,
+                    span,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Converts a literal to the type of `lhs` for `op`.
+    fn typed(&self, lhs: &Lhs, op: Op, lit: &Literal, loc: Loc) -> Result<Typed, CheckError> {
+        let text = lit.text.as_str();
+        let bad = |what: &str| Self::err(loc, lit.span, format!("`{text}` is not {what}"));
+        if matches!(op, Op::BContains | Op::BStartsWith) {
+            return value::hex(text)
+                .map(Typed::Bytes)
+                .ok_or_else(|| bad("a hex byte string"));
+        }
+        Ok(match lhs.ty {
+            FieldType::Str | FieldType::Bytes => Typed::Str(text.as_bytes().to_vec()),
+            FieldType::Int => parse_int(text)
+                .map(Typed::Int)
+                .ok_or_else(|| bad("a number"))?,
+            FieldType::Bool => match text.to_ascii_lowercase().as_str() {
+                "true" => Typed::Bool(true),
+                "false" => Typed::Bool(false),
+                _ => return Err(bad("true or false")),
+            },
+            FieldType::Ip if !text.contains('/') => text
+                .parse()
+                .map(Typed::Ip)
+                .map_err(|_| bad("an IP address"))?,
+            FieldType::Ip | FieldType::Net => Net::parse(text)
+                .map(Typed::Net)
+                .ok_or_else(|| bad("an IP network (a.b.c.d/n)"))?,
+        })
+    }
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    let v = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        i64::from_str_radix(h, 16).ok()?
+    } else {
+        digits.parse::<i64>().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+pub fn type_name(t: FieldType) -> &'static str {
+    match t {
+        FieldType::Str => "string",
+        FieldType::Int => "numeric",
+        FieldType::Bool => "boolean",
+        FieldType::Ip => "IP address",
+        FieldType::Net => "IP network",
+        FieldType::Bytes => "byte buffer",
+    }
+}
+
+/// Operators each field type accepts.
+pub fn op_allowed(t: FieldType, op: Op) -> bool {
+    use Op::*;
+    match t {
+        FieldType::Str => !matches!(op, Lt | Le | Gt | Ge),
+        FieldType::Bytes => matches!(
+            op,
+            Eq | Ne | Contains | BContains | StartsWith | BStartsWith | Exists | In
+        ),
+        FieldType::Int => matches!(op, Eq | Ne | Lt | Le | Gt | Ge | In | Intersects | Exists),
+        FieldType::Bool => matches!(op, Eq | Ne | In | Exists),
+        FieldType::Ip | FieldType::Net => matches!(op, Eq | Ne | In | Intersects | Exists),
+    }
+}
+
+impl Checker<'_> {
+    /// An exception as a checked expression that matches the excepted
+    /// events: values ORed, each tuple's fields ANDed. `None` when it has no
+    /// values (it excepts nothing).
+    pub fn exception(
+        &mut self,
+        exc: &crate::spec::ExceptionSpec,
+        file: usize,
+    ) -> Result<Option<CExpr>, CheckError> {
+        use crate::spec::{OneOrMany, ValueElem};
+        let text = Text::new(&exc.name, file);
+        let loc = Loc { text: &text };
+        let at = Span::default();
+        let name = &exc.name.text;
+        let fail = |m: String| Self::err(loc, at, format!("exception `{name}`: {m}"));
+        let Some(fields) = &exc.fields else {
+            return Err(fail("`fields` is required".into()));
+        };
+        match fields {
+            OneOrMany::One(field) => {
+                let comp = match &exc.comps {
+                    None => "in".to_owned(),
+                    Some(OneOrMany::One(c)) => c.text.clone(),
+                    Some(OneOrMany::Many(_)) => {
+                        return Err(fail("a single field takes a single comp".into()));
+                    }
+                };
+                let (op, modifier) =
+                    parse_comp(&comp).ok_or_else(|| fail(format!("unknown comp `{comp}`")))?;
+                if !(op.takes_list() || modifier.is_some()) {
+                    return Err(fail(format!(
+                        "with a single field, comp must be in, pmatch, intersects or take a modifier, not `{comp}`"
+                    )));
+                }
+                let mut lits = Vec::new();
+                for v in &exc.values {
+                    for el in v {
+                        match el {
+                            ValueElem::One(s) => lits.push(literal(s)),
+                            ValueElem::List(l, _) => lits.extend(l.iter().map(literal)),
+                        }
+                    }
+                }
+                if lits.is_empty() {
+                    return Ok(None);
+                }
+                let cmp = self.exception_cmp(&field.text, op, modifier, &lits, loc, &fail)?;
+                Ok(Some(CExpr::Cmp(Box::new(cmp))))
+            }
+            OneOrMany::Many(fields) => {
+                let comps: Vec<String> = match &exc.comps {
+                    None => vec!["=".to_owned(); fields.len()],
+                    Some(OneOrMany::Many(c)) => c.iter().map(|s| s.text.clone()).collect(),
+                    Some(OneOrMany::One(_)) => {
+                        return Err(fail("a list of fields takes a list of comps".into()));
+                    }
+                };
+                if comps.len() != fields.len() {
+                    return Err(fail(format!(
+                        "{} fields but {} comps",
+                        fields.len(),
+                        comps.len()
+                    )));
+                }
+                let mut ors = Vec::new();
+                for (i, tuple) in exc.values.iter().enumerate() {
+                    if tuple.len() != fields.len() {
+                        return Err(fail(format!(
+                            "value {} has {} elements for {} fields",
+                            i + 1,
+                            tuple.len(),
+                            fields.len()
+                        )));
+                    }
+                    let mut ands = Vec::new();
+                    for ((field, comp), el) in fields.iter().zip(&comps).zip(tuple) {
+                        let (op, modifier) = parse_comp(comp)
+                            .ok_or_else(|| fail(format!("unknown comp `{comp}`")))?;
+                        let lits: Vec<Literal> = match el {
+                            ValueElem::One(s) => vec![literal(s)],
+                            ValueElem::List(l, _) => l.iter().map(literal).collect(),
+                        };
+                        ands.push(CExpr::Cmp(Box::new(self.exception_cmp(
+                            &field.text,
+                            op,
+                            modifier,
+                            &lits,
+                            loc,
+                            &fail,
+                        )?)));
+                    }
+                    ors.push(CExpr::And(ands));
+                }
+                Ok(if ors.is_empty() {
+                    None
+                } else {
+                    Some(CExpr::Or(ors))
+                })
+            }
+        }
+    }
+
+    fn exception_cmp(
+        &mut self,
+        field: &str,
+        op: Op,
+        modifier: Option<Modifier>,
+        lits: &[Literal],
+        loc: Loc,
+        fail: &dyn Fn(String) -> CheckError,
+    ) -> Result<Cmp, CheckError> {
+        let parsed = syntax::parse(&format!("{field} exists"))
+            .map_err(|_| fail(format!("`{field}` is not a field")))?;
+        let Expr::Check(c) = parsed else {
+            return Err(fail(format!("`{field}` is not a field")));
+        };
+        let lhs = self.lhs(&c.lhs, loc).map_err(|e| CheckError {
+            message: fail(e.message).message,
+            ..e
+        })?;
+        if !op_allowed(lhs.ty, op) {
+            return Err(fail(format!(
+                "`{}` cannot be used with a {} field",
+                op.as_str(),
+                type_name(lhs.ty)
+            )));
+        }
+        let mut values = Vec::new();
+        for lit in lits {
+            if (op.takes_list() || modifier.is_some())
+                && !lit.quoted
+                && self.collected.list(&lit.text).is_some()
+            {
+                for item in self.expand_list(&lit.text, lit.span, loc, 0)? {
+                    values.push(self.typed(&lhs, op, &item, loc)?);
+                }
+            } else {
+                values.push(self.typed(&lhs, op, lit, loc)?);
+            }
+        }
+        Ok(Cmp {
+            lhs,
+            op,
+            modifier,
+            rhs: if op == Op::Exists {
+                CRhs::None
+            } else {
+                CRhs::Values(values)
+            },
+        })
+    }
+}
+
+/// An exception value: spliced into the condition as written, like list
+/// items, so `'"a b"'` is the quoted value `a b`.
+fn literal(s: &crate::yaml::Scalar) -> Literal {
+    match syntax::quoted_literal(&s.text) {
+        Some(lit) => Literal {
+            span: Span::default(),
+            ..lit
+        },
+        None => Literal {
+            text: s.text.clone(),
+            quoted: s.quoted,
+            span: Span::default(),
+        },
+    }
+}
+
+/// `=`, `in`, `startswith`, `startswith anyof`...
+fn parse_comp(comp: &str) -> Option<(Op, Option<Modifier>)> {
+    let mut words = comp.split_whitespace();
+    let op_text = words.next()?;
+    let op = match op_text {
+        "=" | "==" => Op::Eq,
+        "!=" => Op::Ne,
+        "<" => Op::Lt,
+        "<=" => Op::Le,
+        ">" => Op::Gt,
+        ">=" => Op::Ge,
+        w => Op::WORDS
+            .iter()
+            .find(|(name, _)| *name == w)
+            .map(|(_, o)| *o)?,
+    };
+    let modifier = match words.next() {
+        None => None,
+        Some("anyof") => Some(Modifier::AnyOf),
+        Some("allof") => Some(Modifier::AllOf),
+        Some("oneof") => Some(Modifier::OneOf),
+        Some(_) => return None,
+    };
+    Some((op, modifier))
+}
+
+impl Checker<'_> {
+    /// Resolves a field named in an output format.
+    pub fn output_lhs(&mut self, o: &Operand) -> Result<Lhs, String> {
+        let none = Text::default();
+        self.lhs(o, Loc { text: &none }).map_err(|e| e.message)
+    }
+}

@@ -1,0 +1,277 @@
+//! Lowering checked conditions to evaluable nodes: string sets as hash
+//! sets, `pmatch` prefixes as a set probed by path ancestors, regexes
+//! compiled once (anchored: Falco's regex is a full match), field slots
+//! shared across the ruleset so each field is extracted at most once per
+//! event, and the cheapest tests of an `and`/`or` first.
+
+use std::{collections::HashMap, collections::HashSet, net::IpAddr};
+
+use memchr::memmem;
+
+use crate::{
+    check::{CExpr, CRhs, Cmp, Lhs, Transform, Typed},
+    fields::{Field, FieldArg},
+    syntax::{Modifier, Op},
+    value::Net,
+};
+
+/// Field slots: one per distinct (field, argument) in the ruleset.
+#[derive(Debug, Default)]
+pub struct Slots {
+    map: HashMap<(Field, FieldArg), u16>,
+    pub list: Vec<(Field, FieldArg)>,
+}
+
+impl Slots {
+    pub fn slot(&mut self, field: Field, arg: &FieldArg) -> u16 {
+        if let Some(&s) = self.map.get(&(field, arg.clone())) {
+            return s;
+        }
+        let s = self.list.len() as u16;
+        self.list.push((field, arg.clone()));
+        self.map.insert((field, arg.clone()), s);
+        s
+    }
+}
+
+/// An evaluable condition.
+#[derive(Debug)]
+pub enum Node {
+    And(Box<[Node]>),
+    Or(Box<[Node]>),
+    Not(Box<Node>),
+    Const(bool),
+    Test(Box<Test>),
+}
+
+/// A field and the transformers applied to it.
+#[derive(Debug, Clone)]
+pub struct Operand {
+    pub slot: u16,
+    pub transforms: Box<[Transform]>,
+}
+
+#[derive(Debug)]
+pub struct Test {
+    pub lhs: Operand,
+    pub matcher: Matcher,
+    /// `!=`: true when the field has a value that does not match.
+    pub negate: bool,
+}
+
+#[derive(Debug)]
+pub enum Matcher {
+    Exists,
+    Str(StrMatch),
+    /// `anyof`/`allof`/`oneof`: how many of the matchers must hold.
+    Modified(Modifier, Vec<StrMatch>),
+    IntCmp(Op, i64),
+    IntIn(HashSet<i64>),
+    Bool(bool),
+    Ip(Box<[IpAddr]>),
+    Net(Box<[Net]>),
+    /// `val(other)`: compare with another field's value.
+    Field(Op, Operand),
+}
+
+#[derive(Debug)]
+pub enum StrMatch {
+    Eq(Box<[u8]>),
+    In(HashSet<Box<[u8]>>),
+    Contains(Box<memmem::Finder<'static>>),
+    IContains(Box<[u8]>),
+    StartsWith(Box<[u8]>),
+    EndsWith(Box<[u8]>),
+    PMatch(HashSet<Box<[u8]>>),
+    Glob(Box<[u8]>, bool),
+    Regex(Box<regex::bytes::Regex>),
+}
+
+/// Compilation failures (invalid regex).
+#[derive(Debug, Clone)]
+pub struct CompileError(pub String);
+
+pub fn compile(e: &CExpr, slots: &mut Slots) -> Result<Node, CompileError> {
+    Ok(match e {
+        CExpr::Const(b) => Node::Const(*b),
+        CExpr::Not(x) => Node::Not(Box::new(compile(x, slots)?)),
+        CExpr::And(v) => Node::And(ordered(v, slots)?),
+        CExpr::Or(v) => Node::Or(ordered(v, slots)?),
+        CExpr::Cmp(c) => Node::Test(Box::new(test(c, slots)?)),
+    })
+}
+
+fn ordered(v: &[CExpr], slots: &mut Slots) -> Result<Box<[Node]>, CompileError> {
+    let mut nodes: Vec<Node> = v
+        .iter()
+        .map(|x| compile(x, slots))
+        .collect::<Result<_, _>>()?;
+    nodes.sort_by_key(cost);
+    Ok(nodes.into_boxed_slice())
+}
+
+/// A rough cost: cheap integer tests first, regexes and deep trees last.
+fn cost(n: &Node) -> u32 {
+    match n {
+        Node::Const(_) => 0,
+        Node::Not(x) => cost(x),
+        Node::And(v) | Node::Or(v) => v.iter().map(cost).sum::<u32>() + 1,
+        Node::Test(t) => {
+            let base = match &t.matcher {
+                Matcher::Exists | Matcher::Bool(_) | Matcher::IntCmp(..) | Matcher::IntIn(_) => 1,
+                Matcher::Ip(_) | Matcher::Net(_) => 2,
+                Matcher::Str(StrMatch::Eq(_) | StrMatch::In(_)) => 3,
+                Matcher::Str(
+                    StrMatch::StartsWith(_) | StrMatch::EndsWith(_) | StrMatch::PMatch(_),
+                ) => 4,
+                Matcher::Str(
+                    StrMatch::Contains(_) | StrMatch::IContains(_) | StrMatch::Glob(..),
+                ) => 6,
+                Matcher::Field(..) => 6,
+                Matcher::Modified(_, v) => 4 + v.len() as u32,
+                Matcher::Str(StrMatch::Regex(_)) => 20,
+            };
+            base + t.lhs.transforms.len() as u32 * 2
+        }
+    }
+}
+
+fn operand(l: &Lhs, slots: &mut Slots) -> Operand {
+    Operand {
+        slot: slots.slot(l.field, &l.arg),
+        transforms: l.transforms.clone().into_boxed_slice(),
+    }
+}
+
+fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
+    let lhs = operand(&c.lhs, slots);
+    let negate = c.op == Op::Ne;
+    let values: &[Typed] = match &c.rhs {
+        CRhs::Values(v) => v,
+        CRhs::None => &[],
+        CRhs::Field(other) => {
+            return Ok(Test {
+                lhs,
+                matcher: Matcher::Field(c.op, operand(other, slots)),
+                negate: false,
+            });
+        }
+    };
+    let op = if negate { Op::Eq } else { c.op };
+    if op == Op::Exists {
+        return Ok(Test {
+            lhs,
+            matcher: Matcher::Exists,
+            negate: false,
+        });
+    }
+    if let Some(m) = c.modifier {
+        let items = values
+            .iter()
+            .map(|v| str_match(op, std::slice::from_ref(v)))
+            .collect::<Result<_, _>>()?;
+        return Ok(Test {
+            lhs,
+            matcher: Matcher::Modified(m, items),
+            negate,
+        });
+    }
+    let matcher = match values.first() {
+        Some(Typed::Int(_)) => {
+            let ints: HashSet<i64> = values
+                .iter()
+                .filter_map(|v| {
+                    if let Typed::Int(i) = v {
+                        Some(*i)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            match op {
+                Op::In | Op::Intersects => Matcher::IntIn(ints),
+                _ => Matcher::IntCmp(op, ints.into_iter().next().unwrap_or_default()),
+            }
+        }
+        Some(Typed::Bool(b)) => Matcher::Bool(*b),
+        Some(Typed::Ip(_) | Typed::Net(_)) => {
+            let ips: Vec<IpAddr> = values
+                .iter()
+                .filter_map(|v| if let Typed::Ip(i) = v { Some(*i) } else { None })
+                .collect();
+            let nets: Vec<Net> = values
+                .iter()
+                .map(|v| match v {
+                    Typed::Ip(i) => Net {
+                        addr: *i,
+                        prefix: if i.is_ipv4() { 32 } else { 128 },
+                    },
+                    Typed::Net(n) => *n,
+                    _ => Net {
+                        addr: IpAddr::from([0, 0, 0, 0]),
+                        prefix: 32,
+                    },
+                })
+                .collect();
+            if ips.len() == values.len() {
+                Matcher::Ip(ips.into_boxed_slice())
+            } else {
+                Matcher::Net(nets.into_boxed_slice())
+            }
+        }
+        // An empty list matches nothing.
+        None => Matcher::Str(StrMatch::In(HashSet::new())),
+        Some(Typed::Str(_) | Typed::Bytes(_)) => Matcher::Str(str_match(op, values)?),
+    };
+    Ok(Test {
+        lhs,
+        matcher,
+        negate,
+    })
+}
+
+fn bytes(v: &Typed) -> Box<[u8]> {
+    match v {
+        Typed::Str(s) | Typed::Bytes(s) => s.clone().into_boxed_slice(),
+        Typed::Int(i) => i.to_string().into_bytes().into_boxed_slice(),
+        Typed::Bool(b) => b.to_string().into_bytes().into_boxed_slice(),
+        Typed::Ip(i) => i.to_string().into_bytes().into_boxed_slice(),
+        Typed::Net(n) => format!("{}/{}", n.addr, n.prefix)
+            .into_bytes()
+            .into_boxed_slice(),
+    }
+}
+
+fn str_match(op: Op, values: &[Typed]) -> Result<StrMatch, CompileError> {
+    let first = values.first().map(bytes).unwrap_or_default();
+    Ok(match op {
+        Op::In | Op::Intersects => StrMatch::In(values.iter().map(bytes).collect()),
+        Op::PMatch => StrMatch::PMatch(
+            values
+                .iter()
+                .map(|v| {
+                    let b = bytes(v);
+                    match b.strip_suffix(b"/") {
+                        Some(s) if !s.is_empty() => s.to_vec().into_boxed_slice(),
+                        _ => b,
+                    }
+                })
+                .collect(),
+        ),
+        Op::Contains | Op::BContains => {
+            StrMatch::Contains(Box::new(memmem::Finder::new(&first).into_owned()))
+        }
+        Op::IContains => StrMatch::IContains(first.to_ascii_lowercase().into_boxed_slice()),
+        Op::StartsWith | Op::BStartsWith => StrMatch::StartsWith(first),
+        Op::EndsWith => StrMatch::EndsWith(first),
+        Op::Glob => StrMatch::Glob(first, false),
+        Op::IGlob => StrMatch::Glob(first, true),
+        Op::Regex => {
+            let pattern = String::from_utf8_lossy(&first);
+            let re = regex::bytes::Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|e| CompileError(format!("invalid regex `{pattern}`: {e}")))?;
+            StrMatch::Regex(Box::new(re))
+        }
+        _ => StrMatch::Eq(first),
+    })
+}

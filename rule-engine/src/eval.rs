@@ -1,0 +1,274 @@
+//! Evaluating compiled conditions against one event.
+//!
+//! Fields come from an [`Extract`] implementation (the agent's view of the
+//! event and its process, fd and container state). Each field is extracted
+//! at most once per event: values are kept in a small fixed cache on the
+//! stack, so evaluation does not allocate for borrowed values.
+
+use std::borrow::Cow;
+
+use crate::{
+    check::Transform,
+    compile::{Matcher, Node, Operand, StrMatch, Test},
+    fields::{Field, FieldArg},
+    syntax::{Modifier, Op},
+    value::{Value, glob},
+};
+
+/// The agent's side of evaluation: a field's value for the current event,
+/// or `None` when it has none (Falco's `<NA>`).
+pub trait Extract {
+    fn extract(&self, field: Field, arg: &FieldArg) -> Option<Value<'_>>;
+}
+
+/// Values extracted for one event, by slot.
+pub struct Cache<'e> {
+    entries: [(u16, Option<Value<'e>>); CACHE],
+    len: usize,
+}
+
+const CACHE: usize = 32;
+
+impl<'e> Cache<'e> {
+    pub fn new() -> Self {
+        Self {
+            entries: std::array::from_fn(|_| (u16::MAX, None)),
+            len: 0,
+        }
+    }
+
+    /// The value of `slot`, extracted on first use.
+    pub fn get<E: Extract + ?Sized>(
+        &mut self,
+        slot: u16,
+        slots: &[(Field, FieldArg)],
+        ex: &'e E,
+    ) -> Option<Value<'e>> {
+        if let Some((_, v)) = self.entries[..self.len].iter().find(|(s, _)| *s == slot) {
+            return v.clone();
+        }
+        let (field, arg) = slots.get(slot as usize)?;
+        let v = ex.extract(*field, arg);
+        if self.len < CACHE {
+            self.entries[self.len] = (slot, v.clone());
+            self.len += 1;
+        }
+        v
+    }
+}
+
+impl Default for Cache<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Evaluates `node`.
+pub fn eval<'e, E: Extract + ?Sized>(
+    node: &Node,
+    slots: &[(Field, FieldArg)],
+    ex: &'e E,
+    cache: &mut Cache<'e>,
+) -> bool {
+    match node {
+        Node::Const(b) => *b,
+        Node::Not(x) => !eval(x, slots, ex, cache),
+        Node::And(v) => v.iter().all(|n| eval(n, slots, ex, cache)),
+        Node::Or(v) => v.iter().any(|n| eval(n, slots, ex, cache)),
+        Node::Test(t) => test(t, slots, ex, cache),
+    }
+}
+
+/// A field's value with its transformers applied.
+pub fn operand<'e, E: Extract + ?Sized>(
+    o: &Operand,
+    slots: &[(Field, FieldArg)],
+    ex: &'e E,
+    cache: &mut Cache<'e>,
+) -> Option<Value<'e>> {
+    let mut v = cache.get(o.slot, slots, ex)?;
+    for t in o.transforms.iter() {
+        v = transform(*t, v)?;
+    }
+    Some(v)
+}
+
+fn transform(t: Transform, v: Value<'_>) -> Option<Value<'_>> {
+    Some(match v {
+        Value::Many(vs) => Value::Many(vs.into_iter().filter_map(|x| transform(t, x)).collect()),
+        Value::Str(s) => match t {
+            Transform::ToLower => Value::owned(s.to_ascii_lowercase()),
+            Transform::ToUpper => Value::owned(s.to_ascii_uppercase()),
+            Transform::Basename => {
+                let trimmed = s.strip_suffix(b"/").unwrap_or(&s);
+                let base = trimmed.rsplit(|&c| c == b'/').next().unwrap_or(trimmed);
+                Value::owned(base.to_vec())
+            }
+            Transform::Len => Value::Int(s.len() as i64),
+            Transform::B64 => Value::owned(b64_decode(&s)?),
+        },
+        other if t == Transform::Len => Value::Int(other.render().len() as i64),
+        other => other,
+    })
+}
+
+fn test<'e, E: Extract + ?Sized>(
+    t: &Test,
+    slots: &[(Field, FieldArg)],
+    ex: &'e E,
+    cache: &mut Cache<'e>,
+) -> bool {
+    let Some(v) = operand(&t.lhs, slots, ex, cache) else {
+        return false; // a missing value fails every comparison, `!=` included
+    };
+    if let Matcher::Field(op, other) = &t.matcher {
+        let Some(w) = operand(other, slots, ex, cache) else {
+            return false;
+        };
+        return compare_values(*op, &v, &w);
+    }
+    any(&v, &|x| matches(&t.matcher, x) != t.negate)
+}
+
+/// True when `f` holds for the value, or for any of several values.
+fn any(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
+    match v {
+        Value::Many(vs) => vs.iter().any(|x| any(x, f)),
+        one => f(one),
+    }
+}
+
+fn matches(m: &Matcher, v: &Value) -> bool {
+    match (m, v) {
+        (Matcher::Exists, _) => true,
+        (Matcher::Str(s), Value::Str(b)) => str_match(s, b),
+        (Matcher::Str(s), other) => str_match(s, other.render().as_bytes()),
+        (Matcher::Modified(mode, items), _) => {
+            let text: Cow<[u8]> = match v {
+                Value::Str(b) => Cow::Borrowed(b.as_ref()),
+                other => Cow::Owned(other.render().into_bytes()),
+            };
+            let n = items.iter().filter(|m| str_match(m, &text)).count();
+            match mode {
+                Modifier::AnyOf => n >= 1,
+                Modifier::AllOf => n == items.len(),
+                Modifier::OneOf => n == 1,
+            }
+        }
+        (Matcher::IntCmp(op, want), Value::Int(i)) => int_cmp(*op, *i, *want),
+        (Matcher::IntIn(set), Value::Int(i)) => set.contains(i),
+        (Matcher::Bool(want), Value::Bool(b)) => b == want,
+        (Matcher::Ip(ips), Value::Ip(ip)) => ips.contains(ip),
+        (Matcher::Net(nets), Value::Ip(ip)) => nets.iter().any(|n| n.contains(ip)),
+        _ => false,
+    }
+}
+
+fn int_cmp(op: Op, a: i64, b: i64) -> bool {
+    match op {
+        Op::Eq | Op::In => a == b,
+        Op::Ne => a != b,
+        Op::Lt => a < b,
+        Op::Le => a <= b,
+        Op::Gt => a > b,
+        Op::Ge => a >= b,
+        _ => false,
+    }
+}
+
+fn str_match(m: &StrMatch, b: &[u8]) -> bool {
+    match m {
+        StrMatch::Eq(want) => b == want.as_ref(),
+        StrMatch::In(set) => set.contains(b),
+        StrMatch::Contains(f) => f.find(b).is_some(),
+        StrMatch::IContains(needle) => icontains(b, needle),
+        StrMatch::StartsWith(p) => b.starts_with(p),
+        StrMatch::EndsWith(p) => b.ends_with(p),
+        StrMatch::PMatch(set) => {
+            // The path and each of its ancestors.
+            let mut cur = b;
+            loop {
+                if set.contains(cur) {
+                    return true;
+                }
+                match cur.iter().rposition(|&c| c == b'/') {
+                    Some(0) if cur.len() > 1 => cur = b"/",
+                    Some(i) if i > 0 => cur = &cur[..i],
+                    _ => return false,
+                }
+            }
+        }
+        StrMatch::Glob(p, ci) => glob(p, b, *ci),
+        StrMatch::Regex(re) => re.is_match(b),
+    }
+}
+
+fn icontains(hay: &[u8], needle_lower: &[u8]) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    hay.windows(needle_lower.len())
+        .any(|w| w.eq_ignore_ascii_case(needle_lower))
+}
+
+/// `val()` comparisons: equal types compare directly, others by text.
+fn compare_values(op: Op, a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => int_cmp(op, *x, *y),
+        _ => {
+            let (x, y) = (a.render(), b.render());
+            match op {
+                Op::Eq => x == y,
+                Op::Ne => x != y,
+                Op::Contains => x.contains(&y),
+                Op::StartsWith => x.starts_with(&y),
+                Op::EndsWith => x.ends_with(&y),
+                Op::Lt => x < y,
+                Op::Le => x <= y,
+                Op::Gt => x > y,
+                Op::Ge => x >= y,
+                _ => false,
+            }
+        }
+    }
+}
+
+fn b64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let s: Vec<u8> = s
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::b64_decode;
+
+    #[test]
+    fn base64() {
+        assert_eq!(b64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(b64_decode(b"aGk").unwrap(), b"hi");
+        assert!(b64_decode(b"!!").is_none());
+    }
+}

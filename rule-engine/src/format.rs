@@ -1,0 +1,189 @@
+//! Rule output formats: `%field`, `%field[arg]`, `%evt.arg.name`,
+//! `%tolower(field)`. A missing value renders as `<NA>` in the text and as
+//! `null` in the output fields, as in Falco.
+
+use crate::{
+    check::{Checker, Lhs},
+    collect::Text,
+    compile::{Operand, Slots},
+    diag::Pos,
+    eval::{Cache, Extract, operand},
+    fields::{Field, FieldArg, FieldType},
+    syntax::{self, Expr},
+    value::Value,
+};
+
+/// A typed output field value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutputValue {
+    Missing,
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl OutputValue {
+    pub fn render(&self) -> String {
+        match self {
+            OutputValue::Missing => "<NA>".into(),
+            OutputValue::Str(s) => s.clone(),
+            OutputValue::Int(i) => i.to_string(),
+            OutputValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Field {
+        name: String,
+        operand: Operand,
+        ty: FieldType,
+    },
+}
+
+/// A compiled output format.
+#[derive(Debug)]
+pub struct Format {
+    pieces: Vec<Piece>,
+}
+
+/// A rendered output: the message and each field's value, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub message: String,
+    pub fields: Vec<(String, OutputValue)>,
+}
+
+fn is_field_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
+}
+
+impl Format {
+    /// Parses `text`; unknown fields are errors at their position.
+    pub fn parse(
+        text: &Text,
+        checker: &mut Checker,
+        slots: &mut Slots,
+    ) -> Result<Self, (usize, Pos, String)> {
+        let s = text.text.trim();
+        // Falco's leading `*` (print even with missing values) means nothing here.
+        let s = s.strip_prefix('*').unwrap_or(s);
+        let base = text.text.find(s).unwrap_or(0);
+        let b = s.as_bytes();
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] != b'%' || !b.get(i + 1).is_some_and(|&c| c.is_ascii_alphabetic()) {
+                let ch = s[i..].chars().next().unwrap_or(' ');
+                lit.push(ch);
+                i += ch.len_utf8();
+                continue;
+            }
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && is_field_char(b[j]) {
+                j += 1;
+            }
+            // A transformer call: `%tolower(proc.name)`.
+            let closer = match b.get(j) {
+                Some(b'(') => Some(')'),
+                Some(b'[') => Some(']'),
+                _ => None,
+            };
+            if let Some(c) = closer
+                && let Some(close) = s[j..].find(c)
+            {
+                j += close + 1;
+            }
+            // A sentence-ending dot is not part of the field name.
+            let mut end = j;
+            while end > start && b[end - 1] == b'.' {
+                end -= 1;
+            }
+            let spec = &s[start..end];
+            let (operand, ty) = resolve(spec, checker, slots).map_err(|m| {
+                let (file, pos) = text.locate(base + start);
+                (file, pos, m)
+            })?;
+            if !lit.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut lit)));
+            }
+            pieces.push(Piece::Field {
+                name: spec.to_owned(),
+                operand,
+                ty,
+            });
+            i = end;
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Text(lit));
+        }
+        Ok(Self { pieces })
+    }
+
+    /// Renders with the event's values.
+    pub fn render<'e, E: Extract + ?Sized>(
+        &self,
+        slots: &[(Field, FieldArg)],
+        ex: &'e E,
+        cache: &mut Cache<'e>,
+    ) -> Rendered {
+        let mut message = String::new();
+        let mut fields: Vec<(String, OutputValue)> = Vec::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => message.push_str(t),
+                Piece::Field {
+                    name,
+                    operand: o,
+                    ty,
+                } => {
+                    let v = operand(o, slots, ex, cache)
+                        .map_or(OutputValue::Missing, |v| output_value(&v, *ty));
+                    message.push_str(&v.render());
+                    if !fields.iter().any(|(n, _)| n == name) {
+                        fields.push((name.clone(), v));
+                    }
+                }
+            }
+        }
+        Rendered {
+            message: message.trim().to_owned(),
+            fields,
+        }
+    }
+}
+
+fn output_value(v: &Value, ty: FieldType) -> OutputValue {
+    match (v, ty) {
+        (Value::Int(i), _) => OutputValue::Int(*i),
+        (Value::Bool(b), _) => OutputValue::Bool(*b),
+        (other, _) => OutputValue::Str(other.render()),
+    }
+}
+
+/// Resolves `proc.name`, `proc.aname[2]`, `tolower(proc.name)`.
+fn resolve(
+    spec: &str,
+    checker: &mut Checker,
+    slots: &mut Slots,
+) -> Result<(Operand, FieldType), String> {
+    let parsed = syntax::parse(&format!("{spec} exists"))
+        .map_err(|_| format!("`%{spec}` is not a field"))?;
+    let Expr::Check(c) = parsed else {
+        return Err(format!("`%{spec}` is not a field"));
+    };
+    let lhs: Lhs = checker
+        .output_lhs(&c.lhs)
+        .map_err(|m| format!("output: {m}"))?;
+    Ok((
+        Operand {
+            slot: slots.slot(lhs.field, &lhs.arg),
+            transforms: lhs.transforms.clone().into_boxed_slice(),
+        },
+        lhs.ty,
+    ))
+}

@@ -1,0 +1,389 @@
+//! Loading files into a [`RuleSet`], and evaluating events against it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::{
+    check::{CExpr, Checker},
+    collect::Collector,
+    compile::{self, Node, Slots},
+    diag::{Diagnostic, Diagnostics, SourceFile},
+    eval::{Cache, Extract, eval},
+    fields::{Field, FieldArg},
+    format::{Format, Rendered},
+    priority::Priority,
+    spec,
+    types::{self, Types},
+    yaml,
+};
+
+/// Falco's `rule_matching`: stop at the first matching rule (default), or
+/// report every matching rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatchMode {
+    #[default]
+    First,
+    All,
+}
+
+/// A loaded rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    /// Event types the condition can match.
+    pub types: Types,
+    /// File and line of the definition.
+    pub file: String,
+    pub line: u32,
+    format: Option<Format>,
+}
+
+/// Counts for `rules validate`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub rules: usize,
+    pub enabled_rules: usize,
+    pub macros: usize,
+    pub lists: usize,
+}
+
+/// The result of a load: a ruleset when there are no errors, and every
+/// diagnostic either way.
+#[derive(Debug)]
+pub struct LoadResult {
+    pub ruleset: Option<RuleSet>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub stats: Stats,
+}
+
+/// Compiled rules, indexed by event type.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    slots: Vec<(Field, FieldArg)>,
+    type_ids: HashMap<&'static str, u16>,
+    type_names: Vec<&'static str>,
+    /// Per event type id: the enabled rules that can match it, in rule
+    /// order, each with its condition specialised for that type.
+    buckets: Vec<Vec<(u32, Node)>>,
+    pub mode: MatchMode,
+}
+
+/// Event types mamori produces: the captured syscalls and `procexit`.
+pub fn event_type_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = mamori_common::syscalls::ALL
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    v.push("procexit");
+    v
+}
+
+/// Loads rules files in order: later files refine earlier ones.
+pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
+    let mut diags = Diagnostics::default();
+    let mut collector = Collector::new(files, &mut diags);
+    for (i, f) in files.iter().enumerate() {
+        match yaml::parse(&f.text) {
+            Ok(docs) => {
+                let items = spec::read_items(f, &docs, collector.diags);
+                for item in items {
+                    collector.apply(i, item);
+                }
+            }
+            Err(e) => collector
+                .diags
+                .error(f, e.pos, None, format!("YAML: {}", e.message)),
+        }
+    }
+    let collected = collector.out;
+    let stats = Stats {
+        rules: collected.rules.len(),
+        enabled_rules: collected.rules.iter().filter(|r| r.enabled).count(),
+        macros: collected.macros.len(),
+        lists: collected.lists.len(),
+    };
+
+    let mut checker = Checker::new(&collected);
+    for (name, e) in checker.parse_macros() {
+        diags.error(
+            &files[e.file],
+            e.pos,
+            Some(format!("macro '{name}'")),
+            e.message,
+        );
+    }
+    let mut slots = Slots::default();
+    let names = event_type_names();
+    let mut rules = Vec::new();
+    let mut conditions: Vec<Option<CExpr>> = Vec::new();
+    for def in &collected.rules {
+        let item = Some(format!("rule '{}'", def.name));
+        let src = &files[def.file];
+        let report = |diags: &mut Diagnostics, e: crate::check::CheckError| {
+            let f = &files[e.file];
+            if def.skip_if_unknown_filter && e.unknown_field {
+                diags.warn(
+                    f,
+                    e.pos,
+                    item.clone(),
+                    format!("{}; rule skipped (skip-if-unknown-filter)", e.message),
+                );
+            } else if !def.enabled {
+                diags.warn(
+                    f,
+                    e.pos,
+                    item.clone(),
+                    format!("{} (the rule is disabled)", e.message),
+                );
+            } else {
+                diags.error(f, e.pos, item.clone(), e.message);
+            }
+        };
+        let mut cond = match checker.check(&def.condition) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                report(&mut diags, e);
+                None
+            }
+        };
+        for (exc, file) in &def.exceptions {
+            match checker.exception(exc, *file) {
+                Ok(Some(x)) => {
+                    cond = cond.map(|c| CExpr::And(vec![c, CExpr::Not(Box::new(x))]));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report(&mut diags, e);
+                    cond = None;
+                }
+            }
+        }
+        let format = match Format::parse(&def.output, &mut checker, &mut slots) {
+            Ok(f) => Some(f),
+            Err((file, pos, m)) => {
+                if def.enabled {
+                    diags.error(&files[file], pos, item.clone(), m);
+                } else {
+                    diags.warn(
+                        &files[file],
+                        pos,
+                        item.clone(),
+                        format!("{m} (the rule is disabled)"),
+                    );
+                }
+                None
+            }
+        };
+        let cond = cond.map(types::fold);
+        let rule_types = cond
+            .as_ref()
+            .map_or(Types::Only(BTreeSet::new()), |c| types::types(c).0);
+        if let Some(c) = &cond {
+            warn_types(&mut diags, src, def, &rule_types, &names, c);
+        }
+        rules.push(Rule {
+            name: def.name.clone(),
+            desc: def.desc.clone(),
+            priority: def.priority,
+            tags: def.tags.clone(),
+            enabled: def.enabled && cond.is_some() && format.is_some(),
+            types: rule_types,
+            file: src.name.clone(),
+            line: def.pos.line,
+            format,
+        });
+        conditions.push(cond);
+    }
+    for m in &collected.macros {
+        if !checker.used_macros.contains_key(&m.name) {
+            diags.warn(
+                &files[m.file],
+                m.pos,
+                Some(format!("macro '{}'", m.name)),
+                "macro is not used by any rule",
+            );
+        }
+    }
+    for l in &collected.lists {
+        if !checker.used_lists.contains_key(&l.name) {
+            diags.warn(
+                &files[l.file],
+                l.pos,
+                Some(format!("list '{}'", l.name)),
+                "list is not used by any rule",
+            );
+        }
+    }
+
+    // Index by event type, specialising each condition for its type.
+    let mut buckets: Vec<Vec<(u32, Node)>> = (0..names.len()).map(|_| Vec::new()).collect();
+    for (i, (rule, cond)) in rules.iter().zip(&conditions).enumerate() {
+        let (true, Some(cond)) = (rule.enabled, cond) else {
+            continue;
+        };
+        for (t, name) in names.iter().enumerate() {
+            if !rule.types.contains(name) {
+                continue;
+            }
+            let special = types::specialize(cond, name);
+            if special == CExpr::Const(false) {
+                continue;
+            }
+            match compile::compile(&special, &mut slots) {
+                Ok(node) => buckets[t].push((i as u32, node)),
+                Err(e) => {
+                    let src = &files
+                        .iter()
+                        .find(|f| f.name == rule.file)
+                        .cloned()
+                        .unwrap_or_else(|| SourceFile::new(&rule.file, ""));
+                    diags.error(
+                        src,
+                        crate::diag::Pos {
+                            line: rule.line,
+                            column: 1,
+                        },
+                        Some(format!("rule '{}'", rule.name)),
+                        e.0,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let ruleset = (!diags.has_errors()).then(|| RuleSet {
+        rules,
+        slots: slots.list,
+        type_ids: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i as u16))
+            .collect(),
+        type_names: names,
+        buckets,
+        mode,
+    });
+    LoadResult {
+        ruleset,
+        diagnostics: diags.list,
+        stats,
+    }
+}
+
+/// Falco's warnings about event types: a rule without an `evt.type`
+/// restriction runs on every event; one that names only types mamori does
+/// not capture never fires.
+fn warn_types(
+    diags: &mut Diagnostics,
+    src: &SourceFile,
+    def: &crate::collect::RuleDef,
+    t: &Types,
+    names: &[&str],
+    cond: &CExpr,
+) {
+    let item = Some(format!("rule '{}'", def.name));
+    match t {
+        Types::Any | Types::AllBut(_) if def.warn_evttypes && *cond != CExpr::Const(false) => {
+            diags.warn(
+                src,
+                def.pos,
+                item,
+                "the condition does not restrict evt.type: it is evaluated for every event (significant cost)",
+            );
+        }
+        Types::Only(set) if !set.is_empty() && !set.iter().any(|s| names.contains(&s.as_str())) => {
+            let list: Vec<&str> = set.iter().map(String::as_str).collect();
+            diags.warn(
+                src,
+                def.pos,
+                item,
+                format!(
+                    "matches only event types mamori does not capture ({}); it will not fire",
+                    list.join(", ")
+                ),
+            );
+        }
+        _ => {}
+    }
+}
+
+impl RuleSet {
+    /// The id of an event type name, for [`RuleSet::evaluate`].
+    pub fn type_id(&self, name: &str) -> Option<u16> {
+        self.type_ids.get(name).copied()
+    }
+
+    pub fn type_name(&self, id: u16) -> Option<&'static str> {
+        self.type_names.get(id as usize).copied()
+    }
+
+    /// Event types some enabled rule can match: what the kernel must send.
+    pub fn needed_event_types(&self) -> BTreeSet<&'static str> {
+        self.type_names
+            .iter()
+            .zip(&self.buckets)
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Number of (rule, type) pairs indexed.
+    pub fn indexed(&self) -> usize {
+        self.buckets.iter().map(Vec::len).sum()
+    }
+
+    /// Evaluates an event of type `ty`, calling `hit` for each matching rule
+    /// (only the first under [`MatchMode::First`]) with its rendered output.
+    pub fn evaluate<E: Extract + ?Sized>(
+        &self,
+        ty: u16,
+        ex: &E,
+        mut hit: impl FnMut(&Rule, Rendered),
+    ) {
+        let Some(bucket) = self.buckets.get(ty as usize) else {
+            return;
+        };
+        if bucket.is_empty() {
+            return;
+        }
+        let mut cache = Cache::new();
+        for (i, node) in bucket {
+            if eval(node, &self.slots, ex, &mut cache) {
+                let rule = &self.rules[*i as usize];
+                let rendered = match &rule.format {
+                    Some(f) => f.render(&self.slots, ex, &mut cache),
+                    None => Rendered {
+                        message: String::new(),
+                        fields: Vec::new(),
+                    },
+                };
+                hit(rule, rendered);
+                if self.mode == MatchMode::First {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Evaluates only whether each rule matches, without rendering (benchmarks, tests).
+    pub fn matching<E: Extract + ?Sized>(&self, ty: u16, ex: &E) -> Vec<&str> {
+        let mut out = Vec::new();
+        let Some(bucket) = self.buckets.get(ty as usize) else {
+            return out;
+        };
+        let mut cache = Cache::new();
+        for (i, node) in bucket {
+            if eval(node, &self.slots, ex, &mut cache) {
+                out.push(self.rules[*i as usize].name.as_str());
+                if self.mode == MatchMode::First {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,713 @@
+//! Rules-file items as written: the YAML tree read into typed specs, with
+//! positions. Shape errors (a missing name, a list where a string belongs)
+//! are reported here; meaning is checked later.
+//!
+//! Unknown keys are warnings, as in Falco; key order does not matter.
+
+use crate::{
+    diag::{Diagnostics, Pos, SourceFile},
+    priority::Priority,
+    yaml::{Node, Scalar},
+};
+
+/// `append` or `replace`, for one overridden key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverrideOp {
+    Append,
+    Replace,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListSpec {
+    pub name: Scalar,
+    pub items: Vec<Scalar>,
+    pub append: bool,
+    pub override_items: Option<OverrideOp>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct MacroSpec {
+    pub name: Scalar,
+    pub condition: Option<Scalar>,
+    pub append: bool,
+    pub override_condition: Option<OverrideOp>,
+    pub source: Option<String>,
+    pub pos: Pos,
+}
+
+/// `fields` or `comps` of an exception: one or a list.
+#[derive(Clone, Debug)]
+pub enum OneOrMany {
+    One(Scalar),
+    Many(Vec<Scalar>),
+}
+
+/// One element of an exception value tuple: a value or a list of values.
+#[derive(Clone, Debug)]
+pub enum ValueElem {
+    One(Scalar),
+    List(Vec<Scalar>, Pos),
+}
+
+#[derive(Clone, Debug)]
+pub struct ExceptionSpec {
+    pub name: Scalar,
+    pub fields: Option<OneOrMany>,
+    pub comps: Option<OneOrMany>,
+    /// Each value: a tuple (for list `fields`) or a single element.
+    pub values: Vec<Vec<ValueElem>>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RuleSpec {
+    pub name: Option<Scalar>,
+    pub pos: Pos,
+    pub desc: Option<Scalar>,
+    pub condition: Option<Scalar>,
+    pub output: Option<Scalar>,
+    pub priority: Option<(Priority, Pos)>,
+    pub tags: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub source: Option<String>,
+    pub exceptions: Option<Vec<ExceptionSpec>>,
+    pub warn_evttypes: Option<bool>,
+    pub skip_if_unknown_filter: Option<bool>,
+    pub capture: Option<bool>,
+    pub capture_duration: Option<i64>,
+    pub append: bool,
+    /// `override:` entries: key, operation, position.
+    pub overrides: Vec<(String, OverrideOp, Pos)>,
+    /// Keys present besides `rule`, `append` and `override`.
+    pub keys: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginReq {
+    pub name: String,
+    pub version: String,
+    pub alternatives: Vec<(String, String)>,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub enum Item {
+    RequiredEngineVersion { version: String, pos: Pos },
+    RequiredPlugins(Vec<PluginReq>),
+    List(ListSpec),
+    Macro(MacroSpec),
+    Rule(Box<RuleSpec>),
+}
+
+/// Reads the items of one file. Problems go to `diags`; items that cannot
+/// be read are left out.
+pub fn read_items(src: &SourceFile, docs: &[Node], diags: &mut Diagnostics) -> Vec<Item> {
+    let mut items = Vec::new();
+    for doc in docs {
+        let Node::Seq(entries, _) = doc else {
+            if !matches!(doc, Node::Scalar(s) if s.text.is_empty() || s.text == "~" || s.text == "null")
+            {
+                diags.error(src, doc.pos(), None, "a rules file must be a list of items");
+            }
+            continue;
+        };
+        for entry in entries {
+            if let Some(item) = read_item(src, entry, diags) {
+                items.push(item);
+            }
+        }
+    }
+    items
+}
+
+fn read_item(src: &SourceFile, entry: &Node, diags: &mut Diagnostics) -> Option<Item> {
+    let Node::Map(map, pos) = entry else {
+        diags.error(
+            src,
+            entry.pos(),
+            None,
+            format!("an item must be a mapping, not {}", entry.kind()),
+        );
+        return None;
+    };
+    let pos = *pos;
+    let has = |k: &str| map.iter().any(|(key, _)| key.text == k);
+    if has("required_engine_version") {
+        let v = get(map, "required_engine_version")?;
+        let Some(s) = v.as_scalar() else {
+            diags.error(
+                src,
+                v.pos(),
+                None,
+                "required_engine_version must be a version",
+            );
+            return None;
+        };
+        return Some(Item::RequiredEngineVersion {
+            version: s.text.clone(),
+            pos: s.pos,
+        });
+    }
+    if has("required_plugin_versions") {
+        return read_plugins(src, get(map, "required_plugin_versions")?, diags)
+            .map(Item::RequiredPlugins);
+    }
+    if has("list") {
+        return read_list(src, map, pos, diags).map(Item::List);
+    }
+    if has("macro") {
+        return read_macro(src, map, pos, diags).map(Item::Macro);
+    }
+    if has("rule") {
+        return read_rule(src, map, pos, diags).map(|r| Item::Rule(Box::new(r)));
+    }
+    let keys: Vec<&str> = map.iter().map(|(k, _)| k.text.as_str()).collect();
+    diags.warn(
+        src,
+        pos,
+        None,
+        format!("unknown item with keys {keys:?}, skipped"),
+    );
+    None
+}
+
+fn get<'a>(map: &'a [(Scalar, Node)], key: &str) -> Option<&'a Node> {
+    map.iter().find(|(k, _)| k.text == key).map(|(_, v)| v)
+}
+
+fn warn_unknown(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    known: &[&str],
+    item: &str,
+    diags: &mut Diagnostics,
+) {
+    for (k, _) in map {
+        if !known.contains(&k.text.as_str()) {
+            diags.warn(
+                src,
+                k.pos,
+                Some(item.to_owned()),
+                format!("unknown key `{}`, ignored", k.text),
+            );
+        }
+    }
+}
+
+/// A required name: a non-empty scalar.
+fn name(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    key: &str,
+    pos: Pos,
+    diags: &mut Diagnostics,
+) -> Option<Scalar> {
+    match get(map, key) {
+        Some(Node::Scalar(s)) if !s.text.trim().is_empty() => Some(s.clone()),
+        Some(n) => {
+            diags.error(
+                src,
+                n.pos(),
+                None,
+                format!("`{key}` must be a non-empty name"),
+            );
+            None
+        }
+        None => {
+            diags.error(src, pos, None, format!("missing `{key}`"));
+            None
+        }
+    }
+}
+
+fn scalar(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    key: &str,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<Scalar> {
+    match get(map, key)? {
+        Node::Scalar(s) => Some(s.clone()),
+        n => {
+            diags.error(
+                src,
+                n.pos(),
+                Some(item.into()),
+                format!("`{key}` must be a string, not {}", n.kind()),
+            );
+            None
+        }
+    }
+}
+
+fn boolean(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    key: &str,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<bool> {
+    let n = get(map, key)?;
+    match n.as_scalar().map(|s| s.text.as_str()) {
+        Some("true" | "True" | "TRUE" | "yes") => Some(true),
+        Some("false" | "False" | "FALSE" | "no") => Some(false),
+        _ => {
+            diags.error(
+                src,
+                n.pos(),
+                Some(item.into()),
+                format!("`{key}` must be true or false"),
+            );
+            None
+        }
+    }
+}
+
+fn strings(
+    src: &SourceFile,
+    node: &Node,
+    what: &str,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Scalar>> {
+    match node {
+        Node::Seq(v, _) => {
+            let mut out = Vec::with_capacity(v.len());
+            for n in v {
+                match n {
+                    Node::Scalar(s) => out.push(s.clone()),
+                    other => {
+                        diags.error(
+                            src,
+                            other.pos(),
+                            Some(item.into()),
+                            format!("{what} must be strings, not {}", other.kind()),
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(out)
+        }
+        // An empty value (`items:`) is an empty list.
+        Node::Scalar(s) if s.text.is_empty() || s.text == "~" || s.text == "null" => {
+            Some(Vec::new())
+        }
+        other => {
+            diags.error(
+                src,
+                other.pos(),
+                Some(item.into()),
+                format!("{what} must be a list, not {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+/// `override: {key: append|replace}`.
+fn overrides(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Vec<(String, OverrideOp, Pos)> {
+    let Some(node) = get(map, "override") else {
+        return Vec::new();
+    };
+    let Node::Map(entries, _) = node else {
+        diags.error(
+            src,
+            node.pos(),
+            Some(item.into()),
+            "`override` must map keys to append or replace",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        let op = match v.as_scalar().map(|s| s.text.as_str()) {
+            Some("append") => OverrideOp::Append,
+            Some("replace") => OverrideOp::Replace,
+            _ => {
+                diags.error(
+                    src,
+                    v.pos(),
+                    Some(item.into()),
+                    format!("override of `{}` must be append or replace", k.text),
+                );
+                continue;
+            }
+        };
+        out.push((k.text.clone(), op, k.pos));
+    }
+    out
+}
+
+fn read_list(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    pos: Pos,
+    diags: &mut Diagnostics,
+) -> Option<ListSpec> {
+    let name = name(src, map, "list", pos, diags)?;
+    let item = format!("list '{}'", name.text);
+    warn_unknown(
+        src,
+        map,
+        &["list", "items", "append", "override"],
+        &item,
+        diags,
+    );
+    let items = match get(map, "items") {
+        Some(n) => strings(src, n, "list items", &item, diags)?,
+        None => {
+            diags.error(src, pos, Some(item), "missing `items`");
+            return None;
+        }
+    };
+    let append = boolean(src, map, "append", &item, diags).unwrap_or(false);
+    let ov = overrides(src, map, &item, diags);
+    let mut override_items = None;
+    for (k, op, p) in ov {
+        if k == "items" {
+            override_items = Some(op);
+        } else {
+            diags.error(
+                src,
+                p,
+                Some(item.clone()),
+                format!("a list cannot override `{k}` (only `items`)"),
+            );
+        }
+    }
+    if append && override_items.is_some() {
+        diags.error(
+            src,
+            pos,
+            Some(item),
+            "`append` and `override` cannot be used together",
+        );
+        return None;
+    }
+    Some(ListSpec {
+        name,
+        items,
+        append,
+        override_items,
+        pos,
+    })
+}
+
+fn read_macro(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    pos: Pos,
+    diags: &mut Diagnostics,
+) -> Option<MacroSpec> {
+    let name = name(src, map, "macro", pos, diags)?;
+    let item = format!("macro '{}'", name.text);
+    warn_unknown(
+        src,
+        map,
+        &["macro", "condition", "append", "override", "source"],
+        &item,
+        diags,
+    );
+    let condition = scalar(src, map, "condition", &item, diags);
+    if condition.is_none() && get(map, "condition").is_none() {
+        diags.error(src, pos, Some(item), "missing `condition`");
+        return None;
+    }
+    let append = boolean(src, map, "append", &item, diags).unwrap_or(false);
+    let mut override_condition = None;
+    for (k, op, p) in overrides(src, map, &item, diags) {
+        if k == "condition" {
+            override_condition = Some(op);
+        } else {
+            diags.error(
+                src,
+                p,
+                Some(item.clone()),
+                format!("a macro cannot override `{k}` (only `condition`)"),
+            );
+        }
+    }
+    if append && override_condition.is_some() {
+        diags.error(
+            src,
+            pos,
+            Some(item),
+            "`append` and `override` cannot be used together",
+        );
+        return None;
+    }
+    Some(MacroSpec {
+        name,
+        condition,
+        append,
+        override_condition,
+        source: get(map, "source")
+            .and_then(Node::as_scalar)
+            .map(|s| s.text.clone()),
+        pos,
+    })
+}
+
+const RULE_KEYS: &[&str] = &[
+    "rule",
+    "desc",
+    "condition",
+    "output",
+    "priority",
+    "tags",
+    "enabled",
+    "source",
+    "exceptions",
+    "warn_evttypes",
+    "skip-if-unknown-filter",
+    "capture",
+    "capture_duration",
+    "append",
+    "override",
+];
+
+fn read_rule(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    pos: Pos,
+    diags: &mut Diagnostics,
+) -> Option<RuleSpec> {
+    let name = name(src, map, "rule", pos, diags)?;
+    let item = format!("rule '{}'", name.text);
+    warn_unknown(src, map, RULE_KEYS, &item, diags);
+    let mut r = RuleSpec {
+        pos,
+        desc: scalar(src, map, "desc", &item, diags),
+        condition: scalar(src, map, "condition", &item, diags),
+        output: scalar(src, map, "output", &item, diags),
+        enabled: boolean(src, map, "enabled", &item, diags),
+        warn_evttypes: boolean(src, map, "warn_evttypes", &item, diags),
+        skip_if_unknown_filter: boolean(src, map, "skip-if-unknown-filter", &item, diags),
+        capture: boolean(src, map, "capture", &item, diags),
+        append: boolean(src, map, "append", &item, diags).unwrap_or(false),
+        source: get(map, "source")
+            .and_then(Node::as_scalar)
+            .map(|s| s.text.clone()),
+        overrides: overrides(src, map, &item, diags),
+        keys: map
+            .iter()
+            .map(|(k, _)| k.text.clone())
+            .filter(|k| !matches!(k.as_str(), "rule" | "append" | "override"))
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(n) = get(map, "priority") {
+        match n.as_scalar().and_then(|s| Priority::parse(&s.text)) {
+            Some(p) => r.priority = Some((p, n.pos())),
+            None => diags.error(
+                src,
+                n.pos(),
+                Some(item.clone()),
+                "priority must be one of EMERGENCY, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFORMATIONAL (INFO), DEBUG",
+            ),
+        }
+    }
+    if let Some(n) = get(map, "capture_duration") {
+        match n.as_scalar().and_then(|s| s.text.parse::<i64>().ok()) {
+            Some(v) => r.capture_duration = Some(v),
+            None => diags.error(
+                src,
+                n.pos(),
+                Some(item.clone()),
+                "capture_duration must be an integer",
+            ),
+        }
+    }
+    if let Some(n) = get(map, "tags") {
+        r.tags =
+            strings(src, n, "tags", &item, diags).map(|v| v.into_iter().map(|s| s.text).collect());
+    }
+    if let Some(n) = get(map, "exceptions") {
+        r.exceptions = read_exceptions(src, n, &item, diags);
+    }
+    if r.append && !r.overrides.is_empty() {
+        diags.error(
+            src,
+            pos,
+            Some(item),
+            "`append` and `override` cannot be used together",
+        );
+        return None;
+    }
+    r.name = Some(name);
+    Some(r)
+}
+
+fn one_or_many(
+    src: &SourceFile,
+    n: &Node,
+    what: &str,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<OneOrMany> {
+    match n {
+        Node::Scalar(s) => Some(OneOrMany::One(s.clone())),
+        Node::Seq(..) => strings(src, n, what, item, diags).map(OneOrMany::Many),
+        Node::Map(..) => {
+            diags.error(
+                src,
+                n.pos(),
+                Some(item.into()),
+                format!("exception {what} must be a string or a list"),
+            );
+            None
+        }
+    }
+}
+
+fn read_exceptions(
+    src: &SourceFile,
+    node: &Node,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<Vec<ExceptionSpec>> {
+    let Node::Seq(entries, _) = node else {
+        diags.error(
+            src,
+            node.pos(),
+            Some(item.into()),
+            "`exceptions` must be a list",
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let Node::Map(map, pos) = e else {
+            diags.error(
+                src,
+                e.pos(),
+                Some(item.into()),
+                "an exception must be a mapping",
+            );
+            continue;
+        };
+        let Some(name) = name(src, map, "name", *pos, diags) else {
+            continue;
+        };
+        warn_unknown(
+            src,
+            map,
+            &["name", "fields", "comps", "values"],
+            item,
+            diags,
+        );
+        let fields = get(map, "fields").and_then(|n| one_or_many(src, n, "fields", item, diags));
+        let comps = get(map, "comps").and_then(|n| one_or_many(src, n, "comps", item, diags));
+        let mut values = Vec::new();
+        if let Some(v) = get(map, "values") {
+            match v {
+                Node::Seq(vals, _) => {
+                    for val in vals {
+                        match val {
+                            Node::Scalar(s) => values.push(vec![ValueElem::One(s.clone())]),
+                            Node::Seq(tuple, _) => {
+                                let mut t = Vec::new();
+                                for el in tuple {
+                                    match el {
+                                        Node::Scalar(s) => t.push(ValueElem::One(s.clone())),
+                                        Node::Seq(..) => {
+                                            if let Some(l) =
+                                                strings(src, el, "exception values", item, diags)
+                                            {
+                                                t.push(ValueElem::List(l, el.pos()));
+                                            }
+                                        }
+                                        Node::Map(..) => diags.error(
+                                            src,
+                                            el.pos(),
+                                            Some(item.into()),
+                                            "an exception value cannot be a mapping",
+                                        ),
+                                    }
+                                }
+                                values.push(t);
+                            }
+                            Node::Map(..) => diags.error(
+                                src,
+                                val.pos(),
+                                Some(item.into()),
+                                "an exception value cannot be a mapping",
+                            ),
+                        }
+                    }
+                }
+                Node::Scalar(s) if s.text.is_empty() => {}
+                other => diags.error(
+                    src,
+                    other.pos(),
+                    Some(item.into()),
+                    "exception `values` must be a list",
+                ),
+            }
+        }
+        out.push(ExceptionSpec {
+            name,
+            fields,
+            comps,
+            values,
+            pos: *pos,
+        });
+    }
+    Some(out)
+}
+
+fn read_plugins(src: &SourceFile, node: &Node, diags: &mut Diagnostics) -> Option<Vec<PluginReq>> {
+    let Node::Seq(entries, _) = node else {
+        diags.error(
+            src,
+            node.pos(),
+            None,
+            "required_plugin_versions must be a list",
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let Node::Map(map, pos) = e else {
+            diags.error(src, e.pos(), None, "a required plugin must be a mapping");
+            continue;
+        };
+        let text = |k: &str, m: &[(Scalar, Node)]| {
+            get(m, k).and_then(Node::as_scalar).map(|s| s.text.clone())
+        };
+        let (Some(name), Some(version)) = (text("name", map), text("version", map)) else {
+            diags.error(
+                src,
+                *pos,
+                None,
+                "a required plugin needs `name` and `version`",
+            );
+            continue;
+        };
+        let mut alternatives = Vec::new();
+        if let Some(Node::Seq(alts, _)) = get(map, "alternatives") {
+            for a in alts {
+                if let Node::Map(am, _) = a
+                    && let (Some(n), Some(v)) = (text("name", am), text("version", am))
+                {
+                    alternatives.push((n, v));
+                }
+            }
+        }
+        out.push(PluginReq {
+            name,
+            version,
+            alternatives,
+            pos: *pos,
+        });
+    }
+    Some(out)
+}

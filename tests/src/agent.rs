@@ -1,0 +1,129 @@
+//! Running the real `mamori` binary for a test and reading its alerts.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::sibling_binary;
+
+/// A running `mamori run --json`, its alerts collected as they come.
+pub struct Agent {
+    child: Child,
+    pub port: u16,
+    alerts: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// The repository's `rules/` directory.
+pub fn repo_rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+impl Agent {
+    /// Starts the agent with `args` after `run --json`, waits until ready.
+    pub fn start(args: &[&str]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(sibling_binary("mamori"))
+            .args([
+                "run",
+                "--json",
+                "--health-addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let alerts = Arc::new(Mutex::new(Vec::new()));
+        let sink = alerts.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let agent = Agent {
+            child,
+            port,
+            alerts,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            assert!(Instant::now() < deadline, "mamori never became ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent
+    }
+
+    /// The first alert of `rule` whose `proc.pid` is `pid`, waiting up to 10 s.
+    pub fn wait_alert(&self, rule: &str, pid: u32) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .alerts
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|a| {
+                    a["rule"] == rule
+                        && a["output_fields"]["proc.pid"].as_u64() == Some(u64::from(pid))
+                })
+                .cloned();
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every alert so far.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.alerts.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "mamori did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
