@@ -188,7 +188,7 @@ async fn detect(
             let mut out = stdout.lock();
             let _ = writeln!(out, "{}", event_json(&ev));
         }
-        detector.process(ev, |a| hits.push(a));
+        detector.process(&ev, |a| hits.push(a));
         for a in hits.drain(..) {
             metrics.alert(&a.rule, a.priority);
             if alerts.send(a).await.is_err() {

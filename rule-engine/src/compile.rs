@@ -4,7 +4,9 @@
 //! shared across the ruleset so each field is extracted at most once per
 //! event, and the cheapest tests of an `and`/`or` first.
 
-use std::{collections::HashMap, collections::HashSet, net::IpAddr};
+use std::{collections::HashMap, net::IpAddr};
+
+use rustc_hash::FxHashSet as HashSet;
 
 use memchr::memmem;
 
@@ -15,14 +17,24 @@ use crate::{
     value::Net,
 };
 
-/// Field slots: one per distinct (field, argument) in the ruleset.
+/// Field slots: one per distinct (field, argument) in the ruleset; and test
+/// ids: one per distinct comparison, so a test shared by many rules (through
+/// their common macros) is evaluated once per event.
 #[derive(Debug, Default)]
 pub struct Slots {
     map: HashMap<(Field, FieldArg), u16>,
     pub list: Vec<(Field, FieldArg)>,
+    tests: HashMap<String, u16>,
 }
 
 impl Slots {
+    /// The id of a comparison (identical comparisons share one).
+    fn test_id(&mut self, c: &Cmp) -> u16 {
+        let key = format!("{c:?}");
+        let next = self.tests.len() as u16;
+        *self.tests.entry(key).or_insert(next)
+    }
+
     pub fn slot(&mut self, field: Field, arg: &FieldArg) -> u16 {
         if let Some(&s) = self.map.get(&(field, arg.clone())) {
             return s;
@@ -53,6 +65,8 @@ pub struct Operand {
 
 #[derive(Debug)]
 pub struct Test {
+    /// Identical comparisons share an id (see [`Slots`]).
+    pub id: u16,
     pub lhs: Operand,
     pub matcher: Matcher,
     /// `!=`: true when the field has a value that does not match.
@@ -95,19 +109,55 @@ pub fn compile(e: &CExpr, slots: &mut Slots) -> Result<Node, CompileError> {
     Ok(match e {
         CExpr::Const(b) => Node::Const(*b),
         CExpr::Not(x) => Node::Not(Box::new(compile(x, slots)?)),
-        CExpr::And(v) => Node::And(ordered(v, slots)?),
-        CExpr::Or(v) => Node::Or(ordered(v, slots)?),
-        CExpr::Cmp(c) => Node::Test(Box::new(test(c, slots)?)),
+        CExpr::And(v) => Node::And(ordered(v, slots, true)?),
+        CExpr::Or(v) => Node::Or(ordered(v, slots, false)?),
+        CExpr::Cmp(c) => {
+            let mut t = test(c, slots)?;
+            t.id = slots.test_id(c);
+            Node::Test(Box::new(t))
+        }
     })
 }
 
-fn ordered(v: &[CExpr], slots: &mut Slots) -> Result<Box<[Node]>, CompileError> {
+fn ordered(v: &[CExpr], slots: &mut Slots, and: bool) -> Result<Box<[Node]>, CompileError> {
     let mut nodes: Vec<Node> = v
         .iter()
         .map(|x| compile(x, slots))
         .collect::<Result<_, _>>()?;
-    nodes.sort_by_key(cost);
+    // An `and` stops at the first false child, an `or` at the first true
+    // one: evaluate first what most likely stops it, at the lowest cost.
+    nodes.sort_by_key(|n| {
+        let p = if and { p_true(n) } else { 100 - p_true(n) };
+        p * 4 + cost(n)
+    });
     Ok(nodes.into_boxed_slice())
+}
+
+/// A rough chance, in percent, that a node is true for an event of its
+/// type. String equality and set membership are rarely true; numeric
+/// bounds, `!=` and negations usually are.
+fn p_true(n: &Node) -> u32 {
+    match n {
+        Node::Const(true) => 100,
+        Node::Const(false) => 0,
+        Node::Not(x) => 100 - p_true(x),
+        Node::And(v) => v.iter().map(p_true).min().unwrap_or(100),
+        Node::Or(v) => v.iter().map(p_true).max().unwrap_or(0),
+        Node::Test(t) if t.negate => 90,
+        Node::Test(t) => match &t.matcher {
+            Matcher::Str(StrMatch::Eq(_) | StrMatch::In(_))
+            | Matcher::Ip(_)
+            | Matcher::IntIn(_) => 5,
+            Matcher::Str(StrMatch::StartsWith(_) | StrMatch::EndsWith(_) | StrMatch::PMatch(_)) => {
+                10
+            }
+            Matcher::Str(_) | Matcher::Modified(..) | Matcher::Field(..) => 15,
+            Matcher::Net(_) => 30,
+            Matcher::IntCmp(Op::Eq, _) => 20,
+            Matcher::Bool(_) => 50,
+            Matcher::IntCmp(..) | Matcher::Exists => 80,
+        },
+    }
 }
 
 /// A rough cost: cheap integer tests first, regexes and deep trees last.
@@ -154,6 +204,7 @@ fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
                 lhs,
                 matcher: Matcher::Field(c.op, operand(other, slots)),
                 negate: false,
+                id: 0,
             });
         }
     };
@@ -163,6 +214,7 @@ fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
             lhs,
             matcher: Matcher::Exists,
             negate: false,
+            id: 0,
         });
     }
     if let Some(m) = c.modifier {
@@ -174,6 +226,7 @@ fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
             lhs,
             matcher: Matcher::Modified(m, items),
             negate,
+            id: 0,
         });
     }
     let matcher = match values.first() {
@@ -220,13 +273,14 @@ fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
             }
         }
         // An empty list matches nothing.
-        None => Matcher::Str(StrMatch::In(HashSet::new())),
+        None => Matcher::Str(StrMatch::In(HashSet::default())),
         Some(Typed::Str(_) | Typed::Bytes(_)) => Matcher::Str(str_match(op, values)?),
     };
     Ok(Test {
         lhs,
         matcher,
         negate,
+        id: 0,
     })
 }
 

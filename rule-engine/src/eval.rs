@@ -5,7 +5,7 @@
 //! at most once per event: values are kept in a small fixed cache on the
 //! stack, so evaluation does not allocate for borrowed values.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, mem::MaybeUninit};
 
 use crate::{
     check::Transform,
@@ -21,39 +21,70 @@ pub trait Extract {
     fn extract(&self, field: Field, arg: &FieldArg) -> Option<Value<'_>>;
 }
 
-/// Values extracted for one event, by slot.
+/// Values extracted for one event, indexed by slot.
+///
+/// Invariant: `vals[i]` is initialised exactly when bit `i` of `filled` is
+/// set. Nothing is written up front, so starting an event costs nothing;
+/// slots past `CACHE` are extracted on each use.
 pub struct Cache<'e> {
-    entries: [(u16, Option<Value<'e>>); CACHE],
-    len: usize,
+    vals: [MaybeUninit<Option<Value<'e>>>; CACHE],
+    filled: u128,
+    overflow: Option<Value<'e>>,
+    /// Test results by test id: bit set in `tested` once known, result in `passed`.
+    tested: [u64; TESTS / 64],
+    passed: [u64; TESTS / 64],
 }
 
-const CACHE: usize = 32;
+/// Test ids whose results are remembered per event.
+const TESTS: usize = 1024;
+
+const CACHE: usize = 128;
 
 impl<'e> Cache<'e> {
     pub fn new() -> Self {
         Self {
-            entries: std::array::from_fn(|_| (u16::MAX, None)),
-            len: 0,
+            vals: [const { MaybeUninit::uninit() }; CACHE],
+            filled: 0,
+            overflow: None,
+            tested: [0; TESTS / 64],
+            passed: [0; TESTS / 64],
         }
     }
 
-    /// The value of `slot`, extracted on first use.
+    /// The value of `slot`, extracted on first use and borrowed after.
+    #[inline]
     pub fn get<E: Extract + ?Sized>(
         &mut self,
         slot: u16,
         slots: &[(Field, FieldArg)],
         ex: &'e E,
-    ) -> Option<Value<'e>> {
-        if let Some((_, v)) = self.entries[..self.len].iter().find(|(s, _)| *s == slot) {
-            return v.clone();
+    ) -> Option<&Value<'e>> {
+        let i = slot as usize;
+        if i >= CACHE {
+            let (field, arg) = slots.get(i)?;
+            self.overflow = ex.extract(*field, arg);
+            return self.overflow.as_ref();
         }
-        let (field, arg) = slots.get(slot as usize)?;
-        let v = ex.extract(*field, arg);
-        if self.len < CACHE {
-            self.entries[self.len] = (slot, v.clone());
-            self.len += 1;
+        let bit = 1u128 << i;
+        if self.filled & bit == 0 {
+            let (field, arg) = slots.get(i)?;
+            self.vals[i].write(ex.extract(*field, arg));
+            self.filled |= bit;
         }
-        v
+        // SAFETY: bit i is set, so vals[i] is initialised (invariant).
+        unsafe { self.vals[i].assume_init_ref() }.as_ref()
+    }
+}
+
+impl Drop for Cache<'_> {
+    fn drop(&mut self) {
+        let mut f = self.filled;
+        while f != 0 {
+            let i = f.trailing_zeros() as usize;
+            // SAFETY: bit i is set: vals[i] is initialised, and dropped once.
+            unsafe { self.vals[i].assume_init_drop() };
+            f &= f - 1;
+        }
     }
 }
 
@@ -75,22 +106,42 @@ pub fn eval<'e, E: Extract + ?Sized>(
         Node::Not(x) => !eval(x, slots, ex, cache),
         Node::And(v) => v.iter().all(|n| eval(n, slots, ex, cache)),
         Node::Or(v) => v.iter().any(|n| eval(n, slots, ex, cache)),
-        Node::Test(t) => test(t, slots, ex, cache),
+        Node::Test(t) => {
+            let id = t.id as usize;
+            if id >= TESTS {
+                return test(t, slots, ex, cache);
+            }
+            let (word, bit) = (id / 64, 1u64 << (id % 64));
+            if cache.tested[word] & bit != 0 {
+                return cache.passed[word] & bit != 0;
+            }
+            let r = test(t, slots, ex, cache);
+            cache.tested[word] |= bit;
+            if r {
+                cache.passed[word] |= bit;
+            }
+            r
+        }
     }
 }
 
-/// A field's value with its transformers applied.
-pub fn operand<'e, E: Extract + ?Sized>(
+/// A field's value with its transformers applied: borrowed from the cache
+/// when there are none.
+pub fn operand<'c, 'e, E: Extract + ?Sized>(
     o: &Operand,
     slots: &[(Field, FieldArg)],
     ex: &'e E,
-    cache: &mut Cache<'e>,
-) -> Option<Value<'e>> {
-    let mut v = cache.get(o.slot, slots, ex)?;
+    cache: &'c mut Cache<'e>,
+) -> Option<Cow<'c, Value<'e>>> {
+    let v = cache.get(o.slot, slots, ex)?;
+    if o.transforms.is_empty() {
+        return Some(Cow::Borrowed(v));
+    }
+    let mut v = v.clone();
     for t in o.transforms.iter() {
         v = transform(*t, v)?;
     }
-    Some(v)
+    Some(Cow::Owned(v))
 }
 
 fn transform(t: Transform, v: Value<'_>) -> Option<Value<'_>> {
@@ -118,26 +169,25 @@ fn test<'e, E: Extract + ?Sized>(
     ex: &'e E,
     cache: &mut Cache<'e>,
 ) -> bool {
-    let Some(v) = operand(&t.lhs, slots, ex, cache) else {
-        return false; // a missing value fails every comparison, `!=` included
-    };
     if let Matcher::Field(op, other) = &t.matcher {
-        let Some(w) = operand(other, slots, ex, cache) else {
+        let Some(w) = operand(other, slots, ex, cache).map(Cow::into_owned) else {
+            return false;
+        };
+        let Some(v) = operand(&t.lhs, slots, ex, cache) else {
             return false;
         };
         return compare_values(*op, &v, &w);
     }
-    any(&v, &|x| matches(&t.matcher, x) != t.negate)
-}
-
-/// True when `f` holds for the value, or for any of several values.
-fn any(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
-    match v {
-        Value::Many(vs) => vs.iter().any(|x| any(x, f)),
-        one => f(one),
+    let Some(v) = operand(&t.lhs, slots, ex, cache) else {
+        return false; // a missing value fails every comparison, `!=` included
+    };
+    match &*v {
+        Value::Many(vs) => vs.iter().any(|x| matches(&t.matcher, x) != t.negate),
+        one => matches(&t.matcher, one) != t.negate,
     }
 }
 
+#[inline]
 fn matches(m: &Matcher, v: &Value) -> bool {
     match (m, v) {
         (Matcher::Exists, _) => true,
@@ -176,6 +226,7 @@ fn int_cmp(op: Op, a: i64, b: i64) -> bool {
     }
 }
 
+#[inline]
 fn str_match(m: &StrMatch, b: &[u8]) -> bool {
     match m {
         StrMatch::Eq(want) => b == want.as_ref(),

@@ -1,6 +1,8 @@
 //! Loading files into a [`RuleSet`], and evaluating events against it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     check::{CExpr, Checker},
@@ -338,11 +340,11 @@ impl RuleSet {
 
     /// Evaluates an event of type `ty`, calling `hit` for each matching rule
     /// (only the first under [`MatchMode::First`]) with its rendered output.
-    pub fn evaluate<E: Extract + ?Sized>(
-        &self,
+    pub fn evaluate<'r, E: Extract + ?Sized>(
+        &'r self,
         ty: u16,
         ex: &E,
-        mut hit: impl FnMut(&Rule, Rendered),
+        mut hit: impl FnMut(&'r Rule, Rendered),
     ) {
         let Some(bucket) = self.buckets.get(ty as usize) else {
             return;

@@ -4,7 +4,8 @@
 //! - `build`: build the agent (release).
 //! - `run [ARGS]`: setup, build, then `mamori run ARGS` as root.
 //! - `test`: setup, fmt check, clippy, unit tests, end-to-end tests.
-//! - `bench capture`: overhead of the capture on syscall loops.
+//! - `bench capture|rules`: capture overhead on syscall loops; rule
+//!   evaluation throughput.
 
 mod bench;
 mod cmd;
@@ -39,11 +40,15 @@ enum Command {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Benchmarks: `capture`.
+    /// Benchmarks: `capture` (syscall overhead of the agent) or `rules`
+    /// (rule evaluation throughput).
     Bench {
         #[arg(default_value = "capture")]
         what: String,
     },
+    /// Internal: one pinned workload loop for `bench capture`.
+    #[command(hide = true)]
+    BenchWorkload { kind: String, n: u64 },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             build()?;
             bench::run(&what)
         }
+        Command::BenchWorkload { kind, n } => bench::workload(&kind, n),
     }
 }
 

@@ -18,17 +18,21 @@ use crate::{
 
 /// An event with the state it is evaluated against.
 pub struct View<'a> {
-    pub ev: &'a Event,
-    pub state: &'a State,
-    pub hostname: &'a str,
-    pub evt_num: u64,
+    ev: &'a Event,
+    state: &'a State,
+    hostname: &'a str,
+    evt_num: u64,
+    /// The event's process, looked up once.
+    proc: Option<&'a Process>,
+    /// The event's descriptor, built on first use.
+    fd: std::cell::OnceCell<Option<FdView<'a>>>,
 }
 
 fn text(t: &Text) -> Value<'_> {
     Value::str(&t.bytes)
 }
 
-fn join(items: &[Text]) -> Vec<u8> {
+pub fn join(items: &[Text]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, a) in items.iter().enumerate() {
         if i > 0 {
@@ -40,7 +44,7 @@ fn join(items: &[Text]) -> Vec<u8> {
 }
 
 /// `proc.cmdline`: the name and the arguments.
-fn cmdline(p: &Process) -> Vec<u8> {
+pub fn cmdline(p: &Process) -> Vec<u8> {
     let mut out = p.comm.bytes.clone();
     if !p.args.is_empty() {
         out.push(b' ');
@@ -115,9 +119,26 @@ fn clock_time(ns: u64) -> String {
     )
 }
 
-impl View<'_> {
-    fn proc(&self) -> Option<&Process> {
-        self.state.processes.get(self.ev.task.tgid)
+impl<'a> View<'a> {
+    pub fn new(ev: &'a Event, state: &'a State, hostname: &'a str, evt_num: u64) -> Self {
+        Self {
+            ev,
+            state,
+            hostname,
+            evt_num,
+            proc: state.processes.get(ev.task.tgid),
+            fd: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn proc(&self) -> Option<&'a Process> {
+        self.proc
+    }
+
+    fn fd(&self) -> Option<&FdView<'a>> {
+        self.fd
+            .get_or_init(|| FdView::of(self.ev, self.proc))
+            .as_ref()
     }
 
     fn ancestor(&self, n: u32) -> Option<&Process> {
@@ -151,7 +172,19 @@ impl View<'_> {
         match arg {
             FieldArg::Index(n) => self.ancestor(*n).and_then(f),
             _ => {
-                let v: Vec<Value> = self.ancestors().into_iter().filter_map(f).collect();
+                let mut v = Vec::with_capacity(8);
+                let mut cur = self.state.processes.get(self.ev.task.ppid);
+                while let Some(p) = cur {
+                    if v.len() >= 64 {
+                        break;
+                    }
+                    if let Some(x) = f(p) {
+                        v.push(x);
+                    }
+                    cur = (p.ppid != 0 && p.ppid != p.pid)
+                        .then(|| self.state.processes.get(p.ppid))
+                        .flatten();
+                }
                 (!v.is_empty()).then_some(Value::Many(v))
             }
         }
@@ -207,7 +240,10 @@ impl Extract for View<'_> {
             F::EvtSource => Value::str(b"syscall"),
             F::EvtDir => Value::str(b"<"),
             F::EvtCpu | F::EvtBuffer => return None,
-            F::EvtRes => Value::owned(super::names::result(ev.ret)),
+            F::EvtRes => match super::names::result(ev.ret) {
+                Cow::Borrowed(s) => Value::str(s.as_bytes()),
+                Cow::Owned(s) => Value::owned(s),
+            },
             F::EvtRawRes => Value::Int(ev.ret),
             F::EvtFailed => Value::Bool(ev.ret < 0),
             F::EvtIsOpenRead => Value::Bool(matches!(self.is_open()? & 3, 0 | 2)),
@@ -233,15 +269,14 @@ impl Extract for View<'_> {
             F::ProcName => text(&t.comm),
             F::ProcExe => text(&self.proc()?.exe),
             F::ProcExepath => nonempty(&self.proc()?.exepath)?,
-            F::ProcArgs => Value::owned(join(&self.proc()?.args)),
+            F::ProcArgs => Value::str(&self.proc()?.args_joined),
             F::ProcCmdline => {
                 let p = self.proc()?;
-                let mut c = t.comm.bytes.clone();
-                if !p.args.is_empty() {
-                    c.push(b' ');
-                    c.extend(join(&p.args));
+                if p.comm == t.comm {
+                    Value::str(&p.cmdline)
+                } else {
+                    Value::owned(cmdline(p))
                 }
-                Value::owned(c)
             }
             F::ProcCmdnargs => Value::Int(self.proc()?.args.len() as i64),
             F::ProcCmdlenargs => Value::Int(
@@ -256,11 +291,11 @@ impl Extract for View<'_> {
             F::ProcPname => text(&self.ancestor(1)?.comm),
             F::ProcPexe => text(&self.ancestor(1)?.exe),
             F::ProcPexepath => nonempty(&self.ancestor(1)?.exepath)?,
-            F::ProcPcmdline => Value::owned(cmdline(self.ancestor(1)?)),
+            F::ProcPcmdline => Value::str(&self.ancestor(1)?.cmdline),
             F::ProcAname => self.anc(arg, |p| Some(text(&p.comm)))?,
             F::ProcAexe => self.anc(arg, |p| Some(text(&p.exe)))?,
             F::ProcAexepath => self.anc(arg, |p| nonempty(&p.exepath))?,
-            F::ProcAcmdline => self.anc(arg, |p| Some(Value::owned(cmdline(p))))?,
+            F::ProcAcmdline => self.anc(arg, |p| Some(Value::str(&p.cmdline)))?,
             F::ProcApid => self.anc(arg, |p| Some(Value::Int(i64::from(p.pid))))?,
             F::ProcTty => Value::Int(i64::from(self.proc()?.tty)),
             F::ProcCwd => nonempty(&self.proc()?.cwd)?,
@@ -372,7 +407,7 @@ impl Extract for View<'_> {
             | F::FdSipName
             | F::FdLipName
             | F::FdRipName
-            | F::FdIsUpperLayer => FdView::of(ev, self.proc())?.field(field)?,
+            | F::FdIsUpperLayer => self.fd()?.field(field)?,
 
             F::FsPathName
             | F::FsPathNameraw

@@ -46,37 +46,37 @@ impl Detector {
     }
 
     /// Applies `ev` to the state and evaluates it; `alert` receives each hit.
-    pub fn process(&mut self, ev: Event, mut alert: impl FnMut(Alert)) {
+    pub fn process(&mut self, ev: &Event, mut alert: impl FnMut(Alert)) {
         self.evt_num += 1;
-        self.state.apply_before(&ev);
-        if let Some(ty) = self.rules.type_id(ev.ty.name()) {
-            let ev = Arc::new(ev);
-            let view = View {
-                ev: &ev,
-                state: &self.state,
-                hostname: &self.hostname,
-                evt_num: self.evt_num,
-            };
-            self.rules.evaluate(ty, &view, |rule, out| {
-                alert(Alert {
-                    time_ns: ev.time_ns,
-                    rule: rule.name.clone(),
-                    priority: rule.priority,
-                    source: Source::Syscall,
-                    tags: rule.tags.clone(),
-                    message: out.message,
-                    output_fields: out
-                        .fields
-                        .into_iter()
-                        .map(|(k, v)| (k, field_value(v)))
-                        .collect(),
-                    hostname: self.hostname.clone(),
-                    event: Some(ev.clone()),
-                });
+        self.state.apply_before(ev);
+        let rules = &self.rules;
+        let mut hits = Vec::new();
+        if let Some(ty) = rules.type_id(ev.ty.name()) {
+            let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+            rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
+        }
+        self.state.apply_after(ev);
+        if hits.is_empty() {
+            return;
+        }
+        // Only events that alert are kept (outputs map them to ECS).
+        let ev = Arc::new(ev.clone());
+        for (rule, out) in hits {
+            alert(Alert {
+                time_ns: ev.time_ns,
+                rule: rule.name.clone(),
+                priority: rule.priority,
+                source: Source::Syscall,
+                tags: rule.tags.clone(),
+                message: out.message,
+                output_fields: out
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| (k, field_value(v)))
+                    .collect(),
+                hostname: self.hostname.clone(),
+                event: Some(ev.clone()),
             });
-            self.state.apply_after(&ev);
-        } else {
-            self.state.apply_after(&ev);
         }
     }
 }

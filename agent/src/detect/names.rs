@@ -333,18 +333,18 @@ const NET_ERRNO: &[(i64, &str)] = &[
 ];
 
 /// `SUCCESS` for a non-negative return, else the errno name (`ENOENT`).
-pub fn result(ret: i64) -> String {
+pub fn result(ret: i64) -> std::borrow::Cow<'static, str> {
     if ret >= 0 {
         return "SUCCESS".into();
     }
     let e = -ret;
     if let Some(n) = ERRNO.get(e as usize) {
-        return (*n).to_owned();
+        return (*n).into();
     }
     NET_ERRNO
         .iter()
         .find(|(n, _)| *n == e)
-        .map_or_else(|| format!("E{e}"), |(_, n)| (*n).to_owned())
+        .map_or_else(|| format!("E{e}").into(), |(_, n)| (*n).into())
 }
 
 #[cfg(test)]

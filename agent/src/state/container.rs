@@ -9,7 +9,9 @@
 //! Unfinished: runtime metadata (name, image, privileged, mounts) and
 //! Kubernetes pod data are not looked up yet; those fields are absent.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::event::Text;
 

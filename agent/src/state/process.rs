@@ -8,7 +8,7 @@
 //!   `Origin::Header`, so it is never looked up twice.
 //! - Bounded: past `capacity`, the oldest-started entries go, counted.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     container::{self, Container},
@@ -37,6 +37,10 @@ pub struct Process {
     pub exe: Text,
     /// argv[1..].
     pub args: Vec<Text>,
+    /// `args` joined by spaces (`proc.args`), kept by `finish`.
+    pub args_joined: Vec<u8>,
+    /// name and args (`proc.cmdline`), kept by `finish`.
+    pub cmdline: Vec<u8>,
     /// Executable path as the kernel resolved it.
     pub exepath: Text,
     pub cwd: Text,
@@ -60,6 +64,13 @@ pub struct Process {
 }
 
 impl Process {
+    /// Computes the derived strings; call after changing comm or args.
+    pub fn finish(mut self) -> Self {
+        self.args_joined = crate::detect::extract::join(&self.args);
+        self.cmdline = crate::detect::extract::cmdline(&self);
+        self
+    }
+
     fn stub(ev: &Event) -> Self {
         Self {
             pid: ev.task.tgid,
@@ -67,6 +78,8 @@ impl Process {
             comm: ev.task.comm.clone(),
             exe: ev.task.comm.clone(),
             args: Vec::new(),
+            args_joined: Vec::new(),
+            cmdline: Vec::new(),
             exepath: Text::default(),
             cwd: Text::default(),
             env: Vec::new(),
@@ -103,7 +116,7 @@ const TMPFS_MAGIC: u32 = 0x0102_1994;
 impl ProcessTable {
     pub fn new(capacity: usize) -> Self {
         Self {
-            procs: HashMap::new(),
+            procs: HashMap::default(),
             capacity,
             boot_wall_ns: boot_wall_ns(),
             evicted: 0,
@@ -135,7 +148,9 @@ impl ProcessTable {
         }
     }
 
-    fn insert(&mut self, p: Process) {
+    /// Adds or replaces an entry (seeding, exec, fork; benchmarks and replay).
+    pub fn insert(&mut self, p: Process) {
+        let p = p.finish();
         if self.procs.len() >= self.capacity && !self.procs.contains_key(&p.pid) {
             self.evict();
         }
@@ -167,7 +182,10 @@ impl ProcessTable {
         // The header is the live truth for the parent (reparenting) and name.
         if ev.task.tgid == pid {
             p.ppid = ppid;
-            p.comm = ev.task.comm.clone();
+            if p.comm != ev.task.comm {
+                p.comm = ev.task.comm.clone();
+                p.cmdline = crate::detect::extract::cmdline(p);
+            }
         }
         p
     }
@@ -211,6 +229,8 @@ impl ProcessTable {
             comm: ev.task.comm.clone(),
             exe: x.args.first().cloned().unwrap_or_default(),
             args: x.args.iter().skip(1).cloned().collect(),
+            args_joined: Vec::new(),
+            cmdline: Vec::new(),
             exepath,
             cwd: x.cwd.clone().unwrap_or_default(),
             env: x.env.clone(),

@@ -98,6 +98,8 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
         comm: Text::from(comm),
         exe: argv.first().cloned().unwrap_or_default(),
         args: argv.into_iter().skip(1).collect(),
+        args_joined: Vec::new(),
+        cmdline: Vec::new(),
         exepath: exepath.unwrap_or_default(),
         cwd: link(pid, "cwd").unwrap_or_default(),
         env,

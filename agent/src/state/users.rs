@@ -4,7 +4,7 @@
 //! Loaded once per mount namespace (through `/proc/<pid>/root` of the first
 //! process seen in it), during the state update, so lookups never do I/O.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
