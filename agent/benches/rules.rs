@@ -20,7 +20,7 @@ fn task(pid: u32, comm: &str) -> Task {
         ppid: pid / 2,
         ns_tgid: pid,
         ns_tid: pid,
-        uid: if pid % 3 == 0 { 1000 } else { 0 },
+        uid: if pid.is_multiple_of(3) { 1000 } else { 0 },
         gid: 0,
         euid: 0,
         egid: 0,
