@@ -24,11 +24,17 @@ pub unsafe fn fd_file(task: u64, fd: i64) -> u64 {
     }
     let files = ptr(task, off!(task_files));
     let fdt = ptr(files, off!(files_fdt));
-    let max = read::<u32>(fdt, off!(fdtable_max_fds)).unwrap_or(0);
+    // `struct fdtable { unsigned int max_fds; struct file **fd; ... }`: one read.
+    let (mo, fo) = (off!(fdtable_max_fds), off!(fdtable_fd));
+    let (max, array) = if mo == 0 && fo == 8 {
+        let v = read::<[u64; 2]>(fdt, 0).unwrap_or([0; 2]);
+        (v[0] as u32, v[1])
+    } else {
+        (read::<u32>(fdt, mo).unwrap_or(0), ptr(fdt, fo))
+    };
     if fd as u64 >= max as u64 {
         return 0;
     }
-    let array = ptr(fdt, off!(fdtable_fd));
     if array == 0 {
         return 0;
     }

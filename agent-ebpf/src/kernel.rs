@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use mamori_common::{COMM_LEN, EventHeader, offsets::MISSING};
 
-use crate::maps::{off, setting};
+use crate::maps::{GENERATION, TASK_CACHE, off, setting};
 
 /// Reads a `T` at `base + offset` of kernel memory; `None` when the member is
 /// missing on this kernel, the base is null or the read faults.
@@ -122,43 +122,134 @@ unsafe fn pid_in_own_ns(pid: u64) -> (u32, u32) {
     (nr, inum)
 }
 
-/// Fills `h` for the current task. `kind`, `nparams` and `size` are set by
-/// the record builder.
+/// Header fields that rarely change for a thread, cached per tid so an
+/// event costs one map lookup instead of a dozen kernel reads.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TaskInfo {
+    pub cgroup_id: u64,
+    pub ppid: u32,
+    pub ns_tgid: u32,
+    pub ns_tid: u32,
+    pub pidns: u32,
+    pub mntns: u32,
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub generation: u32,
+}
+
 #[inline(always)]
-pub unsafe fn fill_header(h: *mut EventHeader, nr: u32, ret: i64) {
-    let task = current_task();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let uid_gid = bpf_get_current_uid_gid();
+unsafe fn task_info(task: u64, generation: u32) -> TaskInfo {
     let (ns_tgid, ns_tid, pidns) = ns_ids(task);
-    let cred = ptr(task, off!(task_cred));
     let parent = ptr(task, off!(task_real_parent));
     let nsproxy = ptr(task, off!(task_nsproxy));
     let mnt_ns = ptr(nsproxy, off!(nsproxy_mnt_ns));
+    // loginuid and sessionid sit side by side in task_struct.
+    let (lo, so) = (off!(task_loginuid), off!(task_sessionid));
+    let (loginuid, sessionid) = if so == lo.wrapping_add(4) {
+        let v = read::<[u32; 2]>(task, lo).unwrap_or([u32::MAX; 2]);
+        (v[0], v[1])
+    } else {
+        (
+            read::<u32>(task, lo).unwrap_or(u32::MAX),
+            read::<u32>(task, so).unwrap_or(u32::MAX),
+        )
+    };
+    TaskInfo {
+        cgroup_id: cgroup_id(task),
+        ppid: read::<u32>(parent, off!(task_tgid)).unwrap_or(0),
+        ns_tgid,
+        ns_tid,
+        pidns,
+        mntns: read::<u32>(mnt_ns, off!(mnt_ns_ns).wrapping_add(off!(ns_common_inum))).unwrap_or(0),
+        loginuid,
+        sessionid,
+        generation,
+    }
+}
+
+/// Fills `h` for the current task. `kind`, `nparams` and `size` are set by
+/// the record builder. `refresh` recomputes the cached fields (exec,
+/// namespace changes).
+#[inline(always)]
+pub unsafe fn fill_header(h: *mut EventHeader, nr: u32, ret: i64, refresh: bool) {
+    let task = current_task();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let tid = pid_tgid as u32;
+    let generation = match GENERATION.get(0) {
+        Some(g) => *g,
+        None => 0,
+    };
+    let cached = if refresh {
+        None
+    } else {
+        match TASK_CACHE.get_ptr(&tid) {
+            Some(c) if (*c).generation == generation => Some(*c),
+            _ => None,
+        }
+    };
+    let info = match cached {
+        Some(c) => c,
+        None => {
+            let c = task_info(task, generation);
+            let _ = TASK_CACHE.insert(&tid, &c, 0);
+            c
+        }
+    };
+    let cred = ptr(task, off!(task_cred));
+    // euid/egid and cap_permitted/cap_effective are adjacent in struct cred.
+    let (eo, go) = (off!(cred_euid), off!(cred_egid));
+    let (euid, egid) = if go == eo.wrapping_add(4) {
+        let v = read::<[u32; 2]>(cred, eo).unwrap_or([u32::MAX; 2]);
+        (v[0], v[1])
+    } else {
+        (
+            read::<u32>(cred, eo).unwrap_or(u32::MAX),
+            read::<u32>(cred, go).unwrap_or(u32::MAX),
+        )
+    };
+    let (po, fo) = (off!(cred_cap_permitted), off!(cred_cap_effective));
+    let (cap_permitted, cap_effective) = if fo == po.wrapping_add(8) {
+        let v = read::<[u64; 2]>(cred, po).unwrap_or([0; 2]);
+        (v[0], v[1])
+    } else {
+        (
+            read::<u64>(cred, po).unwrap_or(0),
+            read::<u64>(cred, fo).unwrap_or(0),
+        )
+    };
 
     (*h).boot_ns = bpf_ktime_get_boot_ns();
     (*h).tgid = (pid_tgid >> 32) as u32;
-    (*h).tid = pid_tgid as u32;
-    (*h).ppid = read::<u32>(parent, off!(task_tgid)).unwrap_or(0);
-    (*h).ns_tgid = ns_tgid;
-    (*h).ns_tid = ns_tid;
+    (*h).tid = tid;
+    (*h).ppid = info.ppid;
+    (*h).ns_tgid = info.ns_tgid;
+    (*h).ns_tid = info.ns_tid;
     (*h).uid = uid_gid as u32;
     (*h).gid = (uid_gid >> 32) as u32;
-    (*h).euid = read::<u32>(cred, off!(cred_euid)).unwrap_or(u32::MAX);
-    (*h).egid = read::<u32>(cred, off!(cred_egid)).unwrap_or(u32::MAX);
-    (*h).loginuid = read::<u32>(task, off!(task_loginuid)).unwrap_or(u32::MAX);
-    (*h).sessionid = read::<u32>(task, off!(task_sessionid)).unwrap_or(u32::MAX);
-    (*h).pidns = pidns;
-    (*h).mntns =
-        read::<u32>(mnt_ns, off!(mnt_ns_ns).wrapping_add(off!(ns_common_inum))).unwrap_or(0);
+    (*h).euid = euid;
+    (*h).egid = egid;
+    (*h).loginuid = info.loginuid;
+    (*h).sessionid = info.sessionid;
+    (*h).pidns = info.pidns;
+    (*h).mntns = info.mntns;
     (*h).syscall_nr = nr;
-    (*h).cgroup_id = cgroup_id(task);
-    (*h).cap_effective = read::<u64>(cred, off!(cred_cap_effective)).unwrap_or(0);
-    (*h).cap_permitted = read::<u64>(cred, off!(cred_cap_permitted)).unwrap_or(0);
+    (*h).cgroup_id = info.cgroup_id;
+    (*h).cap_effective = cap_effective;
+    (*h).cap_permitted = cap_permitted;
     (*h).ret = ret;
     let comm = &mut (*h).comm;
     if bpf_get_current_comm(comm.as_mut_ptr() as *mut c_void, COMM_LEN as u32) != 0 {
         *comm = [0; COMM_LEN];
     }
+}
+
+/// Forgets a thread's cached fields (it exited).
+#[inline(always)]
+pub unsafe fn forget_task() {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = TASK_CACHE.remove(&tid);
 }
 
 /// The `struct kernfs_node *` of the task's cgroup in the container

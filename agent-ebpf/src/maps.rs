@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use mamori_common::{COUNTERS as N_COUNTERS, KernelOffsets, MAX_SYSCALLS, SCRATCH_SIZE, Settings};
 
@@ -23,6 +23,17 @@ pub static ENABLED: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 /// Per-CPU counters, indexed by `mamori_common::Counter`.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);
+
+/// Header fields that rarely change, per thread (see `kernel::TaskInfo`).
+#[map]
+pub static TASK_CACHE: LruHashMap<u32, crate::kernel::TaskInfo> =
+    LruHashMap::with_max_entries(65536, 0);
+
+/// Bumped by the agent every second: cache entries of an older generation
+/// are refreshed, so a change no hook reports (reparenting, a cgroup move)
+/// shows within a second.
+#[map]
+pub static GENERATION: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Struct member offsets of the running kernel, written by the loader.
 #[unsafe(no_mangle)]

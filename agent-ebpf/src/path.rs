@@ -29,36 +29,35 @@ const FLOOR: u64 = 256;
 const POS_MASK: u64 = 8191;
 const NAME_MAX: u64 = 255;
 
+/// `(dentry, vfsmount)` of the `struct path` at `base + at`: one read when
+/// it is `{ mnt, dentry }`, as on every kernel since 2.6.
+#[inline(always)]
+unsafe fn path_at(base: u64, at: u32) -> (u64, u64) {
+    let (m, d) = (off!(path_mnt), off!(path_dentry));
+    if m == 0 && d == 8 {
+        let v = read::<[u64; 2]>(base, at).unwrap_or([0; 2]);
+        (v[1], v[0])
+    } else {
+        (ptr(base, at.wrapping_add(d)), ptr(base, at.wrapping_add(m)))
+    }
+}
+
 /// The task's root directory: `(dentry, vfsmount)`.
 #[inline(always)]
 pub unsafe fn task_root(task: u64) -> (u64, u64) {
-    let fs = ptr(task, off!(task_fs));
-    let root = off!(fs_root);
-    (
-        ptr(fs, root.wrapping_add(off!(path_dentry))),
-        ptr(fs, root.wrapping_add(off!(path_mnt))),
-    )
+    path_at(ptr(task, off!(task_fs)), off!(fs_root))
 }
 
 /// The task's working directory: `(dentry, vfsmount)`.
 #[inline(always)]
 pub unsafe fn task_cwd(task: u64) -> (u64, u64) {
-    let fs = ptr(task, off!(task_fs));
-    let pwd = off!(fs_pwd);
-    (
-        ptr(fs, pwd.wrapping_add(off!(path_dentry))),
-        ptr(fs, pwd.wrapping_add(off!(path_mnt))),
-    )
+    path_at(ptr(task, off!(task_fs)), off!(fs_pwd))
 }
 
 /// `(dentry, vfsmount)` of an open `struct file`.
 #[inline(always)]
 pub unsafe fn file_path(file: u64) -> (u64, u64) {
-    let p = off!(file_path);
-    (
-        ptr(file, p.wrapping_add(off!(path_dentry))),
-        ptr(file, p.wrapping_add(off!(path_mnt))),
-    )
+    path_at(file, off!(file_path))
 }
 
 /// Appends the path of `(dentry, vfsmnt)` seen from `root` as a parameter.

@@ -6,7 +6,10 @@ use mamori_common::{EventKind, ExecBody, ExitBody, ForkBody, ParamType, syscalls
 
 use crate::{
     fd::file_info,
-    kernel::{cgroup_kn, current_regs, current_task, fill_header, is_self, ptr, read, read_user},
+    kernel::{
+        cgroup_kn, current_regs, current_task, fill_header, forget_task, is_self, ptr, read,
+        read_user,
+    },
     maps::{off, setting},
     path::{file_path, push_path, task_cwd, task_root},
     record::Record,
@@ -37,7 +40,7 @@ unsafe fn exec(bprm: u64) {
     let Some(mut rec) = Record::begin(EventKind::Exec, size_of::<ExecBody>() as u32) else {
         return;
     };
-    fill_header(rec.header(), current_regs().nr, 0);
+    fill_header(rec.header(), current_regs().nr, 0, true);
     let file = ptr(bprm, off!(bprm_file));
     let inode = ptr(file, off!(file_inode));
     let signal = ptr(task, off!(task_signal));
@@ -123,7 +126,7 @@ unsafe fn fork(child: u64) {
         return;
     };
     let child_tid = read::<u32>(child, off!(task_pid)).unwrap_or(0);
-    fill_header(rec.header(), regs.nr, child_tid as i64);
+    fill_header(rec.header(), regs.nr, child_tid as i64, false);
     let leader = ptr(child, off!(task_group_leader));
     *rec.body::<ForkBody>() = ForkBody {
         child_tgid: read::<u32>(child, off!(task_tgid)).unwrap_or(0),
@@ -158,7 +161,8 @@ unsafe fn exit() {
     let Some(rec) = Record::begin(EventKind::Exit, size_of::<ExitBody>() as u32) else {
         return;
     };
-    fill_header(rec.header(), u32::MAX, 0);
+    fill_header(rec.header(), u32::MAX, 0, false);
+    forget_task();
     let signal = ptr(task, off!(task_signal));
     *rec.body::<ExitBody>() = ExitBody {
         exit_code: read::<u32>(task, off!(task_exit_code)).unwrap_or(0),

@@ -14,8 +14,12 @@ use crate::{
 /// (`/sys/kernel/tracing/events/syscalls/sys_exit_*/format`).
 #[inline(always)]
 pub unsafe fn exit_args(ctx: &TracePointContext) -> Option<(u32, i64)> {
-    let nr = ctx.read_at::<i32>(8).ok()? as u32;
-    let ret = ctx.read_at::<i64>(16).ok()?;
+    use aya_ebpf::EbpfContext;
+    // The context is readable memory for tracepoint programs: direct loads,
+    // no helper calls.
+    let base = ctx.as_ptr() as *const u8;
+    let nr = core::ptr::read_volatile(base.add(8) as *const i32) as u32;
+    let ret = core::ptr::read_volatile(base.add(16) as *const i64);
     Some((nr, ret))
 }
 
@@ -32,7 +36,9 @@ pub unsafe fn begin(nr: u32, ret: i64) -> Option<(Record, [u64; 6])> {
     }
     let regs = current_regs();
     let rec = Record::begin(EventKind::Syscall, size_of::<SyscallBody>() as u32)?;
-    fill_header(rec.header(), nr, ret);
+    // A namespace change is visible in the header of the call that made it.
+    let refresh = nr == mamori_common::syscalls::SETNS || nr == mamori_common::syscalls::UNSHARE;
+    fill_header(rec.header(), nr, ret, refresh);
     (*rec.body::<SyscallBody>()).args = regs.args;
     Some((rec, regs.args))
 }

@@ -196,12 +196,19 @@ impl Capture {
             .take_map("EVENTS")
             .ok_or(CaptureError::MissingMap("EVENTS"))?;
         let ring = RingBuf::try_from(map).map_err(|e| CaptureError::Map("EVENTS", e))?;
+        let generation = self
+            .ebpf
+            .take_map("GENERATION")
+            .ok_or(CaptureError::MissingMap("GENERATION"))?;
+        let generation = aya::maps::Array::try_from(generation)
+            .map_err(|e| CaptureError::Map("GENERATION", e))?;
         // SAFETY: the fd belongs to the ring map, which `RingFd` owns, so it
         // stays open for as long as the AsyncFd exists.
         let ring =
             unsafe { AsyncFd::register(RingFd(ring)) }.map_err(|e| CaptureError::Ring(e.into()))?;
         Ok(Reader {
             ring,
+            generation,
             tx,
             poll,
             shutdown,
@@ -249,6 +256,8 @@ impl AsRawFd for RingFd {
 /// The ring-buffer reader.
 pub struct Reader {
     ring: AsyncFd<RingFd>,
+    /// Bumped every second: the kernel's per-thread cache refreshes.
+    generation: aya::maps::Array<MapData, u32>,
     tx: mpsc::Sender<Event>,
     poll: Duration,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -260,7 +269,14 @@ impl Reader {
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_bump = std::time::Instant::now();
+        let mut generation = 0u32;
         loop {
+            if last_bump.elapsed() >= Duration::from_secs(1) {
+                generation = generation.wrapping_add(1);
+                let _ = self.generation.set(0, &generation, 0);
+                last_bump = std::time::Instant::now();
+            }
             tokio::select! {
                 _ = tick.tick() => {}
                 guard = self.ring.readable_mut() => {
