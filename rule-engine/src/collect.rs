@@ -111,6 +111,18 @@ const BUILT_IN_PLUGINS: &[&str] = &["container"];
 /// Sources mamori evaluates.
 const SOURCES: &[&str] = &["syscall"];
 
+/// Adds a definition, or replaces the earlier one of that name in place
+/// (keeping its position in evaluation order).
+fn define<T>(defs: &mut Vec<T>, index: &mut HashMap<String, usize>, name: String, def: T) {
+    match index.get(&name) {
+        Some(&i) => defs[i] = def,
+        None => {
+            index.insert(name, defs.len());
+            defs.push(def);
+        }
+    }
+}
+
 pub struct Collector<'a> {
     pub files: &'a [SourceFile],
     pub diags: &'a mut Diagnostics,
@@ -205,20 +217,14 @@ impl<'a> Collector<'a> {
                 item,
                 "cannot append to or override a list that is not defined",
             ),
-            (None, existing) => {
+            (None, _) => {
                 let def = ListDef {
                     name: name.clone(),
                     items: l.items,
                     file,
                     pos: l.pos,
                 };
-                match existing {
-                    Some(&i) => self.out.lists[i] = def,
-                    None => {
-                        self.out.list_idx.insert(name, self.out.lists.len());
-                        self.out.lists.push(def);
-                    }
-                }
+                define(&mut self.out.lists, &mut self.out.list_idx, name, def);
             }
         }
     }
@@ -260,20 +266,14 @@ impl<'a> Collector<'a> {
                 item,
                 "cannot append to or override a macro that is not defined",
             ),
-            (None, existing) => {
+            (None, _) => {
                 let def = MacroDef {
                     name: name.clone(),
                     condition: Text::new(&cond, file),
                     file,
                     pos: m.pos,
                 };
-                match existing {
-                    Some(&i) => self.out.macros[i] = def,
-                    None => {
-                        self.out.macro_idx.insert(name, self.out.macros.len());
-                        self.out.macros.push(def);
-                    }
-                }
+                define(&mut self.out.macros, &mut self.out.macro_idx, name, def);
             }
         }
     }
@@ -368,13 +368,7 @@ impl<'a> Collector<'a> {
             warn_evttypes: r.warn_evttypes.unwrap_or(true),
             skip_if_unknown_filter: r.skip_if_unknown_filter.unwrap_or(false),
         };
-        match existing {
-            Some(i) => self.out.rules[i] = def,
-            None => {
-                self.out.rule_idx.insert(name, self.out.rules.len());
-                self.out.rules.push(def);
-            }
-        }
+        define(&mut self.out.rules, &mut self.out.rule_idx, name, def);
     }
 
     /// `append: true`: the condition is extended; exceptions get more values

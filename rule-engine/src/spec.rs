@@ -346,6 +346,45 @@ fn overrides(
     out
 }
 
+/// How a list or macro refines an earlier definition of its one key
+/// (`items`, `condition`): legacy `append: true`, or `override: {key: op}`.
+/// Other override keys are errors; so is using both forms at once (then the
+/// item is refused: `None`).
+fn refinement(
+    src: &SourceFile,
+    map: &[(Scalar, Node)],
+    key: &str,
+    what: &str,
+    pos: Pos,
+    item: &str,
+    diags: &mut Diagnostics,
+) -> Option<(bool, Option<OverrideOp>)> {
+    let append = boolean(src, map, "append", item, diags).unwrap_or(false);
+    let mut op = None;
+    for (k, o, p) in overrides(src, map, item, diags) {
+        if k == key {
+            op = Some(o);
+        } else {
+            diags.error(
+                src,
+                p,
+                Some(item.to_owned()),
+                format!("{what} cannot override `{k}` (only `{key}`)"),
+            );
+        }
+    }
+    if append && op.is_some() {
+        diags.error(
+            src,
+            pos,
+            Some(item.to_owned()),
+            "`append` and `override` cannot be used together",
+        );
+        return None;
+    }
+    Some((append, op))
+}
+
 fn read_list(
     src: &SourceFile,
     map: &[(Scalar, Node)],
@@ -368,30 +407,7 @@ fn read_list(
             return None;
         }
     };
-    let append = boolean(src, map, "append", &item, diags).unwrap_or(false);
-    let ov = overrides(src, map, &item, diags);
-    let mut override_items = None;
-    for (k, op, p) in ov {
-        if k == "items" {
-            override_items = Some(op);
-        } else {
-            diags.error(
-                src,
-                p,
-                Some(item.clone()),
-                format!("a list cannot override `{k}` (only `items`)"),
-            );
-        }
-    }
-    if append && override_items.is_some() {
-        diags.error(
-            src,
-            pos,
-            Some(item),
-            "`append` and `override` cannot be used together",
-        );
-        return None;
-    }
+    let (append, override_items) = refinement(src, map, "items", "a list", pos, &item, diags)?;
     Some(ListSpec {
         name,
         items,
@@ -421,29 +437,8 @@ fn read_macro(
         diags.error(src, pos, Some(item), "missing `condition`");
         return None;
     }
-    let append = boolean(src, map, "append", &item, diags).unwrap_or(false);
-    let mut override_condition = None;
-    for (k, op, p) in overrides(src, map, &item, diags) {
-        if k == "condition" {
-            override_condition = Some(op);
-        } else {
-            diags.error(
-                src,
-                p,
-                Some(item.clone()),
-                format!("a macro cannot override `{k}` (only `condition`)"),
-            );
-        }
-    }
-    if append && override_condition.is_some() {
-        diags.error(
-            src,
-            pos,
-            Some(item),
-            "`append` and `override` cannot be used together",
-        );
-        return None;
-    }
+    let (append, override_condition) =
+        refinement(src, map, "condition", "a macro", pos, &item, diags)?;
     Some(MacroSpec {
         name,
         condition,

@@ -87,6 +87,30 @@ pub struct Acted {
     pub stdout: String,
 }
 
+/// Runs `mamori-actor ARGS` to completion; checks its exit when `success`
+/// is given.
+pub fn run_actor(args: &[&str], success: Option<bool>) -> Acted {
+    let child = Command::new(sibling_binary("mamori-actor"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    if let Some(success) = success {
+        assert_eq!(
+            out.status.success(),
+            success,
+            "actor {args:?}: {:?}",
+            out.status
+        );
+    }
+    Acted {
+        pid,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
 impl Harness {
     /// Runs `mamori-actor ARGS` to completion; panics if it fails.
     pub fn act(&self, args: &[&str]) -> Acted {
@@ -94,23 +118,7 @@ impl Harness {
     }
 
     pub fn act_expecting(&self, args: &[&str], success: bool) -> Acted {
-        let child = Command::new(sibling_binary("mamori-actor"))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(
-            out.status.success(),
-            success,
-            "actor {args:?}: {:?}",
-            out.status
-        );
-        Acted {
-            pid,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        }
+        run_actor(args, Some(success))
     }
 
     /// The first event matching `pred`, waiting up to 10 s for it.

@@ -1,0 +1,14 @@
+//! Any bytes as a rules file: loading must return diagnostics, never panic
+//! or hang, and every diagnostic must carry a position.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mamori_rules::{MatchMode, SourceFile, load};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let r = load(&[SourceFile::new("fuzz.yaml", text)], MatchMode::All);
+    for d in &r.diagnostics {
+        assert!(d.line >= 1, "{d}");
+    }
+});
