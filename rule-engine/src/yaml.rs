@@ -75,7 +75,24 @@ pub struct YamlError {
 
 /// Parses every document of `text` with libyaml (the same leniency as the
 /// YAML parsers Falco's ecosystem uses).
+///
+/// NB: libyaml-safer 0.3 panics on some malformed tags (`[!a,b]` reaches a
+/// `panic!("TODO")` in its scanner). A rules file is untrusted input, so
+/// the parse is isolated: a panic becomes an error at the last position
+/// parsed, and the agent keeps running.
 pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    let last = std::cell::Cell::new(Pos { line: 1, column: 1 });
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_events(text, &last)));
+    result.unwrap_or_else(|_| {
+        Err(YamlError {
+            pos: last.get(),
+            message: "the YAML parser failed on this input (a malformed tag?)".into(),
+        })
+    })
+}
+
+fn parse_events(text: &str, last: &std::cell::Cell<Pos>) -> Result<Vec<Node>, YamlError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
@@ -94,6 +111,7 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
             },
         })?;
         let pos = mark_pos(&event.start_mark);
+        last.set(pos);
         let done = match event.data {
             EventData::StreamEnd => break,
             EventData::StreamStart { .. }
@@ -279,6 +297,13 @@ mod tests {
             panic!()
         };
         assert_eq!(items[0].as_scalar().unwrap().text, "a b");
+    }
+
+    #[test]
+    fn a_parser_panic_is_an_error() {
+        let e = parse("- rule: r\n  tags: [!a,b]\n").unwrap_err();
+        assert!(e.message.contains("parser failed"), "{e:?}");
+        assert_eq!(e.pos.line, 2);
     }
 
     #[test]

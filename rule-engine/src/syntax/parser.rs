@@ -122,7 +122,11 @@ impl<'a> Parser<'a> {
             .char_indices()
             .find(|(i, c)| *i > 0 && (c.is_whitespace() || *c == '(' || *c == ')'))
             .map_or(rest.len(), |(i, _)| i);
-        rest[..end.min(40)].to_owned()
+        let mut cut = end.min(40);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        rest[..cut].to_owned()
     }
 
     /// Consumes keyword `kw` if it is at the cursor as a whole word.

@@ -165,3 +165,13 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let nots = "not ".repeat(100_000) + "a";
     assert!(parse(&nots).unwrap_err().message.contains("nested"));
 }
+
+#[test]
+fn r_fuzz_error_snippets_cut_on_char_boundaries() {
+    // Found by the `condition` fuzz target: a message snippet cut inside 'Җ'.
+    let text = format!("f'{}", "\u{19}".repeat(36) + "dҖo)-");
+    let e = parse(&format!("proc.name = a {text}")).unwrap_err();
+    assert!(e.message.contains("unexpected"), "{e:?}");
+    assert!(parse("proc.name = 'ҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖ").is_err());
+    assert!(parse("ҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖҖ").is_err());
+}
