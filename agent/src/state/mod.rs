@@ -56,6 +56,9 @@ impl State {
             Detail::Fork { .. } => self.processes.fork(ev),
             _ => {
                 self.processes.ensure(ev.task.tgid, ev);
+                if ev.ret == 0 && matches!(ev.ty.name(), "chdir" | "fchdir") {
+                    self.processes.chdir(ev);
+                }
             }
         }
     }

@@ -253,6 +253,25 @@ impl ProcessTable {
         &self.procs[&pid]
     }
 
+    /// A successful chdir/fchdir: the new working directory (the kernel's
+    /// path for fchdir, the argument resolved against the old one for chdir).
+    pub fn chdir(&mut self, ev: &Event) {
+        let Some(p) = self.procs.get_mut(&ev.task.tgid) else {
+            return;
+        };
+        let new = match ev.params().first() {
+            Some(crate::event::Param::Path {
+                path,
+                partial: false,
+            }) => path.bytes.clone(),
+            Some(crate::event::Param::Str(raw)) => {
+                crate::detect::extract::resolve(&p.cwd.bytes, &raw.bytes).into_owned()
+            }
+            _ => return,
+        };
+        p.cwd = Text::new(new);
+    }
+
     pub fn exit(&mut self, pid: u32) {
         self.procs.remove(&pid);
     }
@@ -300,4 +319,70 @@ fn boot_wall_ns() -> u64 {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     };
     now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, Param, Task};
+
+    fn ev(ty: &'static str, pid: u32, params: Vec<Param>) -> Event {
+        Event {
+            ty: EventType::Syscall(mamori_common::syscalls::by_name(ty).unwrap()),
+            time_ns: 1,
+            task: Task {
+                tgid: pid,
+                tid: pid,
+                ppid: 1,
+                comm: Text::from("sh"),
+                ..Task::default()
+            },
+            ret: 0,
+            detail: Detail::Syscall {
+                args: [0; 6],
+                params,
+            },
+        }
+    }
+
+    #[test]
+    fn chdir_moves_the_working_directory() {
+        let mut t = ProcessTable::new(16);
+        let pid = u32::MAX - 7; // no such process: a stub from the header
+        t.ensure(pid, &ev("chdir", pid, vec![]));
+        t.procs.get_mut(&pid).unwrap().cwd = Text::from("/home/u");
+        t.chdir(&ev(
+            "chdir",
+            pid,
+            vec![Param::Str(Text::from("../srv/./app"))],
+        ));
+        assert_eq!(t.get(pid).unwrap().cwd, Text::from("/home/srv/app"));
+        t.chdir(&ev(
+            "fchdir",
+            pid,
+            vec![Param::Path {
+                path: Text::from("/var/log"),
+                partial: false,
+            }],
+        ));
+        assert_eq!(t.get(pid).unwrap().cwd, Text::from("/var/log"));
+    }
+
+    #[test]
+    fn ancestry_and_capacity() {
+        let mut t = ProcessTable::new(10);
+        for pid in 2..=12u32 {
+            let mut p = Process::stub(&ev("open", pid, vec![]));
+            p.ppid = pid - 1;
+            p.start_ns = u64::from(pid);
+            t.insert(p);
+        }
+        assert!(t.len() <= 10);
+        assert!(t.evicted > 0);
+        assert_eq!(t.ancestor(12, 2).unwrap().pid, 10);
+        assert_eq!(
+            t.ancestors(12, 3).iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [11, 10, 9]
+        );
+    }
 }
