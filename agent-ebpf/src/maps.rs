@@ -48,6 +48,25 @@ pub static SETTINGS: Settings = Settings {
     env_bytes: 0,
 };
 
+/// One of each wire record. Never read: it puts the wire types in the
+/// object's BTF, so the agent's tests can check both sides agree on every
+/// size and offset.
+#[repr(C)]
+pub struct WireTypes {
+    pub header: mamori_common::EventHeader,
+    pub syscall: mamori_common::SyscallBody,
+    pub exec: mamori_common::ExecBody,
+    pub fork: mamori_common::ForkBody,
+    pub exit: mamori_common::ExitBody,
+    pub param: mamori_common::ParamHeader,
+    pub sock: mamori_common::SockTuple,
+    pub file: mamori_common::FileInfo,
+}
+
+#[unsafe(no_mangle)]
+// SAFETY: all-zero is a valid value of these integer-only records.
+pub static WIRE_TYPES: WireTypes = unsafe { core::mem::zeroed() };
+
 /// Reads one offset; volatile so the compiler never folds the placeholder.
 macro_rules! off {
     ($field:ident) => {

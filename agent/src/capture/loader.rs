@@ -26,7 +26,8 @@ use tracing::{debug, info, warn};
 use super::{CaptureError, Options, btf, cgroups, offsets};
 
 /// The compiled kernel object, built by `build.rs`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mamori-ebpf"));
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mamori-ebpf"));
 
 /// `ENABLED` values.
 const ENABLED_TRACEPOINT: u8 = 1;

@@ -16,6 +16,9 @@ pub mod loader;
 pub mod mounts;
 pub mod offsets;
 
+#[cfg(test)]
+mod layout_tests;
+
 use std::{
     collections::BTreeSet,
     os::fd::AsRawFd,
