@@ -61,3 +61,86 @@ fn all_three_load_together() {
     assert_eq!(errors(&r), Vec::<String>::new());
     assert_eq!(r.stats.rules, 25 + 31 + 37);
 }
+
+/// The event types each stable rule is indexed under, as Falco indexes
+/// them (its evttype analysis of the same conditions).
+#[test]
+fn stable_rules_are_indexed_under_falcos_event_types() {
+    use mamori_rules::types::Types;
+    let open = &["open", "openat", "openat2"][..];
+    let exec = &["execve", "execveat"][..];
+    let expected: &[(&str, &[&str])] = &[
+        ("Directory traversal monitored file read", open),
+        ("Read sensitive file trusted after startup", open),
+        ("Read sensitive file untrusted", open),
+        ("Run shell untrusted", exec),
+        ("System user interactive", exec),
+        ("Terminal shell in container", exec),
+        ("Contact K8S API Server From Container", &["connect"]),
+        ("Netcat Remote Code Execution in Container", exec),
+        ("Search Private Keys or Passwords", exec),
+        ("Clear Log Activities", open),
+        ("Remove Bulk Data from Disk", exec),
+        (
+            "Create Symlink Over Sensitive Files",
+            &["symlink", "symlinkat"],
+        ),
+        ("Create Hardlink Over Sensitive Files", &["link", "linkat"]),
+        ("Packet socket created in container", &["socket"]),
+        (
+            "Redirect STDOUT/STDIN to Network Connection in Container",
+            &["dup", "dup2", "dup3"],
+        ),
+        (
+            "Linux Kernel Module Injection Detected",
+            &["finit_module", "init_module"],
+        ),
+        ("Debugfs Launched in Privileged Container", exec),
+        ("Detect release_agent File Container Escapes", open),
+        ("PTRACE attached to process", &["ptrace"]),
+        ("PTRACE anti-debug attempt", &["ptrace"]),
+        ("Find AWS Credentials", exec),
+        ("Execution from /dev/shm", exec),
+        ("Drop and execute new binary in container", exec),
+        (
+            "Disallowed SSH Connection Non Standard Port",
+            &["connect", "sendmsg", "sendto"],
+        ),
+        ("Fileless execution via memfd_create", exec),
+    ];
+    let r = load(&[corpus("falco_rules.yaml")], MatchMode::First);
+    let rs = r.ruleset.unwrap();
+    assert_eq!(rs.rules.len(), expected.len());
+    for (name, types) in expected {
+        let rule = rs
+            .rules
+            .iter()
+            .find(|r| r.name == *name)
+            .unwrap_or_else(|| panic!("no rule {name}"));
+        let want: std::collections::BTreeSet<String> =
+            types.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(rule.types, Types::Only(want), "{name}");
+    }
+}
+
+#[test]
+fn no_corpus_rule_runs_on_every_event() {
+    let r = load(
+        &[
+            corpus("falco_rules.yaml"),
+            corpus("falco-incubating_rules.yaml"),
+            corpus("falco-sandbox_rules.yaml"),
+        ],
+        MatchMode::First,
+    );
+    let unrestricted: Vec<&str> = r
+        .ruleset
+        .as_ref()
+        .unwrap()
+        .rules
+        .iter()
+        .filter(|rule| !matches!(rule.types, mamori_rules::types::Types::Only(_)))
+        .map(|rule| rule.name.as_str())
+        .collect();
+    assert!(unrestricted.is_empty(), "{unrestricted:?}");
+}
