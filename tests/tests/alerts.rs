@@ -84,7 +84,7 @@ fn default_rules_fire_on_real_behaviour() {
     expected.push((
         pid,
         "Namespace change by unexpected process",
-        vec![("evt.arg.flags", "CLONE_NEWUTS".into())],
+        vec![("evt.args", "res=0 flags=CLONE_NEWUTS".into())],
     ));
     let pid = act(&["create", &p(".ssh/authorized_keys")]);
     expected.push((
@@ -181,4 +181,96 @@ fn default_rules_fire_on_real_behaviour() {
     let _ = fs::remove_dir_all(&dir);
     assert!(agent.stop().success());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A root file system from Debian's busybox-static, for podman.
+fn busybox_rootfs(dir: &std::path::Path) {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is installed by cargo xtask setup");
+    fs::copy(busybox, bin.join("busybox")).unwrap();
+    for tool in ["sh", "cat", "true"] {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(tool));
+    }
+    for d in ["etc", "proc", "sys", "dev", "tmp"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+}
+
+#[test]
+fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
+    let dir = std::env::temp_dir().join(format!("mamori-podman-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    let cidfile = dir.join("cid");
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+
+    let status = std::process::Command::new("podman")
+        .args([
+            "--runtime",
+            "/usr/sbin/runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ])
+        .args([
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .arg("--cidfile")
+        .arg(&cidfile)
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["/bin/sh", "-c", "cat /etc/passwd > /dev/null; true"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "podman run failed");
+    let full_id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alert = loop {
+        let found = agent
+            .alerts()
+            .into_iter()
+            .find(|a| a["rule"] == "Shell started in a container");
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no container shell alert: {:?}",
+            agent.alerts()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let f = &alert["output_fields"];
+    assert_eq!(f["container.id"], full_id[..12], "{alert}");
+    assert_eq!(f["proc.name"], "sh");
+    assert_eq!(f["user.name"], "root", "from the container's own passwd");
+    assert!(
+        f["proc.cmdline"]
+            .as_str()
+            .unwrap()
+            .contains("cat /etc/passwd")
+    );
+    // The runtime's own namespace work is not an alert.
+    let noisy: Vec<String> = agent
+        .alerts()
+        .iter()
+        .filter(|a| a["rule"] == "Namespace change by unexpected process")
+        .map(|a| a["output"].to_string())
+        .collect();
+    assert!(noisy.is_empty(), "{noisy:?}");
+    assert!(agent.stop().success());
+    let _ = fs::remove_dir_all(&dir);
 }
