@@ -210,7 +210,7 @@ fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
     let cidfile = dir.join("cid");
     let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
 
-    let status = std::process::Command::new("podman")
+    let status = Command::new("podman")
         .args([
             "--runtime",
             "/usr/sbin/runc",
