@@ -219,3 +219,80 @@ impl<'a> FdView<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mamori_common::syscalls;
+    use mamori_rules::{Field as F, Value};
+
+    use super::FdView;
+    use crate::event::{Detail, Event, EventType, Param, SockTuple, Task};
+
+    fn sock_event(ty: &str, ret: i64) -> Event {
+        let mut t = SockTuple {
+            family: 2,
+            sock_type: 1,
+            protocol: 6,
+            lport: 40000,
+            rport: 443,
+            ..SockTuple::default()
+        };
+        t.laddr[..4].copy_from_slice(&[10, 0, 0, 5]);
+        t.raddr[..4].copy_from_slice(&[93, 184, 216, 34]);
+        let params = match ty {
+            "connect" => vec![
+                Param::Bytes(vec![2, 0, 1, 187, 93, 184, 216, 34]),
+                Param::Sock(t),
+            ],
+            _ => vec![Param::Sock(t)],
+        };
+        Event {
+            ty: EventType::Syscall(syscalls::by_name(ty).unwrap()),
+            time_ns: 1,
+            task: Task::default(),
+            ret,
+            detail: Detail::Syscall {
+                args: [3, 0, 16, 0, 0, 0],
+                params,
+            },
+        }
+    }
+
+    fn s(v: Option<Value>) -> String {
+        v.map(|v| v.render()).unwrap_or_else(|| "<NA>".into())
+    }
+
+    #[test]
+    fn connect_is_the_client_end() {
+        let ev = sock_event("connect", 0);
+        let fd = FdView::of(&ev, None).unwrap();
+        assert_eq!(s(fd.field(F::FdName)), "10.0.0.5:40000->93.184.216.34:443");
+        assert_eq!(s(fd.field(F::FdSip)), "93.184.216.34");
+        assert_eq!(s(fd.field(F::FdCip)), "10.0.0.5");
+        assert_eq!(s(fd.field(F::FdSport)), "443");
+        assert_eq!(s(fd.field(F::FdLport)), "40000");
+        assert_eq!(s(fd.field(F::FdTypechar)), "4");
+        assert_eq!(s(fd.field(F::FdL4proto)), "tcp");
+        assert_eq!(s(fd.field(F::FdSockfamily)), "ip");
+        assert_eq!(s(fd.field(F::FdConnected)), "true");
+        assert_eq!(s(fd.field(F::FdNum)), "3");
+        assert_eq!(s(fd.field(F::FdIsServer)), "false");
+        assert_eq!(
+            s(fd.field(F::FdDirectory)),
+            "<NA>",
+            "sockets have no directory"
+        );
+    }
+
+    #[test]
+    fn accept_is_the_server_end() {
+        let ev = sock_event("accept4", 7);
+        let fd = FdView::of(&ev, None).unwrap();
+        // Local is the server here: the client is the remote address.
+        assert_eq!(s(fd.field(F::FdName)), "93.184.216.34:443->10.0.0.5:40000");
+        assert_eq!(s(fd.field(F::FdCip)), "93.184.216.34");
+        assert_eq!(s(fd.field(F::FdSport)), "40000");
+        assert_eq!(s(fd.field(F::FdNum)), "7");
+        assert_eq!(s(fd.field(F::FdIsServer)), "true");
+    }
+}
