@@ -4,15 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 
-/// libfuzzer-sys aborts in its panic hook, even for panics the loader
-/// contains (libyaml-safer 0.3 panics on some malformed YAML; `yaml::parse`
-/// turns that into an error). A silent hook lets those be handled; a panic
-/// that escapes the loader still aborts: libfuzzer-sys catches the unwind
-/// and aborts.
-fn quiet_contained_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
-}
+#[path = "common.rs"]
+mod common;
+use common::quiet_contained_panics;
 use mamori_rules::{MatchMode, SourceFile, load};
 
 fuzz_target!(|data: &[u8]| {
