@@ -56,6 +56,10 @@ pub struct Alert {
     /// Nanoseconds since the Unix epoch.
     pub time_ns: u64,
     pub rule: String,
+    /// The rule's `desc`.
+    pub description: String,
+    /// The rules file that defined the rule (`rule.ruleset` in ECS).
+    pub ruleset: String,
     pub priority: Priority,
     pub source: Source,
     pub tags: Vec<String>,
@@ -66,4 +70,19 @@ pub struct Alert {
     pub hostname: String,
     /// The event that matched, for outputs that map it (ECS).
     pub event: Option<Arc<Event>>,
+    /// What was known about the event's process, file, connection and
+    /// container when the rule matched (the state moves on after), by
+    /// Falco field name; fields without a value are left out. Outputs that
+    /// map alerts to another schema (ECS) read this, not the state.
+    pub context: Vec<(&'static str, FieldValue)>,
+}
+
+impl Alert {
+    /// A context value by Falco field name.
+    pub fn context(&self, field: &str) -> Option<&FieldValue> {
+        self.context
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, v)| v)
+    }
 }

@@ -135,6 +135,11 @@ impl<'a> View<'a> {
         self.proc
     }
 
+    /// The event's process, when the table knows it.
+    pub fn process(&self) -> Option<&'a Process> {
+        self.proc
+    }
+
     fn fd(&self) -> Option<&FdView<'a>> {
         self.fd
             .get_or_init(|| FdView::of(self.ev, self.proc))

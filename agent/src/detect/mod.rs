@@ -2,6 +2,7 @@
 //! turn hits into alerts. Owns the state; reads the ruleset.
 
 pub mod args;
+pub mod context;
 pub mod extract;
 pub mod fdview;
 pub mod fsview;
@@ -51,9 +52,13 @@ impl Detector {
         self.state.apply_before(ev);
         let rules = &self.rules;
         let mut hits = Vec::new();
+        let mut context = Vec::new();
         if let Some(ty) = rules.type_id(ev.ty.name()) {
             let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
             rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
+            if !hits.is_empty() {
+                context = context::collect(&view);
+            }
         }
         self.state.apply_after(ev);
         if hits.is_empty() {
@@ -65,6 +70,8 @@ impl Detector {
             alert(Alert {
                 time_ns: ev.time_ns,
                 rule: rule.name.clone(),
+                description: rule.desc.clone(),
+                ruleset: ruleset_name(&rule.file),
                 priority: rule.priority,
                 source: Source::Syscall,
                 tags: rule.tags.clone(),
@@ -76,9 +83,15 @@ impl Detector {
                     .collect(),
                 hostname: self.hostname.clone(),
                 event: Some(ev.clone()),
+                context: context.clone(),
             });
         }
     }
+}
+
+/// The file name of a rule's file, without directories.
+fn ruleset_name(file: &str) -> String {
+    file.rsplit('/').next().unwrap_or(file).to_owned()
 }
 
 fn field_value(v: OutputValue) -> FieldValue {

@@ -78,6 +78,8 @@ mod tests {
         Alert {
             time_ns: 1_795_606_870_371_008_876,
             rule: "Read sensitive file".into(),
+            description: "A sensitive file was read.".into(),
+            ruleset: "mamori_rules.yaml".into(),
             priority: Priority::Warning,
             source: Source::Syscall,
             tags: vec!["T1555".into()],
@@ -89,6 +91,7 @@ mod tests {
             ],
             hostname: "node-1".into(),
             event: None,
+            context: Vec::new(),
         }
     }
 
