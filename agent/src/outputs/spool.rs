@@ -1,0 +1,587 @@
+//! The disk spool: an append-only, checksummed, size-bounded queue of
+//! alert documents between the alert stream and Elasticsearch.
+//!
+//! Every document is written here before it is sent, so alerts survive an
+//! Elasticsearch outage and an agent crash or restart; the sender reads in
+//! order and acknowledges what Elasticsearch has stored.
+//!
+//! Invariants:
+//! - Records get consecutive sequence numbers from 1; a segment file is
+//!   named by its first sequence number, so a segment holds the records
+//!   `[its first, the next segment's first)`.
+//! - Each record is `magic, length, seq, crc32(seq, payload), payload`;
+//!   a record is trusted only when all of them check out.
+//! - `acked` (persisted in the `acked` file) is the highest sequence number
+//!   delivered: everything at or below it may be deleted. Losing that file
+//!   only causes resends, which Elasticsearch recognises by `_id`.
+//! - A torn tail (a crash mid-write) is cut off at open; corrupt bytes
+//!   elsewhere are skipped to the next valid record; both are counted.
+//! - Past `max_bytes` the oldest segment is deleted, delivered or not; its
+//!   undelivered records are counted as dropped.
+
+use std::{
+    collections::VecDeque,
+    fs::{self, File, OpenOptions},
+    io::{self, BufReader, Read, Seek, SeekFrom, Write},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+};
+
+const MAGIC: u32 = 0x4c50_534d; // "MSPL" little-endian
+const HEADER: usize = 4 + 4 + 8 + 4;
+/// Largest payload accepted; a larger length field means corruption.
+pub const MAX_RECORD: usize = 16 << 20;
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// Sizes of the spool.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Total size of all segments.
+    pub max_bytes: u64,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+}
+
+impl Limits {
+    /// Segments of a sixteenth of the total, between 64 KiB and 64 MiB, so
+    /// dropping the oldest frees a small part of the spool.
+    pub fn with_max(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            segment_bytes: (max_bytes / 16).clamp(64 << 10, 64 << 20),
+        }
+    }
+}
+
+/// Counters since open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub appended: u64,
+    /// Undelivered records deleted because the spool was full.
+    pub dropped_full: u64,
+    /// Records that failed their checks (torn or corrupt) and were skipped.
+    pub corrupt_records: u64,
+    pub corrupt_bytes: u64,
+}
+
+/// A record read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// Where the reader is: a segment (by first seq) and a byte offset.
+#[derive(Clone, Copy, Debug)]
+struct ReadPos {
+    segment: u64,
+    offset: u64,
+}
+
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    limits: Limits,
+    segments: VecDeque<Segment>,
+    /// The last segment, open for appending.
+    writer: Option<File>,
+    next_seq: u64,
+    acked: u64,
+    read: ReadPos,
+    /// The seq the reader returns next (or a lower bound of it).
+    read_seq: u64,
+    stats: Stats,
+    /// Held for the spool's life: one agent per directory.
+    _lock: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("spool {dir}: {op}: {source}")]
+    Io {
+        dir: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool {0} is in use by another process (its lock is held)")]
+    Locked(PathBuf),
+    #[error("a {0}-byte document is larger than the spool's record limit ({MAX_RECORD} bytes)")]
+    TooLarge(usize),
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, cutting off a torn tail.
+    pub fn open(dir: &Path, limits: Limits) -> Result<Self> {
+        let io = |op: &'static str| {
+            let dir = dir.to_owned();
+            move |source| Error::Io { dir, op, source }
+        };
+        fs::create_dir_all(dir).map_err(io("create directory"))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(io("open lock"))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(Error::Locked(dir.to_owned()));
+        }
+        let acked = read_acked(dir).map_err(io("read acked"))?;
+        let mut segments = list_segments(dir).map_err(io("list segments"))?;
+        let mut stats = Stats::default();
+        // Only the last segment can have a torn tail: earlier ones were
+        // closed after a sync.
+        let mut next_seq = acked + 1;
+        let mut tail_end = None;
+        if let Some(last) = segments.back_mut() {
+            let (valid_end, last_seq, skipped) =
+                scan_valid(&last.path, last.first_seq).map_err(io("scan last segment"))?;
+            if valid_end < last.bytes {
+                stats.corrupt_records += u64::from(skipped);
+                stats.corrupt_bytes += last.bytes - valid_end;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&last.path)
+                    .map_err(io("open segment"))?;
+                f.set_len(valid_end).map_err(io("truncate torn tail"))?;
+                f.sync_all().map_err(io("sync"))?;
+                last.bytes = valid_end;
+            }
+            let end = last_seq.map_or(last.first_seq, |s| s + 1);
+            tail_end = Some(end);
+            next_seq = next_seq.max(end);
+        }
+        let read = ReadPos {
+            segment: segments.front().map_or(next_seq, |s| s.first_seq),
+            offset: 0,
+        };
+        // Go on appending to the last segment when it ends where the
+        // sequence goes on and has room.
+        let writer = match segments.back() {
+            Some(last) if last.bytes < limits.segment_bytes && Some(next_seq) == tail_end => Some(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(io("open segment"))?,
+            ),
+            _ => None,
+        };
+        let mut spool = Self {
+            dir: dir.to_owned(),
+            limits,
+            segments,
+            writer,
+            next_seq,
+            acked,
+            read,
+            read_seq: acked + 1,
+            stats,
+            _lock: lock,
+        };
+        spool.seek_to_unacked();
+        spool.delete_acked()?;
+        Ok(spool)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Records written and not yet acknowledged (dropped ones excluded).
+    pub fn pending(&self) -> u64 {
+        let oldest = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
+        self.next_seq - oldest.max(self.acked + 1).min(self.next_seq)
+    }
+
+    /// Bytes on disk.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Appends `payloads` in order and syncs them to disk before
+    /// returning. Returns how many undelivered records were dropped to make
+    /// room.
+    pub fn append<P: AsRef<[u8]>>(&mut self, payloads: &[P]) -> Result<u64> {
+        if let Some(p) = payloads.iter().find(|p| p.as_ref().len() > MAX_RECORD) {
+            return Err(Error::TooLarge(p.as_ref().len()));
+        }
+        let mut buf = Vec::new();
+        for p in payloads {
+            let p = p.as_ref();
+            let size = (HEADER + p.len()) as u64;
+            let current = self.segments.back().map_or(0, |s| s.bytes) + buf.len() as u64;
+            if self.writer.is_none() || (current > 0 && current + size > self.limits.segment_bytes)
+            {
+                self.flush(&mut buf)?;
+                self.start_segment()?;
+            }
+            encode(&mut buf, self.next_seq, p);
+            self.next_seq += 1;
+            self.stats.appended += 1;
+        }
+        self.flush(&mut buf)?;
+        self.enforce_limit()
+    }
+
+    /// Reads up to `max_records` records (and about `max_bytes`) after the
+    /// last one read, in order. Corrupt bytes are skipped and counted.
+    pub fn read(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while out.len() < max_records && bytes < max_bytes {
+            let Some(idx) = self.segment_index(self.read.segment) else {
+                // The segment is gone (dropped when full): go on with the
+                // next one there is.
+                match self
+                    .segments
+                    .iter()
+                    .find(|s| s.first_seq > self.read.segment)
+                {
+                    Some(next) => {
+                        self.read = ReadPos {
+                            segment: next.first_seq,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            let seg = &self.segments[idx];
+            if self.read.offset >= seg.bytes {
+                match self.segments.get(idx + 1) {
+                    Some(next) => {
+                        self.read = ReadPos {
+                            segment: next.first_seq,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let path = seg.path.clone();
+            let end = seg.bytes;
+            let io = |op| {
+                let dir = self.dir.clone();
+                move |source| Error::Io { dir, op, source }
+            };
+            let mut f = File::open(&path).map_err(io("open segment"))?;
+            f.seek(SeekFrom::Start(self.read.offset))
+                .map_err(io("seek segment"))?;
+            let mut r = BufReader::new(f.take(end - self.read.offset));
+            while out.len() < max_records && bytes < max_bytes && self.read.offset < end {
+                match decode(&mut r).map_err(io("read segment"))? {
+                    Decoded::Record(rec, size) => {
+                        self.read.offset += size;
+                        self.read_seq = self.read_seq.max(rec.seq + 1);
+                        if rec.seq > self.acked {
+                            bytes += rec.payload.len();
+                            out.push(rec);
+                        }
+                    }
+                    Decoded::Bad => {
+                        // Re-read from the next byte, looking for a record.
+                        let skipped = skip_to_valid(&path, self.read.offset + 1, end)
+                            .map_err(io("scan segment"))?;
+                        self.stats.corrupt_records += 1;
+                        self.stats.corrupt_bytes += skipped + 1;
+                        self.read.offset += skipped + 1;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks everything up to `seq` delivered; deletes segments that hold
+    /// nothing else.
+    pub fn ack(&mut self, seq: u64) -> Result<()> {
+        if seq <= self.acked {
+            return Ok(());
+        }
+        self.acked = seq;
+        let tmp = self.dir.join("acked.tmp");
+        fs::write(&tmp, format!("{seq}\n"))
+            .and_then(|()| fs::rename(&tmp, self.dir.join("acked")))
+            .map_err(|source| Error::Io {
+                dir: self.dir.clone(),
+                op: "write acked",
+                source,
+            })?;
+        self.delete_acked()
+    }
+
+    /// After a restart: start reading at the segment holding `acked + 1`.
+    fn seek_to_unacked(&mut self) {
+        let want = self.acked + 1;
+        if let Some(seg) = self.segments.iter().rev().find(|s| s.first_seq <= want) {
+            self.read = ReadPos {
+                segment: seg.first_seq,
+                offset: 0,
+            };
+        }
+    }
+
+    fn segment_index(&self, first_seq: u64) -> Option<usize> {
+        self.segments.iter().position(|s| s.first_seq == first_seq)
+    }
+
+    fn start_segment(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.sync_all().map_err(|source| Error::Io {
+                dir: self.dir.clone(),
+                op: "sync segment",
+                source,
+            })?;
+        }
+        let path = self
+            .dir
+            .join(format!("{:020}{SEGMENT_SUFFIX}", self.next_seq));
+        let f = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                dir: self.dir.clone(),
+                op: "create segment",
+                source,
+            })?;
+        sync_dir(&self.dir);
+        self.segments.push_back(Segment {
+            first_seq: self.next_seq,
+            path,
+            bytes: 0,
+        });
+        self.writer = Some(f);
+        Ok(())
+    }
+
+    fn flush(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let io = |op| {
+            let dir = self.dir.clone();
+            move |source| Error::Io { dir, op, source }
+        };
+        let w = self.writer.as_mut().ok_or_else(|| Error::Io {
+            dir: self.dir.clone(),
+            op: "append",
+            source: io::Error::other("no open segment"),
+        })?;
+        w.write_all(buf).map_err(io("append"))?;
+        w.sync_data().map_err(io("sync"))?;
+        if let Some(last) = self.segments.back_mut() {
+            last.bytes += buf.len() as u64;
+        }
+        buf.clear();
+        Ok(())
+    }
+
+    fn enforce_limit(&mut self) -> Result<u64> {
+        let mut dropped = 0;
+        while self.bytes() > self.limits.max_bytes && self.segments.len() > 1 {
+            let Some(old) = self.segments.pop_front() else {
+                break;
+            };
+            let end = self.segments.front().map_or(self.next_seq, |s| s.first_seq);
+            if self.read.segment == old.first_seq {
+                self.read = ReadPos {
+                    segment: end,
+                    offset: 0,
+                };
+            }
+            // What the reader had not reached is lost.
+            let unread_from = old.first_seq.max(self.read_seq).max(self.acked + 1);
+            dropped += end.saturating_sub(unread_from);
+            self.read_seq = self.read_seq.max(end);
+            fs::remove_file(&old.path).map_err(|source| Error::Io {
+                dir: self.dir.clone(),
+                op: "delete segment",
+                source,
+            })?;
+        }
+        self.stats.dropped_full += dropped;
+        Ok(dropped)
+    }
+
+    fn delete_acked(&mut self) -> Result<()> {
+        while self.segments.len() > 1 {
+            let next_first = self.segments[1].first_seq;
+            if next_first > self.acked + 1 || self.read.segment == self.segments[0].first_seq {
+                break;
+            }
+            if let Some(old) = self.segments.pop_front() {
+                fs::remove_file(&old.path).map_err(|source| Error::Io {
+                    dir: self.dir.clone(),
+                    op: "delete segment",
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    buf.extend_from_slice(&MAGIC.to_le_bytes());
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&checksum(seq, payload).to_le_bytes());
+    buf.extend_from_slice(payload);
+}
+
+fn checksum(seq: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&seq.to_le_bytes());
+    h.update(payload);
+    h.finalize()
+}
+
+enum Decoded {
+    /// A record and its size on disk.
+    Record(Record, u64),
+    /// Not a valid record here (bad magic, length, checksum, or cut short).
+    Bad,
+}
+
+fn decode(r: &mut impl Read) -> io::Result<Decoded> {
+    let mut h = [0u8; HEADER];
+    if let Err(e) = r.read_exact(&mut h) {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => Ok(Decoded::Bad),
+            _ => Err(e),
+        };
+    }
+    let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let len = word(4) as usize;
+    if word(0) != MAGIC || len > MAX_RECORD {
+        return Ok(Decoded::Bad);
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&h[8..16]);
+    let seq = u64::from_le_bytes(seq);
+    let crc = word(16);
+    let mut payload = vec![0u8; len];
+    if let Err(e) = r.read_exact(&mut payload) {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => Ok(Decoded::Bad),
+            _ => Err(e),
+        };
+    }
+    if checksum(seq, &payload) != crc {
+        return Ok(Decoded::Bad);
+    }
+    Ok(Decoded::Record(
+        Record { seq, payload },
+        (HEADER + len) as u64,
+    ))
+}
+
+/// How many bytes from `from` to the next offset where a valid record
+/// starts (or to `end`).
+fn skip_to_valid(path: &Path, from: u64, end: u64) -> io::Result<u64> {
+    let mut data = Vec::new();
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    f.take(end.saturating_sub(from)).read_to_end(&mut data)?;
+    let magic = MAGIC.to_le_bytes();
+    let mut i = 0;
+    while i + HEADER <= data.len() {
+        if data[i..i + 4] == magic
+            && let Decoded::Record(..) = decode(&mut &data[i..])?
+        {
+            return Ok(i as u64);
+        }
+        i += 1;
+    }
+    Ok(data.len() as u64)
+}
+
+/// Scans a segment from the start: the end of its valid records, the last
+/// valid seq, and how many bad stretches were met. Records after a bad
+/// stretch still count when valid (corruption, not a torn tail).
+fn scan_valid(path: &Path, first_seq: u64) -> io::Result<(u64, Option<u64>, u32)> {
+    let data = fs::read(path)?;
+    let mut offset = 0usize;
+    let mut valid_end = 0u64;
+    let mut last = None;
+    let mut bad = 0;
+    let mut in_bad = false;
+    while offset < data.len() {
+        match decode(&mut &data[offset..])? {
+            Decoded::Record(rec, size) if rec.seq >= first_seq => {
+                offset += size as usize;
+                valid_end = offset as u64;
+                last = Some(rec.seq);
+                in_bad = false;
+            }
+            _ => {
+                if !in_bad {
+                    bad += 1;
+                    in_bad = true;
+                }
+                offset += 1;
+            }
+        }
+    }
+    Ok((valid_end, last, bad))
+}
+
+fn read_acked(dir: &Path) -> io::Result<u64> {
+    match fs::read_to_string(dir.join("acked")) {
+        Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn list_segments(dir: &Path) -> io::Result<VecDeque<Segment>> {
+    let mut segs = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(first) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        segs.push(Segment {
+            first_seq: first,
+            path: entry.path(),
+            bytes: entry.metadata()?.len(),
+        });
+    }
+    segs.sort_by_key(|s| s.first_seq);
+    Ok(segs.into())
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+#[path = "spool_tests.rs"]
+mod tests;
