@@ -40,6 +40,7 @@ pub struct RunSettings {
     pub events: bool,
     pub capture: capture::Options,
     pub hostname: String,
+    pub elasticsearch: Option<outputs::elasticsearch::Settings>,
 }
 
 /// Channel depths between stages: deep enough to absorb a burst, bounded
@@ -58,6 +59,24 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let rules = Arc::new(load_rules(&settings.rules)?);
     metrics.set_rules_loaded();
+
+    // Before the kernel programs: a spool that cannot be opened stops the
+    // start rather than losing alerts.
+    let elasticsearch = match settings.elasticsearch {
+        Some(es) => {
+            let mapper = outputs::ecs::EcsMapper {
+                identity: outputs::identity::Identity::detect(&settings.hostname, &host_root()),
+                namespace: es.target.namespace().to_owned(),
+            };
+            let url = es.connection.url.to_string();
+            let spool = es.spool_dir.display().to_string();
+            let out = outputs::elasticsearch::Output::open(es, mapper, &metrics)
+                .context("cannot start the Elasticsearch output")?;
+            info!(url, spool, "Elasticsearch output on");
+            Some(out)
+        }
+        None => None,
+    };
 
     let mut opts = settings.capture.clone();
     opts.syscalls = kernel_syscalls(&rules);
@@ -104,7 +123,12 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         settings.hostname.clone(),
         shutdown_rx,
     ));
-    let outputs = tokio::spawn(outputs::run(alert_rx, settings.sinks, metrics.clone()));
+    let outputs = tokio::spawn(outputs::run(
+        alert_rx,
+        settings.sinks,
+        elasticsearch,
+        metrics.clone(),
+    ));
 
     wait_for_signal().await?;
     info!("shutting down: draining events and flushing outputs");
@@ -254,6 +278,8 @@ pub fn loss_alert(c: &Counters, new_losses: u64, hostname: &str) -> Alert {
     Alert {
         time_ns: now_ns(),
         rule: "mamori internal: event loss".into(),
+        description: "The kernel or the decoder lost events: detection has gaps.".into(),
+        ruleset: "mamori".into(),
         priority: Priority::Critical,
         source: Source::Internal,
         tags: vec!["mamori_internal".into()],
@@ -265,7 +291,16 @@ pub fn loss_alert(c: &Counters, new_losses: u64, hostname: &str) -> Alert {
         output_fields: fields,
         hostname: hostname.to_owned(),
         event: None,
+        context: Vec::new(),
     }
+}
+
+/// Where the host's files are seen: `MAMORI_HOST_ROOT` (`/host` in a
+/// DaemonSet pod that mounts the host's root there), else `/`.
+pub fn host_root() -> PathBuf {
+    std::env::var_os("MAMORI_HOST_ROOT")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
 pub fn now_ns() -> u64 {

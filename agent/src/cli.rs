@@ -34,6 +34,27 @@ pub enum Command {
     Rules(RulesCommand),
     /// List every field conditions and outputs may use.
     Fields,
+    /// Work with the Elasticsearch output.
+    #[command(subcommand)]
+    Es(EsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EsCommand {
+    /// Install (or update) the ILM policy, component and index templates
+    /// for alerts and dead letters.
+    Setup(EsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EsArgs {
+    /// Configuration file (its `outputs.elasticsearch` section).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+
+    /// Elasticsearch URL (overrides the file).
+    #[arg(long, env = "MAMORI_ES_URL")]
+    pub es_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,4 +96,13 @@ pub struct RunArgs {
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 8)]
     pub ring_mib: u32,
+
+    /// Send alerts to Elasticsearch at this URL (overrides
+    /// `outputs.elasticsearch.url`).
+    #[arg(long, env = "MAMORI_ES_URL")]
+    pub es_url: Option<String>,
+
+    /// Disk spool for Elasticsearch (default /var/lib/mamori/spool).
+    #[arg(long)]
+    pub spool_dir: Option<PathBuf>,
 }

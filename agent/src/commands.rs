@@ -1,4 +1,5 @@
-//! The commands that do not run the agent: `rules validate`, `fields`.
+//! The commands that do not run the agent: `rules validate`, `fields`,
+//! `es setup`.
 
 use std::path::PathBuf;
 
@@ -71,4 +72,13 @@ pub fn fields(as_json: bool) {
             return;
         }
     }
+}
+
+/// `mamori es setup`: installs the templates for the configured target.
+pub async fn es_setup(
+    settings: &crate::outputs::elasticsearch::Settings,
+) -> anyhow::Result<crate::outputs::elasticsearch::setup::Report> {
+    use crate::outputs::elasticsearch::{client::Client, setup};
+    let client = Client::new(&settings.connection)?;
+    Ok(setup::install(&client, &settings.target).await?)
 }

@@ -7,7 +7,7 @@ use clap::Parser;
 use mamori::{
     app::{self, RunSettings},
     capture,
-    cli::{Cli, Command, RulesCommand, RunArgs},
+    cli::{Cli, Command, EsArgs, EsCommand, RulesCommand, RunArgs},
     commands,
     config::{self, FormatName},
     outputs::{Format, Sink},
@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
             commands::fields(cli.json);
             Ok(())
         }
+        Command::Es(EsCommand::Setup(ref args)) => es_setup(&cli, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -58,6 +59,52 @@ fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
         .block_on(app::run(settings))
 }
 
+/// `mamori es setup`: installs the templates and reports what it did.
+fn es_setup(cli: &Cli, args: &EsArgs) -> anyhow::Result<()> {
+    logging::init(&cli.log_level, cli.log_json);
+    let file = match &args.config {
+        Some(path) => config::load(path)?,
+        None => config::File::default(),
+    };
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("(flags)"));
+    let Some(settings) = config::elasticsearch::settings(
+        file.outputs
+            .elasticsearch
+            .as_ref()
+            .unwrap_or(&Default::default()),
+        &config::elasticsearch::Overrides {
+            url: args.es_url.clone(),
+            spool_dir: None,
+        },
+        &config_path,
+    )?
+    else {
+        anyhow::bail!("no Elasticsearch URL: pass --es-url or set outputs.elasticsearch.url");
+    };
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(commands::es_setup(&settings))?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"installed": report.installed, "fallbacks": report.fallbacks})
+        );
+    } else {
+        for i in &report.installed {
+            println!("installed {i}");
+        }
+        for f in &report.fallbacks {
+            println!("note: {f}");
+        }
+    }
+    Ok(())
+}
+
 /// Flags override the file; the file overrides defaults.
 fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<RunSettings> {
     let format_of = |f: Option<FormatName>| match f {
@@ -77,14 +124,36 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         None => sinks.push(Sink::Stdout(format_of(None))),
     }
     if let Some(f) = &file.outputs.file {
-        sinks.push(Sink::File(
-            f.path.clone(),
-            format_of(f.format.or(Some(FormatName::Json))),
-        ));
+        sinks.push(Sink::File {
+            path: f.path.clone(),
+            format: format_of(f.format.or(Some(FormatName::Json))),
+            max_bytes: f.max_size_mib.unwrap_or(100) << 20,
+            keep: f.keep.unwrap_or(5),
+        });
     }
     if let Some(path) = &args.output_file {
-        sinks.push(Sink::File(path.clone(), Format::Json));
+        sinks.push(Sink::File {
+            path: path.clone(),
+            format: Format::Json,
+            max_bytes: 100 << 20,
+            keep: 5,
+        });
     }
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("(flags)"));
+    let elasticsearch = config::elasticsearch::settings(
+        file.outputs
+            .elasticsearch
+            .as_ref()
+            .unwrap_or(&Default::default()),
+        &config::elasticsearch::Overrides {
+            url: args.es_url.clone(),
+            spool_dir: args.spool_dir.clone(),
+        },
+        &config_path,
+    )?;
     let rules = if !args.rules.is_empty() {
         args.rules.clone()
     } else if !file.rules.is_empty() {
@@ -113,6 +182,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         events: args.events,
         capture,
         hostname: hostname(),
+        elasticsearch,
     })
 }
 

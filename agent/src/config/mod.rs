@@ -6,6 +6,8 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
+pub mod elasticsearch;
+
 /// The file as written. Every key is optional; defaults are documented in
 /// the README.
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +31,7 @@ pub struct File {
 pub struct Outputs {
     pub stdout: Option<StreamOutput>,
     pub file: Option<FileOutput>,
+    pub elasticsearch: Option<ElasticsearchOutput>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +47,51 @@ pub struct StreamOutput {
 pub struct FileOutput {
     pub path: PathBuf,
     pub format: Option<FormatName>,
+    /// Rotate past this size (MiB); 0 never rotates. Default 100.
+    pub max_size_mib: Option<u64>,
+    /// Rotated files kept. Default 5.
+    pub keep: Option<u32>,
+}
+
+/// `outputs.elasticsearch`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchOutput {
+    /// `https://host:9200`; user info in it is used as basic auth.
+    pub url: Option<String>,
+    /// Data stream namespace: `logs-mamori.alerts-<namespace>`.
+    pub namespace: Option<String>,
+    /// `data_stream` (default) or `daily` indices for clusters without
+    /// data streams.
+    pub index: Option<IndexMode>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Name of the environment variable holding the password.
+    pub password_env: Option<String>,
+    /// File holding an API key (`id:key` or the encoded form).
+    pub api_key_file: Option<PathBuf>,
+    pub api_key_env: Option<String>,
+    /// PEM CA bundle to trust; the host name is still verified.
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the server certificate (diagnosis only).
+    #[serde(default)]
+    pub tls_insecure: bool,
+    pub spool_dir: Option<PathBuf>,
+    pub spool_max_mib: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub batch_max_mib: Option<usize>,
+    pub flush_interval_ms: Option<u64>,
+    pub timeout_s: Option<u64>,
+    pub drain_timeout_s: Option<u64>,
+    /// Install templates at start when missing. Default true.
+    pub setup: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexMode {
+    DataStream,
+    Daily,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

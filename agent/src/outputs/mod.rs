@@ -1,8 +1,15 @@
 //! Outputs: where alerts go. Each sink renders alerts its own way; none
 //! knows about rules or the kernel.
 
+pub mod ecs;
+pub mod elasticsearch;
 pub mod event_json;
+pub mod file;
 pub mod format;
+pub mod identity;
+pub mod ids;
+pub mod mitre;
+pub mod spool;
 pub mod time;
 
 use std::{
@@ -33,31 +40,63 @@ impl Format {
     }
 }
 
-/// A configured sink.
+/// A configured stream sink.
 #[derive(Clone, Debug)]
 pub enum Sink {
     Stdout(Format),
-    /// Appends to a file (created if missing).
-    File(PathBuf, Format),
+    /// Appends to a file (created if missing), rotated past `max_bytes`
+    /// (0: never) keeping `keep` old files.
+    File {
+        path: PathBuf,
+        format: Format,
+        max_bytes: u64,
+        keep: u32,
+    },
 }
 
 impl Sink {
     pub fn name(&self) -> &'static str {
         match self {
             Sink::Stdout(_) => "stdout",
-            Sink::File(..) => "file",
+            Sink::File { .. } => "file",
+        }
+    }
+
+    fn format(&self) -> Format {
+        match self {
+            Sink::Stdout(f) | Sink::File { format: f, .. } => *f,
         }
     }
 }
 
-/// Delivers every alert from `rx` to every sink, until `rx` closes; then
-/// flushes. A failing sink is counted and logged; the others go on.
+enum Writer {
+    Stdout(io::Stdout),
+    File(file::RotatingFile),
+}
+
+impl Writer {
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Stdout(s) => {
+                let mut s = s.lock();
+                s.write_all(line)?;
+                s.flush()
+            }
+            Writer::File(f) => f.write_line(line),
+        }
+    }
+}
+
+/// Delivers every alert from `rx` to every stream sink and to
+/// Elasticsearch, until `rx` closes; then lets Elasticsearch drain. A
+/// failing sink is counted and logged; the others go on.
 pub async fn run(
     mut rx: mpsc::Receiver<Alert>,
     sinks: Vec<Sink>,
+    elasticsearch: Option<elasticsearch::Output>,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let mut writers: Vec<(Sink, Box<dyn Write + Send>)> = Vec::new();
+    let mut writers: Vec<(Sink, Writer)> = Vec::new();
     for sink in sinks {
         match open(&sink) {
             Ok(w) => writers.push((sink, w)),
@@ -67,12 +106,18 @@ pub async fn run(
             }
         }
     }
+    let (es_tx, es_task) = match elasticsearch {
+        Some(out) => {
+            let (tx, rx) = mpsc::channel(ES_QUEUE);
+            (Some(tx), Some(tokio::spawn(out.run(rx))))
+        }
+        None => (None, None),
+    };
     while let Some(alert) = rx.recv().await {
         for (sink, w) in &mut writers {
-            let (Sink::Stdout(fmt) | Sink::File(_, fmt)) = sink;
-            let mut line = fmt.render(&alert);
+            let mut line = sink.format().render(&alert);
             line.push('\n');
-            match w.write_all(line.as_bytes()).and_then(|()| w.flush()) {
+            match w.write_line(line.as_bytes()) {
                 Ok(()) => metrics.output_sent(sink.name()),
                 Err(e) => {
                     metrics.output_failed(sink.name());
@@ -80,20 +125,30 @@ pub async fn run(
                 }
             }
         }
+        if let Some(tx) = &es_tx {
+            // Waits when the spool writer is behind: back-pressure, not loss.
+            if tx.send(std::sync::Arc::new(alert)).await.is_err() {
+                metrics.output_failed("elasticsearch");
+            }
+        }
     }
-    for (_, w) in &mut writers {
-        let _ = w.flush();
+    drop(es_tx);
+    if let Some(task) = es_task {
+        let _ = task.await;
     }
 }
 
-fn open(sink: &Sink) -> io::Result<Box<dyn Write + Send>> {
+/// Alerts queued for the spool writer.
+const ES_QUEUE: usize = 4096;
+
+fn open(sink: &Sink) -> io::Result<Writer> {
     Ok(match sink {
-        Sink::Stdout(_) => Box::new(io::stdout()),
-        Sink::File(path, _) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
+        Sink::Stdout(_) => Writer::Stdout(io::stdout()),
+        Sink::File {
+            path,
+            max_bytes,
+            keep,
+            ..
+        } => Writer::File(file::RotatingFile::open(path, *max_bytes, *keep)?),
     })
 }

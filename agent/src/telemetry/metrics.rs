@@ -14,6 +14,9 @@ use std::{
 
 use crate::{alert::Priority, capture::CountersHandle};
 
+/// Renders a component's own metric families into the exposition.
+pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Metrics {
     events: HashMap<&'static str, AtomicU64>,
@@ -22,6 +25,7 @@ pub struct Metrics {
     capture: OnceLock<CountersHandle>,
     attached: AtomicBool,
     rules_loaded: AtomicBool,
+    renderers: Mutex<Vec<Renderer>>,
 }
 
 impl Metrics {
@@ -69,6 +73,14 @@ impl Metrics {
     fn output(&self, output: &'static str, status: &'static str) {
         if let Ok(mut m) = self.outputs.lock() {
             *m.entry((output, status)).or_default() += 1;
+        }
+    }
+
+    /// Adds a component's families (the Elasticsearch output's, say) to
+    /// `/metrics`.
+    pub fn add_renderer(&self, r: Renderer) {
+        if let Ok(mut v) = self.renderers.lock() {
+            v.push(r);
         }
     }
 
@@ -208,16 +220,22 @@ impl Metrics {
             "1 once programs are attached and rules loaded.",
         );
         let _ = writeln!(out, "mamori_ready {}", u8::from(self.ready()));
+        if let Ok(v) = self.renderers.lock() {
+            for r in v.iter() {
+                r(&mut out);
+            }
+        }
         out
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes a family's `# HELP` and `# TYPE` lines.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// Escapes a Prometheus label value.
-fn label(v: &str) -> String {
+pub fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

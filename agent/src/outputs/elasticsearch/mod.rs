@@ -1,0 +1,217 @@
+//! The Elasticsearch output: alerts become ECS documents, are written to
+//! the disk spool (synced) before anything is sent, and are delivered in
+//! order with `_bulk` by the [`sender`]. Each alert is stored once: its
+//! `_id` is fixed when the document is made, and a resend answers 409.
+//!
+//! ```text
+//! alerts ─► writer (ECS, spool append + fsync) ─► spool ─► sender ─► _bulk
+//!                         └ spool full: oldest dropped + internal alert
+//! ```
+
+pub mod bulk;
+pub mod client;
+pub mod sender;
+pub mod setup;
+pub mod stats;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{error, warn};
+
+use self::{
+    bulk::{Doc, Target},
+    client::{Client, Connection},
+    sender::{Backoff, Batching, Sender},
+    stats::Stats,
+};
+use super::{
+    ecs::EcsMapper,
+    spool::{self, Spool},
+};
+use crate::{
+    alert::{Alert, FieldValue, Priority, Source},
+    telemetry::metrics::Metrics,
+};
+
+/// Settings of the output (from the config file and flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub connection: Connection,
+    pub target: Target,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    pub batching: Batching,
+    pub backoff: Backoff,
+    /// Install the templates at start when missing or older.
+    pub setup: bool,
+    /// After SIGTERM, how long to go on delivering the spool.
+    pub drain_timeout: Duration,
+}
+
+impl Settings {
+    /// Defaults for `url`: data stream `logs-mamori.alerts-default`,
+    /// batches of 500 documents / 5 MiB / 1 s, a 1 GiB spool.
+    pub fn new(connection: Connection, spool_dir: PathBuf) -> Self {
+        Self {
+            connection,
+            target: Target::DataStream {
+                namespace: "default".into(),
+            },
+            spool_dir,
+            spool_max_bytes: 1 << 30,
+            batching: Batching {
+                docs: 500,
+                bytes: 5 << 20,
+                flush_interval: Duration::from_secs(1),
+            },
+            backoff: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            setup: true,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The output, ready to run: the spool is open (and locked).
+pub struct Output {
+    settings: Settings,
+    client: Client,
+    spool: Arc<Mutex<Spool>>,
+    stats: Arc<Stats>,
+    mapper: EcsMapper,
+}
+
+impl Output {
+    /// Opens the spool and builds the client; errors here stop the start
+    /// (a spool that cannot be written would lose alerts).
+    pub fn open(settings: Settings, mapper: EcsMapper, metrics: &Metrics) -> anyhow::Result<Self> {
+        let client = Client::new(&settings.connection)?;
+        let spool = Spool::open(
+            &settings.spool_dir,
+            spool::Limits::with_max(settings.spool_max_bytes),
+        )?;
+        let stats = Arc::new(Stats::default());
+        stats
+            .spool_pending
+            .store(spool.pending(), std::sync::atomic::Ordering::Relaxed);
+        stats
+            .spool_bytes
+            .store(spool.bytes(), std::sync::atomic::Ordering::Relaxed);
+        let s = stats.clone();
+        metrics.add_renderer(Box::new(move |out| s.render(out)));
+        Ok(Self {
+            settings,
+            client,
+            spool: Arc::new(Mutex::new(spool)),
+            stats,
+            mapper,
+        })
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Writes every alert from `rx` to the spool and delivers the spool,
+    /// until `rx` closes; then delivers for up to the drain timeout.
+    pub async fn run(self, mut rx: mpsc::Receiver<Arc<Alert>>) {
+        let appended = Arc::new(Notify::new());
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let sender = Sender {
+            client: self.client.clone(),
+            target: self.settings.target.clone(),
+            spool: self.spool.clone(),
+            appended: appended.clone(),
+            stats: self.stats.clone(),
+            batching: self.settings.batching.clone(),
+            backoff: self.settings.backoff.clone(),
+            setup: self.settings.setup,
+            drain_timeout: self.settings.drain_timeout,
+        };
+        let sender = tokio::spawn(sender.run(closing_rx));
+
+        let mut batch: Vec<Arc<Alert>> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+            let records: Vec<Vec<u8>> = batch.drain(..).map(|a| self.encode(&a)).collect();
+            let dropped = self.append(records).await;
+            if dropped > 0 {
+                Stats::add(&self.stats.spool_dropped, dropped);
+                warn!(dropped, "spool full: dropped the oldest undelivered alerts");
+                let notice =
+                    self.encode(&spool_full_alert(dropped, &self.mapper.identity.host_name));
+                self.append(vec![notice]).await;
+            }
+            appended.notify_one();
+        }
+        let _ = closing_tx.send(true);
+        let _ = sender.await;
+    }
+
+    fn encode(&self, alert: &Alert) -> Vec<u8> {
+        let (id, doc) = self.mapper.document(alert, crate::app::now_ns());
+        Doc::encode(&id, alert.time_ns, doc.to_string().as_bytes())
+    }
+
+    /// Appends and syncs; returns how many old records were dropped.
+    async fn append(&self, records: Vec<Vec<u8>>) -> u64 {
+        let n = records.len() as u64;
+        let spool = self.spool.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut s = spool.lock().map_err(|_| "spool lock poisoned".to_owned())?;
+            s.append(&records).map_err(|e| e.to_string())
+        })
+        .await;
+        match res {
+            Ok(Ok(dropped)) => {
+                Stats::add(&self.stats.spooled, n);
+                dropped
+            }
+            Ok(Err(e)) => {
+                Stats::add(&self.stats.lost, n);
+                error!(error = %e, alerts = n, "cannot write alerts to the spool; they are lost for Elasticsearch");
+                0
+            }
+            Err(e) => {
+                Stats::add(&self.stats.lost, n);
+                error!(error = %e, "spool write task failed");
+                0
+            }
+        }
+    }
+}
+
+/// The internal alert for alerts dropped from a full spool.
+fn spool_full_alert(dropped: u64, hostname: &str) -> Alert {
+    Alert {
+        time_ns: crate::app::now_ns(),
+        rule: "mamori internal: spool full".into(),
+        description: "Elasticsearch was unreachable for long enough to fill the disk spool; \
+                      the oldest undelivered alerts were dropped."
+            .into(),
+        ruleset: "mamori".into(),
+        priority: Priority::Critical,
+        source: Source::Internal,
+        tags: vec!["mamori_internal".into()],
+        message: format!(
+            "mamori dropped {dropped} undelivered alerts: the spool is full (Elasticsearch unreachable?)"
+        ),
+        output_fields: vec![("n_dropped".into(), FieldValue::UInt(dropped))],
+        hostname: hostname.to_owned(),
+        event: None,
+        context: Vec::new(),
+    }
+}

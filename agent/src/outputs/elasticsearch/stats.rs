@@ -1,0 +1,129 @@
+//! Delivery counters of the Elasticsearch output, for `/metrics` and the
+//! tests: every alert ends in exactly one of indexed, duplicate,
+//! dead-lettered, lost, or still in the spool.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+};
+
+use crate::telemetry::metrics::family;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Documents written to the spool.
+    pub spooled: AtomicU64,
+    /// Created in Elasticsearch.
+    pub indexed: AtomicU64,
+    /// Already there (a resend after a crash or a lost answer).
+    pub duplicates: AtomicU64,
+    /// Refused and stored in the dead-letter stream.
+    pub dead_lettered: AtomicU64,
+    /// Refused, and the dead letter refused too: only logged.
+    pub lost: AtomicU64,
+    pub bulk_requests: AtomicU64,
+    /// Requests that failed as a whole (unreachable, 429, 5xx, auth).
+    pub bulk_failures: AtomicU64,
+    /// Items sent again after a per-item 429/5xx.
+    pub item_retries: AtomicU64,
+    /// Dropped from a full spool before delivery.
+    pub spool_dropped: AtomicU64,
+    pub spool_corrupt: AtomicU64,
+    pub spool_pending: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    /// The last request reached Elasticsearch and was accepted.
+    pub connected: AtomicBool,
+}
+
+impl Stats {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+
+    /// Prometheus families.
+    pub fn render(&self, out: &mut String) {
+        let counters: [(&str, &str, &AtomicU64); 9] = [
+            (
+                "spooled",
+                "Alert documents written to the disk spool.",
+                &self.spooled,
+            ),
+            (
+                "indexed",
+                "Alert documents created in Elasticsearch.",
+                &self.indexed,
+            ),
+            (
+                "duplicates",
+                "Documents Elasticsearch already had (resends; delivered once).",
+                &self.duplicates,
+            ),
+            (
+                "dead_lettered",
+                "Documents refused by Elasticsearch and stored in the dead-letter stream.",
+                &self.dead_lettered,
+            ),
+            (
+                "lost",
+                "Documents refused, whose dead letter was refused too (logged).",
+                &self.lost,
+            ),
+            ("bulk_requests", "_bulk requests sent.", &self.bulk_requests),
+            (
+                "bulk_failures",
+                "_bulk requests that failed as a whole and were retried.",
+                &self.bulk_failures,
+            ),
+            (
+                "item_retries",
+                "Bulk items retried after 429 or 5xx.",
+                &self.item_retries,
+            ),
+            (
+                "spool_dropped",
+                "Undelivered alerts dropped because the spool was full.",
+                &self.spool_dropped,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let name = format!("mamori_elasticsearch_{name}_total");
+            family(out, &name, "counter", help);
+            let _ = writeln!(out, "{name} {}", Self::get(c));
+        }
+        let gauges: [(&str, &str, u64); 4] = [
+            (
+                "mamori_spool_corrupt_records_total",
+                "Spool records skipped as torn or corrupt.",
+                Self::get(&self.spool_corrupt),
+            ),
+            (
+                "mamori_spool_pending",
+                "Alerts in the spool not yet delivered.",
+                Self::get(&self.spool_pending),
+            ),
+            (
+                "mamori_spool_bytes",
+                "Bytes of spool on disk.",
+                Self::get(&self.spool_bytes),
+            ),
+            (
+                "mamori_elasticsearch_connected",
+                "1 when the last request to Elasticsearch succeeded.",
+                u64::from(self.connected.load(Relaxed)),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
+}
