@@ -68,13 +68,16 @@ impl Agent {
                 sink.lock().unwrap().push(v);
             }
         });
-        let agent = Agent {
+        let mut agent = Agent {
             child,
             port,
             alerts,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            if let Some(status) = agent.child.try_wait().unwrap() {
+                panic!("mamori exited before it was ready: {status}");
+            }
             assert!(Instant::now() < deadline, "mamori never became ready");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -105,6 +108,19 @@ impl Agent {
     /// Every alert so far.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
         self.alerts.lock().unwrap().clone()
+    }
+
+    /// The value of an unlabelled metric from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = http_get(self.port, "/metrics")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit status.

@@ -16,6 +16,7 @@ use std::{
 };
 
 pub mod agent;
+pub mod es;
 
 use mamori::{
     capture::{AttachReport, Capture, CountersHandle, Options},

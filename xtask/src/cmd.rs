@@ -30,6 +30,20 @@ pub fn run(program: impl AsRef<Path>, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `program args` in `dir`, failing on a non-zero exit.
+pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("+ (cd {}; {program} {})", dir.display(), args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("cannot start {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
 /// Runs cargo from the workspace root (the pinned toolchain applies).
 pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     run(

@@ -4,11 +4,14 @@
 //! - `build`: build the agent (release).
 //! - `run [ARGS]`: setup, build, then `mamori run ARGS` as root.
 //! - `test`: setup, fmt check, clippy, unit tests, end-to-end tests.
+//! - `es build|start|stop|status`: the real Elasticsearch node the tests
+//!   use (from Maven Central, run as user `mamori-es`).
 //! - `bench capture|rules`: capture overhead on syscall loops; rule
 //!   evaluation throughput.
 
 mod bench;
 mod cmd;
+mod es;
 mod setup;
 mod test;
 
@@ -46,6 +49,8 @@ enum Command {
         #[arg(default_value = "capture")]
         what: String,
     },
+    /// The test Elasticsearch node: `build`, `start`, `stop` or `status`.
+    Es { what: String },
     /// Internal: one pinned workload loop for `bench capture`.
     #[command(hide = true)]
     BenchWorkload { kind: String, n: u64 },
@@ -73,6 +78,12 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             build()?;
             bench::run(&what)
+        }
+        Command::Es { what } => {
+            if what != "status" && what != "stop" {
+                setup::run()?;
+            }
+            es::run(&what)
         }
         Command::BenchWorkload { kind, n } => bench::workload(&kind, n),
     }

@@ -13,7 +13,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Debian packages: LLVM 22 for bpf-linker; podman, runc and busybox for
-/// the container tests.
+/// the container tests; a JDK and Maven for the test Elasticsearch node;
+/// openssl for its test certificates.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -26,6 +27,9 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "iproute2",
     "curl",
+    "openssl",
+    "default-jdk-headless",
+    "maven",
 ];
 
 pub fn run() -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: lints, unit tests, then the end-to-end tests, which
 //! load the real programs and so run as root, one at a time.
 
-use crate::{cmd, setup::TOOLCHAIN};
+use crate::{cmd, es, setup::TOOLCHAIN};
 
 pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     if lint {
@@ -32,12 +32,20 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     cmd::cargo(&unit)?;
     // The e2e tests spawn the release binary; build it first.
     cmd::cargo(&["build", "--release", "--package", "mamori"])?;
+    // A real Elasticsearch node for the output tests (some tests start
+    // their own, from the same installed launcher).
+    es::build()?;
+    let url = es::start()?;
+    // SAFETY: single-threaded; read by the test processes.
+    unsafe { std::env::set_var("MAMORI_TEST_ES_URL", &url) };
     let mut e2e = vec!["test", "--release", "--package", "mamori-e2e"];
     if let Some(f) = filter {
         e2e.push(f);
     }
     e2e.extend(["--", "--test-threads=1"]);
-    cmd::cargo(&e2e)
+    let result = cmd::cargo(&e2e);
+    es::stop()?;
+    result
 }
 
 /// Clippy on the kernel crate, for its own target.

@@ -31,6 +31,16 @@ fn main() {
                 assert!(fd >= 0, "open failed");
                 libc::close(fd);
             }
+            // open-n PATH N: open and close PATH N times
+            "open-n" => {
+                let n: u32 = String::from_utf8(arg(2)).unwrap().parse().unwrap();
+                let path = cstr(&arg(1));
+                for _ in 0..n {
+                    let fd = libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY);
+                    assert!(fd >= 0, "open failed");
+                    libc::close(fd);
+                }
+            }
             // create PATH: openat(O_CREAT|O_WRONLY), close
             "create" => {
                 let fd = libc::openat(

@@ -1,0 +1,218 @@
+//! A real Elasticsearch for the output tests: the shared node that
+//! `cargo xtask test` starts (`MAMORI_TEST_ES_URL`), or a dedicated node a
+//! test starts and stops itself (outages), both from the launcher that
+//! `cargo xtask es build` installs.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Where `cargo xtask es build` installs the launcher.
+pub const DIST: &str = "/var/lib/mamori-es/dist";
+
+/// The shared node's URL.
+pub fn shared_url() -> String {
+    std::env::var("MAMORI_TEST_ES_URL").unwrap_or_else(|_| {
+        panic!("MAMORI_TEST_ES_URL is not set: run the tests with `cargo xtask test` (it starts Elasticsearch), or `cargo xtask es start` and export it")
+    })
+}
+
+/// A plain HTTP/1.1 request; returns status and body.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let body = body.unwrap_or("");
+    let content_type = if path.contains("_bulk") {
+        "application/x-ndjson"
+    } else {
+        "application/json"
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A JSON request that must succeed.
+pub fn json(method: &str, url: &str, body: Option<&Value>) -> Value {
+    let text = body.map(Value::to_string);
+    let (status, body) =
+        http(method, url, text.as_deref()).unwrap_or_else(|| panic!("{method} {url}: no answer"));
+    assert!(
+        (200..300).contains(&status),
+        "{method} {url}: {status} {body}"
+    );
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// Documents of `index` matching `query`, after a refresh.
+pub fn search(url: &str, index: &str, query: Value, size: usize) -> Vec<Value> {
+    let _ = http("POST", &format!("{url}/{index}/_refresh"), None);
+    let Some((200, body)) = http(
+        "POST",
+        &format!("{url}/{index}/_search"),
+        Some(&serde_json::json!({"query": query, "size": size}).to_string()),
+    ) else {
+        return Vec::new();
+    };
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    v["hits"]["hits"]
+        .as_array()
+        .map(|h| h.iter().map(|d| d["_source"].clone()).collect())
+        .unwrap_or_default()
+}
+
+/// How many documents of `index` match `query` (0 when the index is missing).
+pub fn count(url: &str, index: &str, query: Value) -> u64 {
+    let _ = http("POST", &format!("{url}/{index}/_refresh"), None);
+    match http(
+        "POST",
+        &format!("{url}/{index}/_count"),
+        Some(&serde_json::json!({"query": query}).to_string()),
+    ) {
+        Some((200, body)) => serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["count"]
+            .as_u64()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Waits up to `secs` for `f` to hold.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A dedicated node, stopped on drop.
+pub struct Node {
+    child: Option<Child>,
+    pub home: PathBuf,
+    pub port: u16,
+    pub url: String,
+}
+
+impl Node {
+    /// Starts a node with its data in `home` on `port` and waits for it.
+    pub fn start(home: &Path, port: u16) -> Self {
+        let run = Path::new(DIST).join("run.sh");
+        assert!(
+            run.exists(),
+            "{} is missing: run `cargo xtask es build`",
+            run.display()
+        );
+        let _ = std::fs::remove_file(home.join("url"));
+        let log = std::fs::File::create(home.with_extension("log")).unwrap();
+        let child = Command::new(run)
+            .arg(home)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut node = Self {
+            child: Some(child),
+            home: home.to_owned(),
+            port,
+            url: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(url) = std::fs::read_to_string(home.join("url")) {
+                node.url = url.trim().to_owned();
+                break;
+            }
+            if let Some(c) = node.child.as_mut() {
+                assert!(
+                    c.try_wait().unwrap().is_none(),
+                    "the Elasticsearch node exited; see {}",
+                    home.with_extension("log").display()
+                );
+            }
+            assert!(Instant::now() < deadline, "Elasticsearch did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Green enough to write to.
+        json(
+            "GET",
+            &format!(
+                "{}/_cluster/health?wait_for_status=yellow&timeout=60s",
+                node.url
+            ),
+            None,
+        );
+        node
+    }
+
+    /// Stops the node (SIGTERM to its process group) and waits.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: signalling the group we created.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                // SAFETY: as above.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,391 @@
+//! The Elasticsearch output against a real node: alerts from real eBPF
+//! events arrive as ECS documents; an outage and a `kill -9` lose and
+//! duplicate nothing; refused documents reach the dead-letter stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use mamori_e2e::{
+    agent::{Agent, free_port, repo_rules},
+    es::{self, Node, count, search, shared_url, wait_until},
+    run_actor,
+};
+use serde_json::{Value, json};
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mamori-es-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A config sending to `url` in `namespace`, spooling in `dir/spool`,
+/// flushing every 100 ms unless `extra` says otherwise.
+fn config(dir: &Path, url: &str, namespace: &str, extra: &str) -> PathBuf {
+    let path = dir.join("mamori.yaml");
+    let flush = if extra.contains("flush_interval_ms") {
+        ""
+    } else {
+        "    flush_interval_ms: 100\n"
+    };
+    fs::write(
+        &path,
+        format!(
+            "outputs:\n  elasticsearch:\n    url: {url}\n    namespace: {namespace}\n    \
+             spool_dir: {}\n{flush}{extra}",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Test rules: the default ones plus a connect rule for network fields.
+fn rules(dir: &Path, port: u16) -> Vec<String> {
+    let extra = dir.join("extra.yaml");
+    fs::write(
+        &extra,
+        format!(
+            "- rule: Test outbound connection\n  desc: the e2e test's connect\n  \
+             condition: evt.type = connect and proc.name = mamori-actor and fd.rport = {port}\n  \
+             output: connect to %fd.rip:%fd.rport by %proc.name\n  priority: ERROR\n  \
+             tags: [network, T1071, mitre_command_and_control]\n"
+        ),
+    )
+    .unwrap();
+    vec![
+        "-r".into(),
+        repo_rules().to_str().unwrap().into(),
+        "-r".into(),
+        extra.to_str().unwrap().into(),
+    ]
+}
+
+fn start_agent(cfg: &Path, rules: &[String]) -> Agent {
+    let mut args: Vec<&str> = vec!["-c", cfg.to_str().unwrap()];
+    args.extend(rules.iter().map(String::as_str));
+    Agent::start(&args)
+}
+
+fn by_pid(pid: u32) -> Value {
+    json!({"term": {"process.pid": pid}})
+}
+
+#[test]
+fn alerts_arrive_as_ecs_documents() {
+    let url = shared_url();
+    let dir = scratch("ecs");
+    let ns = format!("ecs{}", std::process::id());
+    let index = format!("logs-mamori.alerts-{ns}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let agent = start_agent(&config(&dir, &url, &ns, ""), &rules(&dir, port));
+
+    let file_pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let shm = "/dev/shm/mamori-es-true";
+    fs::copy("/bin/true", shm).unwrap();
+    let exec_pid = run_actor(&["exec", shm], Some(true)).pid;
+    let net_pid = run_actor(&["connect", &port.to_string()], Some(true)).pid;
+
+    for pid in [file_pid, exec_pid, net_pid] {
+        wait_until(30, "the alerts in Elasticsearch", || {
+            count(&url, &index, by_pid(pid)) >= 1
+        });
+    }
+    let _ = fs::remove_file(shm);
+
+    let d = &search(&url, &index, by_pid(file_pid), 10)[0];
+    assert_eq!(d["event"]["kind"], "alert");
+    assert_eq!(
+        d["event"]["category"],
+        json!(["file", "intrusion_detection"])
+    );
+    assert_eq!(d["event"]["type"], json!(["access"]));
+    assert_eq!(d["event"]["action"], "openat");
+    assert_eq!(d["event"]["outcome"], "success");
+    assert_eq!(
+        d["event"]["severity"], 47,
+        "Warning is medium on Kibana's scale"
+    );
+    assert_eq!(d["event"]["module"], "mamori");
+    assert!(d["event"]["ingested"].as_str().unwrap() > "2026");
+    assert!(d["event"]["created"].as_str().unwrap() > "2026");
+    assert_eq!(
+        d["rule"]["name"],
+        "Credential file read by unexpected process"
+    );
+    assert_eq!(d["rule"]["ruleset"], "mamori_rules.yaml");
+    assert!(!d["rule"]["description"].as_str().unwrap().is_empty());
+    assert_eq!(d["file"]["path"], "/etc/shadow");
+    assert_eq!(d["file"]["name"], "shadow");
+    assert_eq!(d["process"]["pid"], file_pid);
+    assert_eq!(d["process"]["name"], "mamori-actor");
+    assert!(
+        d["process"]["executable"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mamori-actor")
+    );
+    assert_eq!(d["process"]["args"][1], "open");
+    assert_eq!(d["process"]["args_count"], 3);
+    assert_eq!(d["process"]["user"]["id"], "0");
+    assert_eq!(d["process"]["user"]["name"], "root");
+    assert_eq!(d["process"]["parent"]["pid"], std::process::id());
+    assert!(d["process"]["working_directory"].is_string());
+    assert_eq!(d["host"]["os"]["type"], "linux");
+    assert!(d["host"]["name"].is_string() && d["host"]["id"].is_string());
+    assert_eq!(d["agent"]["type"], "mamori");
+    assert_eq!(d["threat"]["technique"]["id"], json!(["T1003"]));
+    assert_eq!(
+        d["threat"]["technique"]["subtechnique"]["id"],
+        json!(["T1003.008"])
+    );
+    assert_eq!(d["threat"]["tactic"]["name"], json!(["Credential Access"]));
+    assert_eq!(d["mamori"]["output_fields"]["fd.name"], "/etc/shadow");
+    assert!(
+        d.get("fd").is_none() && d.get("proc").is_none(),
+        "Falco fields stay under mamori"
+    );
+    assert!(d.get("container").is_none(), "a host process");
+    assert_eq!(d["message"], d["mamori"]["output"]);
+
+    let d = &search(&url, &index, by_pid(exec_pid), 10)[0];
+    assert_eq!(d["rule"]["name"], "Program executed from shared memory");
+    assert_eq!(
+        d["event"]["category"],
+        json!(["process", "intrusion_detection"])
+    );
+    assert_eq!(d["event"]["type"], json!(["start"]));
+    assert_eq!(d["process"]["executable"], shm);
+
+    let d = &search(&url, &index, by_pid(net_pid), 10)[0];
+    assert_eq!(d["rule"]["name"], "Test outbound connection");
+    assert_eq!(d["event"]["severity"], 73);
+    assert_eq!(
+        d["event"]["category"],
+        json!(["network", "intrusion_detection"])
+    );
+    assert_eq!(d["network"]["transport"], "tcp");
+    assert_eq!(d["network"]["type"], "ipv4");
+    assert_eq!(d["network"]["direction"], "egress");
+    assert_eq!(d["destination"]["ip"], "127.0.0.1");
+    assert_eq!(d["destination"]["port"], port);
+    assert_eq!(d["source"]["ip"], "127.0.0.1");
+    assert!(d["source"]["port"].as_u64().unwrap() > 0);
+
+    // The fields are typed as the template says, not by dynamic guesses.
+    let mapping = es::json("GET", &format!("{url}/{index}/_mapping"), None);
+    let props = &mapping.as_object().unwrap().values().next().unwrap()["mappings"]["properties"];
+    assert_eq!(props["process"]["properties"]["pid"]["type"], "long");
+    assert_eq!(props["destination"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(props["event"]["properties"]["severity"]["type"], "long");
+    assert_eq!(
+        props["mamori"]["properties"]["output_fields"]["type"],
+        "flattened"
+    );
+    // Searchable by Falco field through the flattened object.
+    assert_eq!(
+        count(
+            &url,
+            &index,
+            json!({"term": {"mamori.output_fields.fd.name": "/etc/shadow"}})
+        ),
+        1
+    );
+    assert!(agent.metric("mamori_elasticsearch_indexed_total").unwrap() >= 3.0);
+    assert!(agent.stop().success());
+}
+
+/// 1,000 alerts while Elasticsearch is down, then it comes back: each
+/// alert arrives exactly once.
+#[test]
+fn an_outage_loses_and_duplicates_nothing() {
+    let dir = scratch("outage");
+    let es_port = free_port();
+    let mut node = Node::start(&dir.join("node"), es_port);
+    let url = node.url.clone();
+    let cfg = config(&dir, &url, "outage", "    batch_size: 200\n");
+    let agent = start_agent(&cfg, &rules(&dir, 1));
+    // The agent has installed its templates and delivers: prove it.
+    let first = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    wait_until(30, "the first alert", || {
+        count(&url, "logs-mamori.alerts-outage", by_pid(first)) == 1
+    });
+
+    node.stop();
+    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    wait_until(60, "1,000 alerts in the spool", || {
+        agent.metric("mamori_elasticsearch_spooled_total") >= Some(1001.0)
+    });
+    assert_eq!(
+        agent.metric("mamori_elasticsearch_indexed_total"),
+        Some(1.0)
+    );
+    assert!(
+        agent
+            .metric("mamori_elasticsearch_bulk_failures_total")
+            .unwrap()
+            >= 1.0
+    );
+    assert!(agent.metric("mamori_spool_pending").unwrap() >= 1000.0);
+
+    let node = Node::start(&dir.join("node"), es_port);
+    wait_until(120, "the spooled alerts delivered", || {
+        count(&node.url, "logs-mamori.alerts-outage", by_pid(pid)) >= 1000
+    });
+    // Give a duplicate every chance to land before counting.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        count(&node.url, "logs-mamori.alerts-outage", by_pid(pid)),
+        1000
+    );
+    assert_unique_ids(&node.url, "logs-mamori.alerts-outage", pid, 1000);
+    assert_eq!(agent.metric("mamori_spool_pending"), Some(0.0));
+    assert!(agent.stop().success());
+}
+
+/// `kill -9` of mamori in the middle of delivering 1,000 alerts, then a
+/// restart on the same spool: none lost, none duplicated.
+#[test]
+fn kill_9_mid_flush_loses_and_duplicates_nothing() {
+    let url = shared_url();
+    let dir = scratch("kill9");
+    let ns = format!("kill{}", std::process::id());
+    let index = format!("logs-mamori.alerts-{ns}");
+    // Small batches: delivery takes many requests, so the kill lands
+    // between them.
+    let cfg = config(
+        &dir,
+        &url,
+        &ns,
+        "    batch_size: 5\n    flush_interval_ms: 0\n",
+    );
+    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    wait_until(60, "delivery under way", || {
+        agent.metric("mamori_elasticsearch_indexed_total") >= Some(50.0)
+    });
+    let indexed_at_kill = agent.metric("mamori_elasticsearch_indexed_total").unwrap();
+    agent.kill();
+    let before_restart = count(&url, &index, by_pid(pid));
+    assert!(
+        before_restart < 1000,
+        "the kill came after delivery finished ({indexed_at_kill} indexed); the test proves nothing"
+    );
+
+    let agent = start_agent(&cfg, &rules(&dir, 1));
+    wait_until(120, "the rest delivered after the restart", || {
+        count(&url, &index, by_pid(pid)) >= 1000
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(&url, &index, by_pid(pid)), 1000);
+    assert_unique_ids(&url, &index, pid, 1000);
+    assert_eq!(agent.metric("mamori_spool_pending"), Some(0.0));
+    assert!(agent.stop().success());
+}
+
+/// A document Elasticsearch refuses (here: a field mapped with another
+/// type) lands in the dead-letter stream with the reason, not nowhere.
+#[test]
+fn refused_documents_go_to_the_dead_letter_stream() {
+    let url = shared_url();
+    let dir = scratch("deadletter");
+    let ns = format!("dl{}", std::process::id());
+    // A template above mamori's that maps file.path as a number.
+    es::json(
+        "PUT",
+        &format!("{url}/_index_template/test-conflict-{ns}"),
+        Some(&json!({
+            "index_patterns": [format!("logs-mamori.alerts-{ns}")],
+            "data_stream": {},
+            "priority": 500,
+            "template": {"mappings": {"properties": {"file": {"properties": {"path": {"type": "long"}}}}}}
+        })),
+    );
+    let agent = start_agent(&config(&dir, &url, &ns, ""), &rules(&dir, 1));
+    let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let dl = format!("logs-mamori.deadletter-{ns}");
+    wait_until(30, "the dead letter", || {
+        count(&url, &dl, json!({"match_all": {}})) >= 1
+    });
+    let d = &search(&url, &dl, json!({"match_all": {}}), 10)[0];
+    assert_eq!(d["event"]["kind"], "pipeline_error");
+    assert_eq!(d["error"]["code"], "400");
+    let reason = d["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("file.path"), "{reason}");
+    let original: Value = serde_json::from_str(d["event"]["original"].as_str().unwrap()).unwrap();
+    assert_eq!(original["process"]["pid"], pid);
+    assert_eq!(original["file"]["path"], "/etc/shadow");
+    assert_eq!(d["event"]["id"], original["event"]["id"]);
+    assert_eq!(
+        count(&url, &format!("logs-mamori.alerts-{ns}"), by_pid(pid)),
+        0
+    );
+    assert_eq!(
+        agent.metric("mamori_elasticsearch_dead_lettered_total"),
+        Some(1.0)
+    );
+    assert_eq!(agent.metric("mamori_spool_pending"), Some(0.0));
+    assert!(agent.stop().success());
+    es::json(
+        "DELETE",
+        &format!("{url}/_index_template/test-conflict-{ns}"),
+        None,
+    );
+}
+
+/// `index: daily` writes `mamori-alerts-<ns>-YYYY.MM.DD` indices.
+#[test]
+fn daily_indices_for_clusters_without_data_streams() {
+    let url = shared_url();
+    let dir = scratch("daily");
+    let ns = format!("daily{}", std::process::id());
+    let cfg = config(&dir, &url, &ns, "    index: daily\n");
+    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let pattern = format!("mamori-alerts-{ns}-*");
+    wait_until(30, "the alert in a daily index", || {
+        count(&url, &pattern, by_pid(pid)) == 1
+    });
+    let indices = es::json(
+        "GET",
+        &format!("{url}/_cat/indices/{pattern}?format=json"),
+        None,
+    );
+    let name = indices[0]["index"].as_str().unwrap();
+    let today = chrono_day();
+    assert_eq!(name, format!("mamori-alerts-{ns}-{today}"));
+    assert!(agent.stop().success());
+}
+
+/// Today's `YYYY.MM.DD` (UTC), from `date`.
+fn chrono_day() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y.%m.%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// No alert id appears twice among `pid`'s documents.
+fn assert_unique_ids(url: &str, index: &str, pid: u32, n: u64) {
+    let _ = es::http("POST", &format!("{url}/{index}/_refresh"), None);
+    let v = es::json(
+        "POST",
+        &format!("{url}/{index}/_search"),
+        Some(&json!({
+            "size": 0,
+            "query": by_pid(pid),
+            "aggs": {
+                "ids": {"cardinality": {"field": "event.id", "precision_threshold": 10000}},
+                "dups": {"terms": {"field": "event.id", "min_doc_count": 2, "size": 10}}
+            }
+        })),
+    );
+    assert_eq!(v["aggregations"]["ids"]["value"], n, "{v}");
+    assert_eq!(v["aggregations"]["dups"]["buckets"], json!([]), "{v}");
+}
