@@ -16,6 +16,8 @@ pub struct Agent {
     child: Child,
     pub port: u16,
     alerts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// The agent's log, when captured (`start_logged`).
+    log: Arc<Mutex<String>>,
 }
 
 /// The repository's `rules/` directory.
@@ -44,6 +46,20 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 impl Agent {
     /// Starts the agent with `args` after `run --json`, waits until ready.
     pub fn start(args: &[&str]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    /// As `start`, keeping the agent's log (stderr) for `log()`.
+    pub fn start_logged(args: &[&str]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    /// The log so far (only with `start_logged`).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn spawn(args: &[&str], keep_log: bool) -> Self {
         let port = free_port();
         let mut child = Command::new(sibling_binary("mamori"))
             .args([
@@ -53,10 +69,28 @@ impl Agent {
                 &format!("127.0.0.1:{port}"),
             ])
             .args(args)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if keep_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(err) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines() {
+                    let Ok(line) = line else { return };
+                    eprintln!("{line}");
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
         let alerts = Arc::new(Mutex::new(Vec::new()));
         let sink = alerts.clone();
         let out = child.stdout.take().unwrap();
@@ -72,6 +106,7 @@ impl Agent {
             child,
             port,
             alerts,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
         while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {

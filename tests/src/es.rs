@@ -142,6 +142,11 @@ pub struct Node {
 impl Node {
     /// Starts a node with its data in `home` on `port` and waits for it.
     pub fn start(home: &Path, port: u16) -> Self {
+        Self::start_with(home, port, &[])
+    }
+
+    /// As `start`, with more launcher arguments (`--tls-port`...).
+    pub fn start_with(home: &Path, port: u16, extra: &[&str]) -> Self {
         let run = Path::new(DIST).join("run.sh");
         assert!(
             run.exists(),
@@ -153,6 +158,7 @@ impl Node {
         let child = Command::new(run)
             .arg(home)
             .arg(port.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -191,6 +197,13 @@ impl Node {
             None,
         );
         node
+    }
+
+    /// The HTTPS front's URL (`https://localhost:PORT`), when started with one.
+    pub fn tls_url(&self) -> Option<String> {
+        std::fs::read_to_string(self.home.join("tls-url"))
+            .ok()
+            .map(|u| u.trim().to_owned())
     }
 
     /// Stops the node (SIGTERM to its process group) and waits.

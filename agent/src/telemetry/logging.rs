@@ -8,8 +8,12 @@ use tracing_subscriber::EnvFilter;
 pub fn init(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("aya=warn,aya_obj=warn,{level}")));
+    // Colours only for a person at a terminal, never into files or
+    // container logs.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

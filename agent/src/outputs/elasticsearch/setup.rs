@@ -113,8 +113,9 @@ pub async fn install(client: &Client, target: &Target) -> Result<Report, Error> 
         }) if reason.contains("does not exist") => {
             let degraded = degrade_types(&mappings);
             put(client, &path, &degraded).await?;
+            let first = reason.split("; caused by").next().unwrap_or(&reason);
             report.fallbacks.push(format!(
-                "the cluster lacks some ECS field types ({reason}); \
+                "the cluster lacks some ECS field types ({first}); \
                  used keyword for wildcard and constant_keyword, text for match_only_text"
             ));
         }

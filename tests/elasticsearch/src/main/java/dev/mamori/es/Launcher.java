@@ -6,7 +6,6 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.CountDownLatch;
 
 import java.util.Map;
@@ -24,6 +23,11 @@ import org.elasticsearch.plugins.PluginsLoader;
  * Starts a real single-node Elasticsearch on 127.0.0.1 for mamori's tests.
  *
  * Usage: Launcher --home DIR --modules DIR [--port N] [--stdin]
+ *                 [--tls-port N --keystore P12 --keystore-pass PW
+ *                  [--user U --password PW] [--api-key ID:KEY]]
+ *
+ * With --tls-port, an HTTPS front that requires the given credentials
+ * forwards to the node ({@link SecureFront}); its URL goes to DIR/tls-url.
  *
  * Boots the node as Elasticsearch's own bootstrap does: server jars on the
  * class path, each module (here: transport-netty4, the HTTP server) from
@@ -39,12 +43,24 @@ public final class Launcher {
         Path modules = null;
         String port = "0";
         boolean watchStdin = false;
+        Integer tlsPort = null;
+        Path keystore = null;
+        String keystorePass = "";
+        String user = null;
+        String password = null;
+        String apiKey = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--home" -> home = Path.of(args[++i]);
                 case "--modules" -> modules = Path.of(args[++i]);
                 case "--port" -> port = args[++i];
                 case "--stdin" -> watchStdin = true;
+                case "--tls-port" -> tlsPort = Integer.parseInt(args[++i]);
+                case "--keystore" -> keystore = Path.of(args[++i]);
+                case "--keystore-pass" -> keystorePass = args[++i];
+                case "--user" -> user = args[++i];
+                case "--password" -> password = args[++i];
+                case "--api-key" -> apiKey = args[++i];
                 default -> {
                     System.err.println("unknown argument: " + args[i]);
                     System.exit(2);
@@ -83,6 +99,12 @@ public final class Launcher {
         HttpServerTransport http = node.injector().getInstance(HttpServerTransport.class);
         InetSocketAddress addr = http.boundAddress().publishAddress().address();
         String url = "http://" + addr.getHostString() + ":" + addr.getPort();
+        if (tlsPort != null) {
+            int bound = SecureFront.start(tlsPort, keystore, keystorePass, url, user, password, apiKey);
+            Path tlsTmp = home.resolve("tls-url.tmp");
+            Files.writeString(tlsTmp, "https://localhost:" + bound + "\n", StandardCharsets.UTF_8);
+            Files.move(tlsTmp, home.resolve("tls-url"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
         Path tmp = home.resolve("url.tmp");
         Files.writeString(tmp, url + "\n", StandardCharsets.UTF_8);
         Files.move(tmp, urlFile, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
