@@ -405,7 +405,11 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl (cargo xtask setup installs it)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn make_certs(dir: &Path) -> Certs {
@@ -419,10 +423,57 @@ fn make_certs(dir: &Path) -> Certs {
         a.extend(days);
         openssl(dir, &a);
     }
-    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
     fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-extfile", "san.ext", "-days", "2"]);
-    openssl(dir, &["pkcs12", "-export", "-in", "server.pem", "-inkey", "server.key", "-out", "server.p12", "-passout", "pass:storepw"]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "san.ext",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            "server.pem",
+            "-inkey",
+            "server.key",
+            "-out",
+            "server.p12",
+            "-passout",
+            "pass:storepw",
+        ],
+    );
     for f in ["server.p12", "ca.pem", "other-ca.pem"] {
         let mut p = fs::metadata(dir.join(f)).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
@@ -447,12 +498,18 @@ fn tls_and_credentials() {
         &dir.join("node"),
         free_port(),
         &[
-            "--tls-port", &tls_port.to_string(),
-            "--keystore", certs.server_p12.to_str().unwrap(),
-            "--keystore-pass", "storepw",
-            "--user", "elastic",
-            "--password", "right-Pa55word",
-            "--api-key", "key1:Sup3rSecretKey",
+            "--tls-port",
+            &tls_port.to_string(),
+            "--keystore",
+            certs.server_p12.to_str().unwrap(),
+            "--keystore-pass",
+            "storepw",
+            "--user",
+            "elastic",
+            "--password",
+            "right-Pa55word",
+            "--api-key",
+            "key1:Sup3rSecretKey",
         ],
     );
     let https = node.tls_url().unwrap();
@@ -469,11 +526,46 @@ fn tls_and_credentials() {
     // Each case: its own namespace and spool; (extra config, delivers?,
     // what the log must say when it does not).
     let cases: [(&str, String, Option<&str>); 5] = [
-        ("basic", format!("    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n", certs.ca.display()), None),
-        ("apikey", format!("    api_key_file: {key}\n    ca_file: {}\n", certs.ca.display()), None),
-        ("badpw", format!("    username: elastic\n    password_file: {bad_pw}\n    ca_file: {}\n", certs.ca.display()), Some("401")),
-        ("badca", format!("    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n", certs.other_ca.display()), Some("certificate")),
-        ("badhost", format!("    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n", certs.ca.display()), Some("certificate")),
+        (
+            "basic",
+            format!(
+                "    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n",
+                certs.ca.display()
+            ),
+            None,
+        ),
+        (
+            "apikey",
+            format!(
+                "    api_key_file: {key}\n    ca_file: {}\n",
+                certs.ca.display()
+            ),
+            None,
+        ),
+        (
+            "badpw",
+            format!(
+                "    username: elastic\n    password_file: {bad_pw}\n    ca_file: {}\n",
+                certs.ca.display()
+            ),
+            Some("401"),
+        ),
+        (
+            "badca",
+            format!(
+                "    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n",
+                certs.other_ca.display()
+            ),
+            Some("certificate"),
+        ),
+        (
+            "badhost",
+            format!(
+                "    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n",
+                certs.ca.display()
+            ),
+            Some("certificate"),
+        ),
     ];
     for (name, extra, failure) in cases {
         let case_dir = dir.join(name);
@@ -539,11 +631,22 @@ fn tls_and_credentials() {
         &case_dir,
         &https,
         "badpw",
-        &format!("    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n", certs.ca.display()),
+        &format!(
+            "    username: elastic\n    password_file: {good_pw}\n    ca_file: {}\n",
+            certs.ca.display()
+        ),
     );
     let agent = start_agent(&cfg, &rules(&case_dir, 1));
-    wait_until(30, "the spooled alert delivered with the right password", || {
-        count(&node.url, "logs-mamori.alerts-badpw", json!({"match_all": {}})) >= 1
-    });
+    wait_until(
+        30,
+        "the spooled alert delivered with the right password",
+        || {
+            count(
+                &node.url,
+                "logs-mamori.alerts-badpw",
+                json!({"match_all": {}}),
+            ) >= 1
+        },
+    );
     assert!(agent.stop().success());
 }

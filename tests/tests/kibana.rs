@@ -33,7 +33,12 @@ fn saved_objects_reference_each_other() {
     let objs = objects();
     let ids: BTreeMap<String, String> = objs
         .iter()
-        .map(|o| (o["id"].as_str().unwrap().to_owned(), o["type"].as_str().unwrap().to_owned()))
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                o["type"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(ids.len(), objs.len(), "ids are unique");
     let view = objs.iter().find(|o| o["type"] == "index-pattern").unwrap();
@@ -52,7 +57,13 @@ fn saved_objects_reference_each_other() {
         if let Some(ss) = o["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"].as_str() {
             let ss: Value = serde_json::from_str(ss).unwrap();
             if let Some(name) = ss["indexRefName"].as_str() {
-                assert!(o["references"].as_array().unwrap().iter().any(|r| r["name"] == name));
+                assert!(
+                    o["references"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["name"] == name)
+                );
             }
         }
     }
@@ -60,9 +71,19 @@ fn saved_objects_reference_each_other() {
     let panels = inner(&dash["attributes"]["panelsJSON"]);
     for p in panels.as_array().unwrap() {
         let name = p["panelRefName"].as_str().unwrap();
-        assert!(dash["references"].as_array().unwrap().iter().any(|r| r["name"] == name), "{name}");
+        assert!(
+            dash["references"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == name),
+            "{name}"
+        );
     }
-    assert_eq!(panels.as_array().unwrap().len(), dash["references"].as_array().unwrap().len());
+    assert_eq!(
+        panels.as_array().unwrap().len(),
+        dash["references"].as_array().unwrap().len()
+    );
 }
 
 /// The fields a visualization or search uses.
@@ -126,8 +147,12 @@ fn aggs_of(vis: &Value) -> Value {
     for a in buckets.iter().rev() {
         let p = &a["params"];
         let mut node = match a["type"].as_str().unwrap() {
-            "date_histogram" => json!({"date_histogram": {"field": p["field"], "fixed_interval": "1m", "min_doc_count": 1}}),
-            "terms" => json!({"terms": {"field": p["field"], "size": p["size"], "order": {"_count": "desc"}}}),
+            "date_histogram" => {
+                json!({"date_histogram": {"field": p["field"], "fixed_interval": "1m", "min_doc_count": 1}})
+            }
+            "terms" => {
+                json!({"terms": {"field": p["field"], "size": p["size"], "order": {"_count": "desc"}}})
+            }
             other => panic!("aggregation this test does not know: {other}"),
         };
         if tree.as_object().is_some_and(|o| !o.is_empty()) {
@@ -146,7 +171,12 @@ fn top_keys(answer: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| b["key_as_string"].as_str().map_or_else(|| b["key"].to_string().trim_matches('"').to_owned(), str::to_owned))
+        .map(|b| {
+            b["key_as_string"].as_str().map_or_else(
+                || b["key"].to_string().trim_matches('"').to_owned(),
+                str::to_owned,
+            )
+        })
         .collect()
 }
 
@@ -167,13 +197,20 @@ fn saved_object_queries_run_on_real_alerts() {
         ),
     )
     .unwrap();
-    let agent = Agent::start(&["-c", cfg.to_str().unwrap(), "-r", repo_rules().to_str().unwrap()]);
+    let agent = Agent::start(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        repo_rules().to_str().unwrap(),
+    ]);
     let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
     let shm = "/dev/shm/mamori-kibana-true";
     fs::copy("/bin/true", shm).unwrap();
     run_actor(&["exec", shm], Some(true));
     let _ = fs::remove_file(shm);
-    wait_until(30, "the alerts indexed", || count(&url, &index, json!({"match_all": {}})) >= 2);
+    wait_until(30, "the alerts indexed", || {
+        count(&url, &index, json!({"match_all": {}})) >= 2
+    });
     assert!(agent.stop().success());
 
     // Every field is mapped, and aggregatable where aggregated.
@@ -185,13 +222,23 @@ fn saved_object_queries_run_on_real_alerts() {
             assert!(cap.is_object(), "{}: field {f} is not mapped", o["id"]);
             if o["type"] == "visualization" {
                 let c = cap.as_object().unwrap().values().next().unwrap();
-                assert_eq!(c["aggregatable"], true, "{}: {f} is not aggregatable", o["id"]);
+                assert_eq!(
+                    c["aggregatable"], true,
+                    "{}: {f} is not aggregatable",
+                    o["id"]
+                );
             }
         }
     }
 
     // The data view's pattern finds the alerts.
-    assert!(count(&url, "logs-mamori.alerts-*", json!({"term": {"process.pid": pid}})) >= 1);
+    assert!(
+        count(
+            &url,
+            "logs-mamori.alerts-*",
+            json!({"term": {"process.pid": pid}})
+        ) >= 1
+    );
 
     let host = {
         let v = es::search(&url, &index, json!({"term": {"process.pid": pid}}), 1);
@@ -203,7 +250,8 @@ fn saved_object_queries_run_on_real_alerts() {
         let Some(ss) = ss.map(|s| serde_json::from_str::<Value>(s).unwrap()) else {
             continue;
         };
-        let query = json!({"bool": {"filter": [kql(ss["query"]["query"].as_str().unwrap()), last_day]}});
+        let query =
+            json!({"bool": {"filter": [kql(ss["query"]["query"].as_str().unwrap()), last_day]}});
         let id = o["id"].as_str().unwrap();
         match o["type"].as_str().unwrap() {
             "visualization" => {
@@ -258,9 +306,14 @@ fn saved_object_queries_run_on_real_alerts() {
                 let answer = es::json(
                     "POST",
                     &format!("{url}/{index}/_search"),
-                    Some(&json!({"size": 10, "query": query, "sort": [{sort[0].as_str().unwrap(): sort[1]}]})),
+                    Some(
+                        &json!({"size": 10, "query": query, "sort": [{sort[0].as_str().unwrap(): sort[1]}]}),
+                    ),
                 );
-                assert!(answer["hits"]["hits"].as_array().unwrap().len() >= 2, "{id}");
+                assert!(
+                    answer["hits"]["hits"].as_array().unwrap().len() >= 2,
+                    "{id}"
+                );
             }
             _ => {}
         }

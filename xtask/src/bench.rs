@@ -1,4 +1,4 @@
-//! `cargo xtask bench capture|rules`.
+//! `cargo xtask bench capture|rules|delivery`.
 //!
 //! capture: a fixed-count open+close loop (a syscall the rules capture) and
 //! a getppid loop (one nobody captures), pinned to one CPU, without and
@@ -7,6 +7,10 @@
 //!
 //! rules: `cargo bench -p mamori --bench rules` (Falco's stable rules over a
 //! generated event mix).
+//!
+//! delivery: `cargo bench -p mamori --bench delivery` with the test
+//! Elasticsearch node running: ECS mapping, spool write and read rates,
+//! alerts per second into Elasticsearch.
 
 use std::{
     io::{Read, Write},
@@ -30,7 +34,15 @@ pub fn run(what: &str) -> anyhow::Result<()> {
     match what {
         "capture" => capture(),
         "rules" => cmd::cargo(&["bench", "-p", "mamori", "--bench", "rules"]),
-        other => bail!("unknown benchmark `{other}` (capture, rules)"),
+        "delivery" => {
+            let url = crate::es::start()?;
+            // SAFETY: single-threaded; read by the bench process.
+            unsafe { std::env::set_var("MAMORI_BENCH_ES_URL", url) };
+            let r = cmd::cargo(&["bench", "-p", "mamori", "--bench", "delivery"]);
+            crate::es::stop()?;
+            r
+        }
+        other => bail!("unknown benchmark `{other}` (capture, rules, delivery)"),
     }
 }
 
