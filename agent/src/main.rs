@@ -40,11 +40,35 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
+/// The configuration file, or an empty one.
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<config::File> {
+    Ok(match path {
         Some(path) => config::load(path)?,
         None => config::File::default(),
-    };
+    })
+}
+
+/// The Elasticsearch output's settings from the file and flags.
+fn es_settings(
+    file: &config::File,
+    config_path: Option<&PathBuf>,
+    overrides: &config::elasticsearch::Overrides,
+) -> anyhow::Result<Option<mamori::outputs::elasticsearch::Settings>> {
+    let path = config_path
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("(flags)"));
+    Ok(config::elasticsearch::settings(
+        file.outputs
+            .elasticsearch
+            .as_ref()
+            .unwrap_or(&Default::default()),
+        overrides,
+        &path,
+    )?)
+}
+
+fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
+    let file = load_config(args.config.as_ref())?;
     let level = file
         .log_level
         .clone()
@@ -62,26 +86,12 @@ fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
 /// `mamori es setup`: installs the templates and reports what it did.
 fn es_setup(cli: &Cli, args: &EsArgs) -> anyhow::Result<()> {
     logging::init(&cli.log_level, cli.log_json);
-    let file = match &args.config {
-        Some(path) => config::load(path)?,
-        None => config::File::default(),
+    let file = load_config(args.config.as_ref())?;
+    let overrides = config::elasticsearch::Overrides {
+        url: args.es_url.clone(),
+        spool_dir: None,
     };
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("(flags)"));
-    let Some(settings) = config::elasticsearch::settings(
-        file.outputs
-            .elasticsearch
-            .as_ref()
-            .unwrap_or(&Default::default()),
-        &config::elasticsearch::Overrides {
-            url: args.es_url.clone(),
-            spool_dir: None,
-        },
-        &config_path,
-    )?
-    else {
+    let Some(settings) = es_settings(&file, args.config.as_ref(), &overrides)? else {
         anyhow::bail!("no Elasticsearch URL: pass --es-url or set outputs.elasticsearch.url");
     };
     let report = tokio::runtime::Builder::new_current_thread()
@@ -139,20 +149,13 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
             keep: 5,
         });
     }
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("(flags)"));
-    let elasticsearch = config::elasticsearch::settings(
-        file.outputs
-            .elasticsearch
-            .as_ref()
-            .unwrap_or(&Default::default()),
+    let elasticsearch = es_settings(
+        &file,
+        args.config.as_ref(),
         &config::elasticsearch::Overrides {
             url: args.es_url.clone(),
             spool_dir: args.spool_dir.clone(),
         },
-        &config_path,
     )?;
     let rules = if !args.rules.is_empty() {
         args.rules.clone()

@@ -245,6 +245,15 @@ fn an_outage_loses_and_duplicates_nothing() {
     );
     assert_unique_ids(&node.url, "logs-mamori.alerts-outage", pid, 1000);
     assert_eq!(agent.metric("mamori_spool_pending"), Some(0.0));
+    eprintln!(
+        "outage: 1000 alerts spooled while Elasticsearch was down, 1000 present once after it came back ({} failed requests retried, {} duplicates answered)",
+        agent
+            .metric("mamori_elasticsearch_bulk_failures_total")
+            .unwrap(),
+        agent
+            .metric("mamori_elasticsearch_duplicates_total")
+            .unwrap()
+    );
     assert!(agent.stop().success());
 }
 
@@ -285,6 +294,12 @@ fn kill_9_mid_flush_loses_and_duplicates_nothing() {
     assert_eq!(count(&url, &index, by_pid(pid)), 1000);
     assert_unique_ids(&url, &index, pid, 1000);
     assert_eq!(agent.metric("mamori_spool_pending"), Some(0.0));
+    eprintln!(
+        "kill -9: {before_restart} of 1000 stored before the kill; after the restart 1000 present once ({} resends answered as duplicates)",
+        agent
+            .metric("mamori_elasticsearch_duplicates_total")
+            .unwrap()
+    );
     assert!(agent.stop().success());
 }
 
@@ -648,5 +663,60 @@ fn tls_and_credentials() {
             ) >= 1
         },
     );
+    assert!(agent.stop().success());
+}
+
+/// Elasticsearch unreachable long enough to fill a small spool: the oldest
+/// alerts are dropped and counted, and an internal alert says so once
+/// Elasticsearch is back.
+#[test]
+fn a_full_spool_drops_the_oldest_and_says_so() {
+    let url = shared_url();
+    let dir = scratch("full");
+    let ns = format!("full{}", std::process::id());
+    // Nothing listens on this port: every request fails.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let small = "    spool_max_mib: 1\n";
+    let agent = start_agent(&config(&dir, &dead, &ns, small), &rules(&dir, 1));
+    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    wait_until(60, "the alerts spooled", || {
+        agent.metric("mamori_elasticsearch_spooled_total") >= Some(1000.0)
+    });
+    let dropped = agent
+        .metric("mamori_elasticsearch_spool_dropped_total")
+        .unwrap();
+    assert!(
+        dropped > 0.0,
+        "1,000 alerts of ~3 KB overflow a 1 MiB spool"
+    );
+    assert!(agent.metric("mamori_spool_bytes").unwrap() <= (1 << 20) as f64);
+    assert!(agent.stop().success());
+
+    // Back with Elasticsearch: what is left is delivered, with the notice.
+    let agent = start_agent(&config(&dir, &url, &ns, small), &rules(&dir, 1));
+    let index = format!("logs-mamori.alerts-{ns}");
+    let internal = json!({"term": {"rule.name": "mamori internal: spool full"}});
+    wait_until(60, "the spool-full alert", || {
+        count(&url, &index, internal.clone()) >= 1
+    });
+    wait_until(60, "the spool delivered", || {
+        agent.metric("mamori_spool_pending") == Some(0.0)
+    });
+    let notices = search(&url, &index, internal, 100);
+    assert_eq!(notices.len(), 1, "one report for one outage");
+    let reported: u64 = notices
+        .iter()
+        .map(|d| d["mamori"]["output_fields"]["n_dropped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported as f64, dropped, "the notices add up to the drops");
+    assert_eq!(notices[0]["event"]["severity"], 99);
+    assert_eq!(notices[0]["event"]["kind"], "alert");
+    let delivered = count(&url, &index, by_pid(pid));
+    assert_eq!(
+        delivered + reported,
+        1000,
+        "every alert delivered or counted as dropped"
+    );
+    eprintln!("spool full: {delivered} delivered, {reported} dropped and reported");
     assert!(agent.stop().success());
 }

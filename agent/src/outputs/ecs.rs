@@ -11,7 +11,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{format::escape_controls, identity::Identity, ids, mitre, time::rfc3339_nanos};
+use super::{
+    format::{escape_controls, json_value},
+    identity::Identity,
+    ids, mitre,
+    time::rfc3339_nanos,
+};
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
     detect::context::ARGV,
@@ -461,17 +466,6 @@ fn rfc3339_millis(ns: u64) -> String {
     let full = rfc3339_nanos(ns);
     // `...SS.nnnnnnnnnZ` → `...SS.nnnZ`
     format!("{}Z", &full[..full.len() - 7])
-}
-
-fn json_value(v: &FieldValue) -> Value {
-    match v {
-        FieldValue::Missing => Value::Null,
-        FieldValue::Str(s) => Value::from(s.as_str()),
-        FieldValue::Int(i) => Value::from(*i),
-        FieldValue::UInt(u) => Value::from(*u),
-        FieldValue::Bool(b) => Value::from(*b),
-        FieldValue::List(l) => Value::from(l.clone()),
-    }
 }
 
 fn as_str(v: &FieldValue) -> Option<&str> {

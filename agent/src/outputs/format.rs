@@ -32,7 +32,8 @@ pub fn falco_json(alert: &Alert) -> String {
     Value::Object(doc).to_string()
 }
 
-fn json_value(v: &FieldValue) -> Value {
+/// A field value as JSON (`null` when missing).
+pub fn json_value(v: &FieldValue) -> Value {
     match v {
         FieldValue::Missing => Value::Null,
         FieldValue::Str(s) => Value::from(s.as_str()),

@@ -17,7 +17,8 @@
 //! - A torn tail (a crash mid-write) is cut off at open; corrupt bytes
 //!   elsewhere are skipped to the next valid record; both are counted.
 //! - Past `max_bytes` the oldest segment is deleted, delivered or not; its
-//!   undelivered records are counted as dropped.
+//!   undelivered records are counted as dropped, in the `drops` file until
+//!   an internal alert has reported them (so a restart cannot hide them).
 
 use std::{
     collections::VecDeque,
@@ -64,6 +65,25 @@ pub struct Stats {
     pub corrupt_bytes: u64,
 }
 
+/// Undelivered records dropped from a full spool, kept on disk until
+/// reported. The report is not itself spooled: a report that could be
+/// dropped in turn would hide the drops it counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Records dropped since the spool was created.
+    pub total: u64,
+    /// Of those, how many an internal alert has reported.
+    pub reported: u64,
+    /// When the last drop happened (ns since the epoch).
+    pub last_ns: u64,
+}
+
+impl Drops {
+    pub fn unreported(&self) -> u64 {
+        self.total.saturating_sub(self.reported)
+    }
+}
+
 /// A record read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -98,6 +118,7 @@ pub struct Spool {
     /// The seq the reader returns next (or a lower bound of it).
     read_seq: u64,
     stats: Stats,
+    drops: Drops,
     /// Held for the spool's life: one agent per directory.
     _lock: File,
 }
@@ -138,6 +159,7 @@ impl Spool {
             return Err(Error::Locked(dir.to_owned()));
         }
         let acked = read_acked(dir).map_err(io("read acked"))?;
+        let drops = read_drops(dir).map_err(io("read drops"))?;
         let mut segments = list_segments(dir).map_err(io("list segments"))?;
         let mut stats = Stats::default();
         // Only the last segment can have a torn tail: earlier ones were
@@ -187,6 +209,7 @@ impl Spool {
             read,
             read_seq: acked + 1,
             stats,
+            drops,
             _lock: lock,
         };
         spool.seek_to_unacked();
@@ -211,6 +234,39 @@ impl Spool {
 
     pub fn acked(&self) -> u64 {
         self.acked
+    }
+
+    pub fn drops(&self) -> Drops {
+        self.drops
+    }
+
+    /// Records that the drops up to `total` have been reported.
+    pub fn drops_reported(&mut self, total: u64) -> Result<()> {
+        if total <= self.drops.reported {
+            return Ok(());
+        }
+        self.drops.reported = total.min(self.drops.total);
+        self.write_drops()
+    }
+
+    fn write_drops(&self) -> Result<()> {
+        let d = self.drops;
+        self.replace_file(
+            "drops",
+            &format!("{} {} {}\n", d.total, d.reported, d.last_ns),
+        )
+    }
+
+    /// Replaces a small state file whole (write, then rename over it).
+    fn replace_file(&self, name: &'static str, content: &str) -> Result<()> {
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        fs::write(&tmp, content)
+            .and_then(|()| fs::rename(&tmp, self.dir.join(name)))
+            .map_err(|source| Error::Io {
+                dir: self.dir.clone(),
+                op: name,
+                source,
+            })
     }
 
     /// Appends `payloads` in order and syncs them to disk before
@@ -247,33 +303,23 @@ impl Spool {
             let Some(idx) = self.segment_index(self.read.segment) else {
                 // The segment is gone (dropped when full): go on with the
                 // next one there is.
-                match self
+                let next = self
                     .segments
                     .iter()
                     .find(|s| s.first_seq > self.read.segment)
-                {
-                    Some(next) => {
-                        self.read = ReadPos {
-                            segment: next.first_seq,
-                            offset: 0,
-                        };
-                        continue;
-                    }
-                    None => break,
+                    .map(|s| s.first_seq);
+                if self.move_to(next) {
+                    continue;
                 }
+                break;
             };
             let seg = &self.segments[idx];
             if self.read.offset >= seg.bytes {
-                match self.segments.get(idx + 1) {
-                    Some(next) => {
-                        self.read = ReadPos {
-                            segment: next.first_seq,
-                            offset: 0,
-                        };
-                        continue;
-                    }
-                    None => break,
+                let next = self.segments.get(idx + 1).map(|s| s.first_seq);
+                if self.move_to(next) {
+                    continue;
                 }
+                break;
             }
             let path = seg.path.clone();
             let end = seg.bytes;
@@ -317,14 +363,7 @@ impl Spool {
             return Ok(());
         }
         self.acked = seq;
-        let tmp = self.dir.join("acked.tmp");
-        fs::write(&tmp, format!("{seq}\n"))
-            .and_then(|()| fs::rename(&tmp, self.dir.join("acked")))
-            .map_err(|source| Error::Io {
-                dir: self.dir.clone(),
-                op: "write acked",
-                source,
-            })?;
+        self.replace_file("acked", &format!("{seq}\n"))?;
         self.delete_acked()
     }
 
@@ -336,6 +375,17 @@ impl Spool {
                 segment: seg.first_seq,
                 offset: 0,
             };
+        }
+    }
+
+    /// Moves the reader to the start of the segment `first_seq`, if any.
+    fn move_to(&mut self, first_seq: Option<u64>) -> bool {
+        match first_seq {
+            Some(segment) => {
+                self.read = ReadPos { segment, offset: 0 };
+                true
+            }
+            None => false,
         }
     }
 
@@ -419,6 +469,13 @@ impl Spool {
             })?;
         }
         self.stats.dropped_full += dropped;
+        if dropped > 0 {
+            self.drops.total += dropped;
+            self.drops.last_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            self.write_drops()?;
+        }
         Ok(dropped)
     }
 
@@ -551,6 +608,22 @@ fn read_acked(dir: &Path) -> io::Result<u64> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(e),
     }
+}
+
+/// `total reported last_ns`; a missing or unreadable file is no drops.
+fn read_drops(dir: &Path) -> io::Result<Drops> {
+    let text = match fs::read_to_string(dir.join("drops")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Drops::default()),
+        Err(e) => return Err(e),
+    };
+    let mut n = text.split_whitespace().map(|w| w.parse().unwrap_or(0));
+    let mut next = || n.next().unwrap_or(0);
+    Ok(Drops {
+        total: next(),
+        reported: next(),
+        last_ns: next(),
+    })
 }
 
 fn list_segments(dir: &Path) -> io::Result<VecDeque<Segment>> {

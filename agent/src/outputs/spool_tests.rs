@@ -182,6 +182,34 @@ fn a_full_spool_drops_the_oldest_and_counts_them() {
 }
 
 #[test]
+fn drops_stay_on_record_until_reported_across_restarts() {
+    let d = TempDir::new("drops");
+    let limits = Limits {
+        max_bytes: 8 * 1024,
+        segment_bytes: 1024,
+    };
+    let mut s = Spool::open(&d.0, limits.clone()).unwrap();
+    let mut dropped = 0;
+    for chunk in 0..50 {
+        dropped += s.append(&docs(chunk * 10..chunk * 10 + 10)).unwrap();
+    }
+    assert!(dropped > 0);
+    assert_eq!(s.drops().unreported(), dropped);
+    assert!(s.drops().last_ns > 0);
+    drop(s);
+
+    let mut s = Spool::open(&d.0, limits.clone()).unwrap();
+    assert_eq!(s.drops().total, dropped);
+    assert_eq!(s.drops().unreported(), dropped);
+    s.drops_reported(dropped).unwrap();
+    drop(s);
+
+    let s = Spool::open(&d.0, limits).unwrap();
+    assert_eq!(s.drops().total, dropped);
+    assert_eq!(s.drops().unreported(), 0);
+}
+
+#[test]
 fn dropping_under_a_reader_in_flight_counts_only_unread() {
     let d = TempDir::new("inflight");
     let limits = Limits {

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! alerts ─► writer (ECS, spool append + fsync) ─► spool ─► sender ─► _bulk
-//!                         └ spool full: oldest dropped + internal alert
+//!                         └ spool full: oldest dropped, counted on disk;
+//!                           the sender reports them in an internal alert
 //! ```
 
 pub mod bulk;
@@ -33,10 +34,7 @@ use super::{
     ecs::EcsMapper,
     spool::{self, Spool},
 };
-use crate::{
-    alert::{Alert, FieldValue, Priority, Source},
-    telemetry::metrics::Metrics,
-};
+use crate::{alert::Alert, telemetry::metrics::Metrics};
 
 /// Settings of the output (from the config file and flags).
 #[derive(Clone, Debug)]
@@ -98,12 +96,7 @@ impl Output {
             spool::Limits::with_max(settings.spool_max_bytes),
         )?;
         let stats = Arc::new(Stats::default());
-        stats
-            .spool_pending
-            .store(spool.pending(), std::sync::atomic::Ordering::Relaxed);
-        stats
-            .spool_bytes
-            .store(spool.bytes(), std::sync::atomic::Ordering::Relaxed);
+        stats.set_spool_gauges(spool.pending(), spool.bytes());
         let s = stats.clone();
         metrics.add_renderer(Box::new(move |out| s.render(out)));
         Ok(Self {
@@ -134,6 +127,7 @@ impl Output {
             backoff: self.settings.backoff.clone(),
             setup: self.settings.setup,
             drain_timeout: self.settings.drain_timeout,
+            mapper: self.mapper.clone(),
         };
         let sender = tokio::spawn(sender.run(closing_rx));
 
@@ -151,9 +145,6 @@ impl Output {
             if dropped > 0 {
                 Stats::add(&self.stats.spool_dropped, dropped);
                 warn!(dropped, "spool full: dropped the oldest undelivered alerts");
-                let notice =
-                    self.encode(&spool_full_alert(dropped, &self.mapper.identity.host_name));
-                self.append(vec![notice]).await;
             }
             appended.notify_one();
         }
@@ -170,9 +161,14 @@ impl Output {
     async fn append(&self, records: Vec<Vec<u8>>) -> u64 {
         let n = records.len() as u64;
         let spool = self.spool.clone();
+        let stats = self.stats.clone();
         let res = tokio::task::spawn_blocking(move || {
             let mut s = spool.lock().map_err(|_| "spool lock poisoned".to_owned())?;
-            s.append(&records).map_err(|e| e.to_string())
+            let dropped = s.append(&records).map_err(|e| e.to_string())?;
+            // Gauges follow every append, so a reader of the metrics never
+            // sees alerts counted as spooled but not yet as pending.
+            stats.set_spool_gauges(s.pending(), s.bytes());
+            Ok::<_, String>(dropped)
         })
         .await;
         match res {
@@ -191,27 +187,5 @@ impl Output {
                 0
             }
         }
-    }
-}
-
-/// The internal alert for alerts dropped from a full spool.
-fn spool_full_alert(dropped: u64, hostname: &str) -> Alert {
-    Alert {
-        time_ns: crate::app::now_ns(),
-        rule: "mamori internal: spool full".into(),
-        description: "Elasticsearch was unreachable for long enough to fill the disk spool; \
-                      the oldest undelivered alerts were dropped."
-            .into(),
-        ruleset: "mamori".into(),
-        priority: Priority::Critical,
-        source: Source::Internal,
-        tags: vec!["mamori_internal".into()],
-        message: format!(
-            "mamori dropped {dropped} undelivered alerts: the spool is full (Elasticsearch unreachable?)"
-        ),
-        output_fields: vec![("n_dropped".into(), FieldValue::UInt(dropped))],
-        hostname: hostname.to_owned(),
-        event: None,
-        context: Vec::new(),
     }
 }

@@ -22,7 +22,13 @@ use super::{
     setup,
     stats::Stats,
 };
-use crate::outputs::spool::Spool;
+use crate::{
+    alert::{Alert, FieldValue, Priority, Source},
+    outputs::{
+        ecs::EcsMapper,
+        spool::{Drops, Spool},
+    },
+};
 
 /// When batches close.
 #[derive(Clone, Debug)]
@@ -53,6 +59,8 @@ pub struct Sender {
     pub setup: bool,
     /// How long to go on delivering after the writer closed.
     pub drain_timeout: Duration,
+    /// Makes the internal alert that reports spool drops.
+    pub mapper: EcsMapper,
 }
 
 /// The bulk path with a compact answer: statuses and errors only.
@@ -112,19 +120,69 @@ impl Trouble {
     }
 }
 
+/// What the delivery loop carries between requests.
+struct LoopState {
+    trouble: Trouble,
+    /// Failed attempts in a row, for the backoff.
+    attempt: u32,
+    /// Set once closing: delivery stops at this time.
+    deadline: Option<Instant>,
+    closing: watch::Receiver<bool>,
+}
+
+impl LoopState {
+    fn note_closing(&mut self, drain_timeout: Duration) {
+        if self.deadline.is_none() && *self.closing.borrow() {
+            self.deadline = Some(Instant::now() + drain_timeout);
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// The internal alert reporting alerts dropped from a full spool. Its time
+/// is the last drop's, so the same report always gets the same id.
+fn spool_full_alert(drops: &Drops, hostname: &str) -> Alert {
+    let n = drops.unreported();
+    Alert {
+        time_ns: drops.last_ns,
+        rule: "mamori internal: spool full".into(),
+        description: "Elasticsearch was unreachable for long enough to fill the disk spool; \
+                      the oldest undelivered alerts were dropped."
+            .into(),
+        ruleset: "mamori".into(),
+        priority: Priority::Critical,
+        source: Source::Internal,
+        tags: vec!["mamori_internal".into()],
+        message: format!(
+            "mamori dropped {n} undelivered alerts: the spool was full (Elasticsearch unreachable for too long?)"
+        ),
+        output_fields: vec![
+            ("n_dropped".into(), FieldValue::UInt(n)),
+            ("n_dropped_total".into(), FieldValue::UInt(drops.total)),
+        ],
+        hostname: hostname.to_owned(),
+        event: None,
+        context: Vec::new(),
+    }
+}
+
 impl Sender {
     /// Runs until `closing` turns true and the spool is drained (or the
     /// drain timeout passes; the rest waits in the spool for next start).
-    pub async fn run(self, mut closing: watch::Receiver<bool>) {
-        let mut trouble = Trouble::default();
+    pub async fn run(self, closing: watch::Receiver<bool>) {
+        let mut st = LoopState {
+            trouble: Trouble::default(),
+            attempt: 0,
+            deadline: None,
+            closing,
+        };
         let mut setup_done = !self.setup;
-        let mut deadline: Option<Instant> = None;
-        let mut attempt = 0u32;
         loop {
-            if deadline.is_none() && *closing.borrow() {
-                deadline = Some(Instant::now() + self.drain_timeout);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            st.note_closing(self.drain_timeout);
+            if st.past_deadline() {
                 self.update_spool_stats().await;
                 let pending = Stats::get(&self.stats.spool_pending);
                 if pending > 0 {
@@ -139,8 +197,8 @@ impl Sender {
                 match self.ensure_templates().await {
                     Ok(()) => setup_done = true,
                     Err(e) if e.retryable() => {
-                        trouble.failed(&e, self.pending().await);
-                        self.sleep(&mut attempt, deadline, &mut closing).await;
+                        st.trouble.failed(&e, self.pending().await);
+                        self.sleep(&mut st).await;
                         continue;
                     }
                     Err(e) => {
@@ -149,16 +207,30 @@ impl Sender {
                     }
                 }
             }
-            let batch = self.next_batch(deadline.is_some(), &mut closing).await;
+            // Drops are reported before the alerts that outlived them.
+            if let Some((doc, drops)) = self.drop_report().await {
+                let item = Item {
+                    index: self.target.alerts(doc.time_ns),
+                    doc,
+                    dead_letter: false,
+                };
+                if self.deliver(vec![item], &mut st).await {
+                    self.drops_reported(drops.total).await;
+                }
+                continue;
+            }
+            let batch = self
+                .next_batch(st.deadline.is_some(), &mut st.closing)
+                .await;
             if batch.is_empty() {
-                if deadline.is_some() {
+                if st.deadline.is_some() {
                     self.update_spool_stats().await;
                     return;
                 }
                 continue;
             }
             let last_seq = batch.last().map_or(0, |d| d.seq);
-            let mut items: Vec<Item> = batch
+            let items: Vec<Item> = batch
                 .into_iter()
                 .map(|doc| Item {
                     index: self.target.alerts(doc.time_ns),
@@ -166,35 +238,71 @@ impl Sender {
                     dead_letter: false,
                 })
                 .collect();
-            // Deliver the batch; only a drain deadline stops the retries.
-            loop {
-                match self.send(&mut items).await {
-                    Ok(()) => {
-                        trouble.recovered(self.pending().await);
-                        attempt = 0;
-                        if items.is_empty() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        Stats::add(&self.stats.bulk_failures, 1);
-                        self.stats
-                            .connected
-                            .store(false, std::sync::atomic::Ordering::Relaxed);
-                        trouble.failed(&e, self.pending().await);
-                    }
-                }
-                if deadline.is_none() && *closing.borrow() {
-                    deadline = Some(Instant::now() + self.drain_timeout);
-                }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                self.sleep(&mut attempt, deadline, &mut closing).await;
-            }
-            if items.is_empty() {
+            if self.deliver(items, &mut st).await {
                 self.ack(last_seq).await;
             }
+        }
+    }
+
+    /// Sends `items` until every one is settled (true) or the drain
+    /// deadline passes (false); only the deadline stops the retries.
+    async fn deliver(&self, mut items: Vec<Item>, st: &mut LoopState) -> bool {
+        loop {
+            match self.send(&mut items).await {
+                Ok(()) => {
+                    st.trouble.recovered(self.pending().await);
+                    st.attempt = 0;
+                    if items.is_empty() {
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    Stats::add(&self.stats.bulk_failures, 1);
+                    self.stats
+                        .connected
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    st.trouble.failed(&e, self.pending().await);
+                }
+            }
+            st.note_closing(self.drain_timeout);
+            if st.past_deadline() {
+                return false;
+            }
+            self.sleep(st).await;
+        }
+    }
+
+    /// The internal alert for drops not yet reported, if any. Its id comes
+    /// from the drop record, so a resend after a crash is a duplicate.
+    async fn drop_report(&self) -> Option<(Doc, Drops)> {
+        let drops = self.spool.lock().ok()?.drops();
+        if drops.unreported() == 0 {
+            return None;
+        }
+        let alert = spool_full_alert(&drops, &self.mapper.identity.host_name);
+        let (id, json) = self.mapper.document(&alert, crate::app::now_ns());
+        let doc = Doc {
+            seq: 0,
+            id,
+            time_ns: alert.time_ns,
+            json: json.to_string().into_bytes(),
+        };
+        Some((doc, drops))
+    }
+
+    async fn drops_reported(&self, total: u64) {
+        let spool = self.spool.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut s = spool.lock().map_err(|_| "spool lock poisoned".to_owned())?;
+            s.drops_reported(total).map_err(|e| e.to_string())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                error!(error = %e, "cannot record the spool-drop report (it may be sent again; Elasticsearch drops the duplicate)")
+            }
+            Err(e) => error!(error = %e, "spool drop-report task failed"),
         }
     }
 
@@ -326,26 +434,22 @@ impl Sender {
         Ok(())
     }
 
-    async fn sleep(
-        &self,
-        attempt: &mut u32,
-        deadline: Option<Instant>,
-        closing: &mut watch::Receiver<bool>,
-    ) {
+    async fn sleep(&self, st: &mut LoopState) {
         let exp = self
             .backoff
             .initial
-            .saturating_mul(1u32 << (*attempt).min(16));
+            .saturating_mul(1u32 << st.attempt.min(16));
         let base = exp.min(self.backoff.max);
         let delay = base.mul_f64(0.5 + 0.5 * jitter());
-        *attempt = attempt.saturating_add(1);
-        let delay = match deadline {
+        st.attempt = st.attempt.saturating_add(1);
+        let delay = match st.deadline {
             Some(d) => delay.min(d.saturating_duration_since(Instant::now())),
             None => delay,
         };
+        let draining = st.deadline.is_some();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = closing.changed(), if deadline.is_none() => {}
+            _ = st.closing.changed(), if !draining => {}
         }
     }
 
@@ -411,12 +515,7 @@ impl Sender {
 
     async fn update_spool_stats(&self) {
         if let Ok(s) = self.spool.lock() {
-            self.stats
-                .spool_pending
-                .store(s.pending(), std::sync::atomic::Ordering::Relaxed);
-            self.stats
-                .spool_bytes
-                .store(s.bytes(), std::sync::atomic::Ordering::Relaxed);
+            self.stats.set_spool_gauges(s.pending(), s.bytes());
         }
     }
 }

@@ -44,6 +44,11 @@ impl Stats {
         c.load(Relaxed)
     }
 
+    pub fn set_spool_gauges(&self, pending: u64, bytes: u64) {
+        self.spool_pending.store(pending, Relaxed);
+        self.spool_bytes.store(bytes, Relaxed);
+    }
+
     /// Prometheus families.
     pub fn render(&self, out: &mut String) {
         let counters: [(&str, &str, &AtomicU64); 9] = [
