@@ -102,9 +102,11 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     )?;
     let reader = tokio::spawn(reader.run());
-    let state = tokio::task::spawn_blocking(State::from_proc)
+    let state = tokio::task::spawn_blocking(|| State::from_proc(host_root()))
         .await
         .context("process table seed failed")?;
+    let container_stats = state.containers.stats.clone();
+    metrics.add_renderer(Box::new(move |out| container_stats.render(out)));
     info!(
         processes = state.processes.len(),
         "process table seeded from /proc"
@@ -208,6 +210,7 @@ async fn detect(
     let mut hits = Vec::new();
     while let Some(ev) = rx.recv().await {
         metrics.event(ev.ty.name());
+        hold_for_container_metadata(&mut detector, &ev).await;
         if print_events {
             let mut out = stdout.lock();
             let _ = writeln!(out, "{}", event_json(&ev));
@@ -220,6 +223,33 @@ async fn detect(
             }
         }
     }
+}
+
+/// Holds `ev` (and the stream behind it) until its container's metadata
+/// has arrived, at most `container::METADATA_WAIT` after the lookup
+/// started: rules on `container.image` see it from the first exec.
+async fn hold_for_container_metadata(detector: &mut Detector, ev: &Event) {
+    let containers = &mut detector.state.containers;
+    containers.absorb();
+    let Some(id) = detector.state.container_of(ev) else {
+        return;
+    };
+    let containers = &mut detector.state.containers;
+    let Some(deadline) = containers.wait_deadline(&id) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let deadline = tokio::time::Instant::from_std(deadline);
+    while containers.wait_deadline(&id).is_some() {
+        if tokio::time::timeout_at(deadline, containers.next_answer())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let expired = containers.wait_deadline(&id).is_some();
+    containers.stats.held(started.elapsed(), expired);
 }
 
 /// Raises an internal alert when the kernel or decoder loses events:

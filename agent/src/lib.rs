@@ -16,3 +16,4 @@ pub mod outputs;
 pub mod rules_files;
 pub mod state;
 pub mod telemetry;
+pub mod time;

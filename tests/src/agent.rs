@@ -121,6 +121,16 @@ impl Agent {
 
     /// The first alert of `rule` whose `proc.pid` is `pid`, waiting up to 10 s.
     pub fn wait_alert(&self, rule: &str, pid: u32) -> Option<serde_json::Value> {
+        self.wait_alert_where(rule, |f| f["proc.pid"].as_u64() == Some(u64::from(pid)))
+    }
+
+    /// The first alert of `rule` whose output fields satisfy `pred`,
+    /// waiting up to 10 s.
+    pub fn wait_alert_where(
+        &self,
+        rule: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self
@@ -128,10 +138,7 @@ impl Agent {
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|a| {
-                    a["rule"] == rule
-                        && a["output_fields"]["proc.pid"].as_u64() == Some(u64::from(pid))
-                })
+                .find(|a| a["rule"] == rule && pred(&a["output_fields"]))
                 .cloned();
             if found.is_some() || Instant::now() > deadline {
                 return found;

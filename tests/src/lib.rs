@@ -17,6 +17,7 @@ use std::{
 
 pub mod agent;
 pub mod es;
+pub mod podman;
 
 use mamori::{
     capture::{AttachReport, Capture, CountersHandle, Options},

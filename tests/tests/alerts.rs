@@ -7,6 +7,7 @@ use std::{collections::BTreeSet, fs, process::Command};
 
 use mamori_e2e::{
     agent::{Agent, repo_rules},
+    podman::busybox_rootfs,
     run_actor,
 };
 
@@ -181,24 +182,6 @@ fn default_rules_fire_on_real_behaviour() {
     let _ = fs::remove_dir_all(&dir);
     assert!(agent.stop().success());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// A root file system from Debian's busybox-static, for podman.
-fn busybox_rootfs(dir: &std::path::Path) {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("busybox-static is installed by cargo xtask setup");
-    fs::copy(busybox, bin.join("busybox")).unwrap();
-    for tool in ["sh", "cat", "true"] {
-        let _ = std::os::unix::fs::symlink("busybox", bin.join(tool));
-    }
-    for d in ["etc", "proc", "sys", "dev", "tmp"] {
-        fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
 }
 
 #[test]

@@ -2,18 +2,18 @@
 //!
 //! Fields the agent cannot know yet are `None` (Falco's `<NA>`), never a
 //! made-up value. Unfinished here (issue 4): the fd table (fd.* for events
-//! that only carry a number: close, dup, read/write), container metadata
-//! (name, image, mounts, privileged), Kubernetes fields, overlayfs layer
-//! flags, executable inode times.
+//! that only carry a number: close, dup, read/write), container and pod
+//! IPs, containerd pod labels, overlayfs layer flags, executable inode
+//! times.
 
 use std::{borrow::Cow, net::IpAddr};
 
 use mamori_rules::{Extract, Field as F, FieldArg, Value};
 
-use super::{args, fdview::FdView, fsview};
+use super::{args, containerview, fdview::FdView, fsview};
 use crate::{
     event::{Detail, Event, Text},
-    state::{Process, State},
+    state::{Process, State, container::Container},
 };
 
 /// An event with the state it is evaluated against.
@@ -199,12 +199,14 @@ impl<'a> View<'a> {
         self.state.users.db(self.ev.task.mntns)
     }
 
-    fn container_id(&self, full: bool) -> Value<'_> {
-        let c = self
-            .proc()
+    fn container(&self) -> Option<&Container> {
+        self.proc()
             .and_then(|p| p.container.as_ref())
-            .or_else(|| self.state.containers.by_cgroup(self.ev.task.cgroup_id));
-        match c {
+            .or_else(|| self.state.containers.by_cgroup(self.ev.task.cgroup_id))
+    }
+
+    fn container_id(&self, full: bool) -> Value<'_> {
+        match self.container() {
             Some(c) if full => Value::owned(c.full_id.as_bytes()),
             Some(c) => Value::owned(c.id().as_bytes()),
             None => Value::str(b"host"),
@@ -239,7 +241,7 @@ impl Extract for View<'_> {
             },
             F::EvtNum => Value::Int(self.evt_num as i64),
             F::EvtTime => Value::owned(clock_time(ev.time_ns)),
-            F::EvtTimeIso => Value::owned(crate::outputs::time::rfc3339_nanos(ev.time_ns)),
+            F::EvtTimeIso => Value::owned(crate::time::rfc3339_nanos(ev.time_ns)),
             F::EvtRawTime => Value::Int(ev.time_ns as i64),
             F::EvtHostname => Value::str(self.hostname.as_bytes()),
             F::EvtSource => Value::str(b"syscall"),
@@ -424,11 +426,11 @@ impl Extract for View<'_> {
             F::ContainerId => self.container_id(false),
             F::ContainerFullId => self.container_id(true),
             F::ContainerName if !self.in_container() => Value::str(b"host"),
-            F::ContainerType => match self.proc().and_then(|p| p.container.as_ref()) {
+            F::ContainerType => match self.container() {
                 Some(c) => Value::str(c.runtime.as_bytes()),
-                None if self.in_container() => return None,
                 None => Value::str(b"host"),
             },
+            // The rest comes from the runtime (absent for host processes).
             F::ContainerName
             | F::ContainerImage
             | F::ContainerImageId
@@ -465,7 +467,11 @@ impl Extract for View<'_> {
             | F::K8sRcName
             | F::K8sRsName
             | F::K8sSvcName
-            | F::K8sDeploymentName => return None,
+            | F::K8sDeploymentName => {
+                let c = self.container()?;
+                let m = self.state.containers.metadata(&c.full_id)?;
+                return containerview::field(m, field, arg, ev.time_ns);
+            }
         })
     }
 }

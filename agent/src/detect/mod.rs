@@ -2,6 +2,7 @@
 //! turn hits into alerts. Owns the state; reads the ruleset.
 
 pub mod args;
+pub mod containerview;
 pub mod context;
 pub mod extract;
 pub mod fdview;

@@ -15,11 +15,11 @@ use super::{
     format::{escape_controls, json_value},
     identity::Identity,
     ids, mitre,
-    time::rfc3339_nanos,
 };
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
     detect::context::ARGV,
+    time::rfc3339_nanos,
 };
 
 pub const ECS_VERSION: &str = "8.17.0";

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::time::rfc3339_nanos;
 use crate::event::{Detail, Event, Param, Text};
+use crate::time::rfc3339_nanos;
 
 fn text(t: &Text) -> Value {
     Value::from(t.to_str_lossy().into_owned())

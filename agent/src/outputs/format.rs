@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use super::time::rfc3339_nanos;
 use crate::alert::{Alert, FieldValue};
+use crate::time::rfc3339_nanos;
 
 /// Falco's alert JSON (`json_output: true`), one line.
 pub fn falco_json(alert: &Alert) -> String {

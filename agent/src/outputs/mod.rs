@@ -10,7 +10,6 @@ pub mod identity;
 pub mod ids;
 pub mod mitre;
 pub mod spool;
-pub mod time;
 
 use std::{
     io::{self, Write},

@@ -1,4 +1,4 @@
-//! Container identity from cgroup names.
+//! Containers: identity from cgroup names, metadata from the runtime.
 //!
 //! Runtimes name a container's cgroup after its id: `libpod-<id>.scope`
 //! (podman), `docker-<id>.scope` or `/docker/<id>` (docker),
@@ -6,14 +6,32 @@
 //! (CRI-O). The kernel reports the cgroup's leaf name and its parent's at
 //! exec; the id is the 64-hex-digit run in either.
 //!
-//! Unfinished: runtime metadata (name, image, privileged, mounts) and
-//! Kubernetes pod data are not looked up yet; those fields are absent.
+//! Metadata ([`runtime::lookup`]) is read on a thread of its own when a
+//! container is first seen; the detector holds that container's events
+//! until it arrives, at most [`METADATA_WAIT`], so conditions on
+//! `container.image` are right from the container's first exec.
 
-use std::sync::Arc;
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
 
 use rustc_hash::FxHashMap as HashMap;
+use tokio::sync::mpsc;
 
+use super::runtime::{self, Metadata};
 use crate::event::Text;
+
+/// How long a container's events wait for its metadata.
+pub const METADATA_WAIT: Duration = Duration::from_millis(500);
+/// Containers remembered; past it the oldest are forgotten (and looked up
+/// again if they show up).
+pub const CAPACITY: usize = 16_384;
 
 /// A container a process runs in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,22 +92,168 @@ fn hex_run(s: &str) -> Option<&str> {
     None
 }
 
+/// What is known of a container's metadata.
+#[derive(Clone, Debug)]
+pub enum Meta {
+    Pending {
+        since: Instant,
+    },
+    Known(Arc<Metadata>),
+    /// The runtime's state had nothing (the container is gone, or its
+    /// runtime keeps state where mamori does not look).
+    Unknown,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub lookups: AtomicU64,
+    pub found: AtomicU64,
+    pub not_found: AtomicU64,
+    /// Events that waited for metadata, and for how long in total.
+    pub held_events: AtomicU64,
+    pub held_ns: AtomicU64,
+    /// Metadata still missing when the wait ran out.
+    pub wait_expired: AtomicU64,
+    pub known: AtomicU64,
+}
+
+type Answer = (Arc<str>, Option<Metadata>);
+
 /// Containers learnt so far, by the kernel's cgroup id (so events of
-/// processes the table does not know still find their container).
-#[derive(Default)]
+/// processes the table does not know still find their container), and
+/// their metadata by full id.
 pub struct Containers {
     by_cgroup: HashMap<u64, Container>,
+    cgroup_order: VecDeque<u64>,
+    meta: HashMap<Arc<str>, Meta>,
+    meta_order: VecDeque<Arc<str>>,
+    /// Where runtime state is read; `None`: no lookups (tests, replay).
+    root: Option<PathBuf>,
+    answers_tx: mpsc::UnboundedSender<Answer>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+    pub stats: Arc<Stats>,
+}
+
+impl Default for Containers {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl Containers {
+    /// `root`: the host's root, where runtimes keep their state.
+    pub fn new(root: Option<PathBuf>) -> Self {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        Self {
+            by_cgroup: HashMap::default(),
+            cgroup_order: VecDeque::new(),
+            meta: HashMap::default(),
+            meta_order: VecDeque::new(),
+            root,
+            answers_tx,
+            answers,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Remembers `c` under its cgroup and starts its metadata lookup.
     pub fn learn(&mut self, cgroup_id: u64, c: Container) {
-        if cgroup_id != 0 {
-            self.by_cgroup.insert(cgroup_id, c);
+        self.request(&c.full_id);
+        if cgroup_id != 0 && self.by_cgroup.insert(cgroup_id, c).is_none() {
+            self.cgroup_order.push_back(cgroup_id);
+            if self.cgroup_order.len() > CAPACITY
+                && let Some(old) = self.cgroup_order.pop_front()
+            {
+                self.by_cgroup.remove(&old);
+            }
         }
     }
 
     pub fn by_cgroup(&self, cgroup_id: u64) -> Option<&Container> {
         self.by_cgroup.get(&cgroup_id)
+    }
+
+    /// Starts a lookup unless one was made (or lookups are off).
+    pub fn request(&mut self, full_id: &Arc<str>) {
+        let Some(root) = &self.root else { return };
+        if self.meta.contains_key(full_id) {
+            return;
+        }
+        self.meta.insert(
+            full_id.clone(),
+            Meta::Pending {
+                since: Instant::now(),
+            },
+        );
+        self.meta_order.push_back(full_id.clone());
+        if self.meta_order.len() > CAPACITY
+            && let Some(old) = self.meta_order.pop_front()
+        {
+            self.meta.remove(&old);
+        }
+        Stats::bump(&self.stats.lookups);
+        let (root, id, tx) = (root.clone(), full_id.clone(), self.answers_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("mamori-container".into())
+            .spawn(move || {
+                let m = runtime::lookup(&root, &id);
+                let _ = tx.send((id, m));
+            });
+        if spawned.is_err() {
+            self.meta.insert(full_id.clone(), Meta::Unknown);
+        }
+    }
+
+    /// Takes in the lookups that finished.
+    pub fn absorb(&mut self) {
+        while let Ok(answer) = self.answers.try_recv() {
+            self.settle(answer);
+        }
+    }
+
+    /// Waits for the next lookup to finish (cancel-safe).
+    pub async fn next_answer(&mut self) {
+        if let Some(answer) = self.answers.recv().await {
+            self.settle(answer);
+        }
+    }
+
+    fn settle(&mut self, (id, m): Answer) {
+        // An answer for a container forgotten meanwhile is dropped.
+        let Some(slot) = self.meta.get_mut(&id) else {
+            return;
+        };
+        *slot = match m {
+            Some(m) => {
+                Stats::bump(&self.stats.found);
+                Meta::Known(Arc::new(m))
+            }
+            None => {
+                Stats::bump(&self.stats.not_found);
+                Meta::Unknown
+            }
+        };
+        self.stats.known.store(self.meta.len() as u64, Relaxed);
+    }
+
+    pub fn meta(&self, full_id: &str) -> Option<&Meta> {
+        self.meta.get(full_id)
+    }
+
+    pub fn metadata(&self, full_id: &str) -> Option<&Metadata> {
+        match self.meta.get(full_id)? {
+            Meta::Known(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Until when an event of this container should wait for metadata.
+    pub fn wait_deadline(&self, full_id: &str) -> Option<Instant> {
+        match self.meta.get(full_id)? {
+            Meta::Pending { since } => Some(*since + METADATA_WAIT),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -98,6 +262,76 @@ impl Containers {
 
     pub fn is_empty(&self) -> bool {
         self.by_cgroup.is_empty()
+    }
+}
+
+impl Stats {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub fn held(&self, waited: Duration, expired: bool) {
+        Self::bump(&self.held_events);
+        self.held_ns.fetch_add(waited.as_nanos() as u64, Relaxed);
+        if expired {
+            Self::bump(&self.wait_expired);
+        }
+    }
+
+    /// Prometheus families.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+
+        use crate::telemetry::metrics::family;
+        let counters = [
+            (
+                "mamori_container_lookups_total",
+                "Container metadata lookups started.",
+                &self.lookups,
+            ),
+            (
+                "mamori_container_lookups_found_total",
+                "Lookups that found the container's runtime state.",
+                &self.found,
+            ),
+            (
+                "mamori_container_lookups_not_found_total",
+                "Lookups that found no runtime state.",
+                &self.not_found,
+            ),
+            (
+                "mamori_container_held_events_total",
+                "Events held until their container's metadata arrived.",
+                &self.held_events,
+            ),
+            (
+                "mamori_container_wait_expired_total",
+                "Holds that ran out before the metadata arrived.",
+                &self.wait_expired,
+            ),
+        ];
+        for (name, help, c) in counters {
+            family(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", c.load(Relaxed));
+        }
+        family(
+            out,
+            "mamori_container_held_seconds_total",
+            "counter",
+            "Time events spent waiting for container metadata.",
+        );
+        let _ = writeln!(
+            out,
+            "mamori_container_held_seconds_total {}",
+            self.held_ns.load(Relaxed) as f64 / 1e9
+        );
+        family(
+            out,
+            "mamori_containers",
+            "gauge",
+            "Containers with metadata remembered.",
+        );
+        let _ = writeln!(out, "mamori_containers {}", self.known.load(Relaxed));
     }
 }
 

@@ -9,9 +9,12 @@
 pub mod container;
 pub mod process;
 pub mod procfs;
+pub mod runtime;
 pub mod users;
 
 pub use process::{Process, ProcessTable};
+
+use std::sync::Arc;
 
 use crate::event::{Detail, Event};
 
@@ -23,9 +26,11 @@ pub struct State {
 }
 
 impl State {
-    /// A state seeded from /proc.
-    pub fn from_proc() -> Self {
+    /// A state seeded from /proc, looking container metadata up under
+    /// `host_root`.
+    pub fn from_proc(host_root: std::path::PathBuf) -> Self {
         let mut s = Self::empty();
+        s.containers = container::Containers::new(Some(host_root));
         s.processes.seed_from_proc();
         for p in s.processes.iter() {
             if let Some(c) = &p.container {
@@ -42,6 +47,23 @@ impl State {
             users: users::Users::default(),
             containers: container::Containers::default(),
         }
+    }
+
+    /// The container `ev` belongs to. An exec into a container not seen
+    /// before starts its metadata lookup here, before the event is
+    /// evaluated.
+    pub fn container_of(&mut self, ev: &Event) -> Option<Arc<str>> {
+        if let Detail::Exec(x) = &ev.detail {
+            let c = container::from_cgroup(x.cgroup_leaf.as_ref(), x.cgroup_parent.as_ref())?;
+            let id = c.full_id.clone();
+            self.containers.learn(ev.task.cgroup_id, c);
+            return Some(id);
+        }
+        self.processes
+            .get(ev.task.tgid)
+            .and_then(|p| p.container.as_ref())
+            .or_else(|| self.containers.by_cgroup(ev.task.cgroup_id))
+            .map(|c| c.full_id.clone())
     }
 
     pub fn apply_before(&mut self, ev: &Event) {

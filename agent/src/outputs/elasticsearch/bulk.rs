@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::outputs::{ecs, time::rfc3339_nanos};
+use crate::{outputs::ecs, time::rfc3339_nanos};
 
 /// A document waiting for delivery, as kept in the spool:
 /// `<id> <time_ns>\n<json>`.

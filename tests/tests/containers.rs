@@ -1,0 +1,200 @@
+//! Process, file and container state seen through real alerts: real podman
+//! containers, processes that started before mamori, relative opens.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use mamori_e2e::{
+    agent::Agent,
+    podman::{self, MARKER},
+};
+use serde_json::{Value, json};
+
+const RULE: &str = "Marker file read";
+
+/// A rule on reads of the marker file, printing every state-backed field.
+fn rules(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let path = dir.join("rules.yaml");
+    fs::write(
+        &path,
+        r#"
+- rule: Marker file read
+  desc: test rule for state-backed fields
+  condition: evt.type in (open, openat, openat2) and fd.name contains mamori-marker
+  output: >
+    marker read (proc.pid=%proc.pid fd.name=%fd.name fd.nameraw=%fd.nameraw proc.name=%proc.name
+    proc.pname=%proc.pname proc.aname[2]=%proc.aname[2] proc.apid[2]=%proc.apid[2]
+    proc.ppid=%proc.ppid user.name=%user.name container.id=%container.id
+    container.name=%container.name container.type=%container.type
+    container.image=%container.image
+    container.image.repository=%container.image.repository
+    container.image.tag=%container.image.tag container.image.id=%container.image.id
+    container.privileged=%container.privileged
+    container.mounts=%container.mounts
+    container.mount.dest[/tmp]=%container.mount.dest[/tmp]
+    container.host_network=%container.host_network
+    k8s.pod.name=%k8s.pod.name)
+  priority: WARNING
+"#,
+    )
+    .unwrap();
+    path
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mamori-ctr-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn container_alert(agent: &Agent, short_id: &str) -> Value {
+    agent
+        .wait_alert_where(RULE, |f| f["container.id"] == short_id)
+        .unwrap_or_else(|| panic!("no alert for container {short_id}: {:?}", agent.alerts()))
+}
+
+/// A container whose only process lives a few milliseconds, privileged,
+/// with a bind mount, opening the marker relative to its working
+/// directory: every container field, ancestry and the absolute fd.name.
+#[test]
+fn a_short_lived_privileged_container_has_its_metadata_and_ancestry() {
+    let dir = scratch("short");
+    let image = podman::image();
+    let agent = Agent::start(&["-r", rules(&dir).to_str().unwrap()]);
+    let name = format!("mamori-short-{}", std::process::id());
+    let cidfile = dir.join("cid");
+    let started = std::time::Instant::now();
+    podman::run(&[
+        "--privileged",
+        "--name",
+        &name,
+        "-v",
+        "/tmp:/hosttmp:ro",
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        image,
+        "/bin/sh",
+        "-c",
+        "cd /etc && cat mamori-marker >/dev/null; true",
+    ]);
+    eprintln!(
+        "podman run (create, start, exit, remove) took {} ms",
+        started.elapsed().as_millis()
+    );
+    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    let a = container_alert(&agent, &id[..12]);
+    let f = &a["output_fields"];
+    assert_eq!(f["fd.name"], MARKER, "relative open made absolute: {a}");
+    assert_eq!(f["fd.nameraw"], "mamori-marker");
+    assert_eq!(f["proc.name"], "cat");
+    assert_eq!(f["proc.pname"], "sh");
+    assert_eq!(f["proc.aname[2]"], "conmon", "podman's monitor: {a}");
+    assert_eq!(f["user.name"], "root");
+    assert_eq!(f["container.name"], name.as_str());
+    assert_eq!(f["container.type"], "podman");
+    assert_eq!(f["container.image"], podman::IMAGE);
+    assert_eq!(
+        f["container.image.repository"],
+        "localhost/mamori-test/busybox"
+    );
+    assert_eq!(f["container.image.tag"], "1.0");
+    assert_eq!(f["container.image.id"].as_str().unwrap().len(), 64);
+    assert_eq!(f["container.privileged"], json!(true));
+    assert_eq!(f["container.mounts"], "/tmp:/hosttmp::false:rprivate");
+    assert_eq!(f["container.mount.dest[/tmp]"], "/hosttmp");
+    assert_eq!(f["container.host_network"], json!(false));
+    assert!(f["k8s.pod.name"].is_null(), "not a pod: {a}");
+    assert!(
+        agent
+            .metric("mamori_container_lookups_found_total")
+            .unwrap()
+            >= 1.0
+    );
+    eprintln!(
+        "container metadata: {} events held, {:.1} ms in all, {} holds expired",
+        agent.metric("mamori_container_held_events_total").unwrap(),
+        agent.metric("mamori_container_held_seconds_total").unwrap() * 1e3,
+        agent.metric("mamori_container_wait_expired_total").unwrap()
+    );
+    assert!(agent.stop().success());
+}
+
+/// The same image unprivileged: `container.privileged` is false, and
+/// host processes are `host`.
+#[test]
+fn an_unprivileged_container_and_the_host_are_told_apart() {
+    let dir = scratch("unpriv");
+    let image = podman::image();
+    let agent = Agent::start(&["-r", rules(&dir).to_str().unwrap()]);
+    let cidfile = dir.join("cid");
+    podman::run(&[
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        image,
+        "/bin/cat",
+        MARKER,
+    ]);
+    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    let f = container_alert(&agent, &id[..12])["output_fields"].clone();
+    assert_eq!(f["container.privileged"], json!(false));
+    assert_eq!(
+        f["proc.pname"], "conmon",
+        "cat is the container's first process"
+    );
+    assert!(f["container.mounts"] == "" || f["container.mounts"].is_null());
+
+    let host_marker = dir.join("mamori-marker-host");
+    fs::write(&host_marker, "x").unwrap();
+    let cat = Command::new("cat")
+        .arg(&host_marker)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = cat.id();
+    let _ = cat.wait_with_output();
+    let f = agent.wait_alert(RULE, pid).expect("host alert")["output_fields"].clone();
+    assert_eq!(f["container.id"], "host");
+    assert_eq!(f["container.name"], "host");
+    assert!(f["container.image"].is_null());
+    assert!(agent.stop().success());
+}
+
+/// A process tree that began before mamori: its ancestry comes from the
+/// /proc seed.
+#[test]
+fn a_process_started_before_mamori_has_its_ancestry() {
+    let dir = scratch("before");
+    let marker = dir.join("mamori-marker-before");
+    let trigger = dir.join("go");
+    fs::write(&marker, "x").unwrap();
+    // `sh` (started now) waits for the trigger, then runs `cat`.
+    let script = format!(
+        "while [ ! -e {t} ]; do sleep 0.05; done; cat {m} > /dev/null",
+        t = trigger.display(),
+        m = marker.display()
+    );
+    let mut waiter = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    let sh_pid = waiter.id();
+    let agent = Agent::start(&["-r", rules(&dir).to_str().unwrap()]);
+    fs::write(&trigger, "").unwrap();
+    assert!(waiter.wait().unwrap().success());
+    let a = agent
+        .wait_alert_where(RULE, |f| f["proc.ppid"].as_u64() == Some(u64::from(sh_pid)))
+        .unwrap_or_else(|| panic!("no alert for the child of {sh_pid}: {:?}", agent.alerts()));
+    let f = &a["output_fields"];
+    assert_eq!(f["proc.name"], "cat");
+    assert_eq!(f["proc.pname"], "sh");
+    assert_eq!(
+        f["proc.apid[2]"].as_u64(),
+        Some(u64::from(std::process::id())),
+        "the test process, known only from /proc: {a}"
+    );
+    assert_eq!(f["container.id"], "host");
+    assert!(agent.stop().success());
+}
