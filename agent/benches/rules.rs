@@ -64,6 +64,7 @@ fn process(pid: u32, comm: &str, exe: &str, args: &[&str], container: bool) -> P
         }),
         cgroup_id: 1,
         origin: Origin::Exec,
+        fds: Default::default(),
     }
 }
 

@@ -185,7 +185,9 @@ pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 }
 
 /// What the kernel must send: the event types some rule can match, plus
-/// what the state needs (working-directory changes).
+/// what the state needs: working-directory changes always, and when a rule
+/// looks at events that carry only a descriptor number (close, dup*), the
+/// syscalls that make descriptors, so the fd table can name them.
 pub fn kernel_syscalls(rules: &RuleSet) -> std::collections::BTreeSet<String> {
     let mut set: std::collections::BTreeSet<String> = rules
         .needed_event_types()
@@ -193,8 +195,34 @@ pub fn kernel_syscalls(rules: &RuleSet) -> std::collections::BTreeSet<String> {
         .map(str::to_owned)
         .collect();
     set.extend(["chdir", "fchdir"].map(str::to_owned));
+    if ["close", "dup", "dup2", "dup3"]
+        .iter()
+        .any(|s| set.contains(*s))
+    {
+        set.extend(FD_STATE.map(str::to_owned));
+    }
     set
 }
+
+/// Syscalls that create, re-point or close descriptors (a close missed
+/// would leave a stale name for the number's next, untracked, use).
+const FD_STATE: [&str; 15] = [
+    "close",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "memfd_create",
+    "socket",
+    "accept",
+    "accept4",
+    "connect",
+    "bind",
+    "listen",
+    "dup",
+    "dup2",
+    "dup3",
+];
 
 /// The detection stage: state, rules, alerts. With `--events` every event
 /// is also printed as JSON.

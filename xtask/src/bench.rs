@@ -34,6 +34,7 @@ pub fn run(what: &str) -> anyhow::Result<()> {
     match what {
         "capture" => capture(),
         "rules" => cmd::cargo(&["bench", "-p", "mamori", "--bench", "rules"]),
+        "state" => cmd::cargo(&["bench", "-p", "mamori", "--bench", "state"]),
         "delivery" => {
             let url = crate::es::start()?;
             // SAFETY: single-threaded; read by the bench process.
@@ -42,7 +43,7 @@ pub fn run(what: &str) -> anyhow::Result<()> {
             crate::es::stop()?;
             r
         }
-        other => bail!("unknown benchmark `{other}` (capture, rules, delivery)"),
+        other => bail!("unknown benchmark `{other}` (capture, rules, state, delivery)"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `fd.*` for events that carry their descriptor: opens (kernel-resolved
-//! path and inode), sockets (the kernel's addresses), and fd-taking calls.
-//! Without an fd table yet, events that carry only a number (close, dup)
-//! have `fd.num` and nothing else.
+//! path and inode), sockets (the kernel's addresses), and fd-taking calls;
+//! events that carry only a number (close, dup) take it from the process's
+//! descriptor table.
 
 use std::borrow::Cow;
 
@@ -10,7 +10,7 @@ use mamori_rules::{Field as F, Value};
 use super::extract::{ip, resolve};
 use crate::{
     event::{Event, FileInfo, Param, SockTuple},
-    state::Process,
+    state::{Process, fds::FdEntry},
 };
 
 /// The descriptor an event is about.
@@ -105,10 +105,43 @@ impl<'a> FdView<'a> {
                 v.server = true;
             }
             "recvfrom" | "sendmsg" | "recvmsg" => v.sock = sock(0),
-            "close" | "dup" | "dup2" | "dup3" => {}
+            name @ ("close" | "dup" | "dup2" | "dup3") => {
+                // dup's descriptor is the new one, describing the old.
+                if name != "close" {
+                    v.num = ev.ret;
+                }
+                if let Some(e) = proc.and_then(|p| p.fds.get(a[0] as i32 as i64)) {
+                    v.fill_from(e);
+                }
+            }
             _ => return None,
         }
         Some(v)
+    }
+
+    fn fill_from(&mut self, e: &'a FdEntry) {
+        self.name = e.name.as_deref().map(Cow::Borrowed);
+        self.raw = e.raw.as_deref();
+        self.file = e.file;
+        self.sock = e.sock.as_ref();
+        self.server = e.server;
+    }
+
+    /// The socket's addresses, when the event has them.
+    pub fn sock(&self) -> Option<&SockTuple> {
+        self.sock
+    }
+
+    /// What the descriptor table keeps of this descriptor.
+    pub fn entry(&self) -> FdEntry {
+        FdEntry {
+            name: self.name.as_deref().map(<[u8]>::to_vec),
+            raw: self.raw.map(<[u8]>::to_vec),
+            file: self.file,
+            sock: self.sock.copied(),
+            server: self.server,
+            cloexec: false,
+        }
     }
 
     /// `(type, typechar)` of the descriptor.

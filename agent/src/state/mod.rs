@@ -7,6 +7,7 @@
 //! evaluated with the process still known).
 
 pub mod container;
+pub mod fds;
 pub mod process;
 pub mod procfs;
 pub mod runtime;
@@ -86,6 +87,17 @@ impl State {
     }
 
     pub fn apply_after(&mut self, ev: &Event) {
+        if fds::Fds::changed_by(ev) {
+            let pid = ev.task.tgid;
+            let seen = self
+                .processes
+                .get(pid)
+                .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
+                .map(|v| v.entry());
+            if let Some(p) = self.processes.get_mut(pid) {
+                p.fds.apply(ev, seen);
+            }
+        }
         if let Detail::Exit {
             group_dead: true, ..
         } = ev.detail

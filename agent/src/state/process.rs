@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     container::{self, Container},
+    fds::Fds,
     procfs,
 };
 use crate::event::{Detail, Event, Exec, Text};
@@ -61,6 +62,7 @@ pub struct Process {
     pub container: Option<Container>,
     pub cgroup_id: u64,
     pub origin: Origin,
+    pub fds: Fds,
 }
 
 impl Process {
@@ -97,6 +99,7 @@ impl Process {
             container: None,
             cgroup_id: ev.task.cgroup_id,
             origin: Origin::Header,
+            fds: Fds::default(),
         }
     }
 }
@@ -130,6 +133,10 @@ impl ProcessTable {
 
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
+    }
+
+    pub fn get_mut(&mut self, pid: u32) -> Option<&mut Process> {
+        self.procs.get_mut(&pid)
     }
 
     pub fn get(&self, pid: u32) -> Option<&Process> {
@@ -248,6 +255,11 @@ impl ProcessTable {
             container: container::from_cgroup(x.cgroup_leaf.as_ref(), x.cgroup_parent.as_ref()),
             cgroup_id: ev.task.cgroup_id,
             origin: Origin::Exec,
+            fds: self
+                .procs
+                .get(&pid)
+                .map(|old| old.fds.after_exec())
+                .unwrap_or_default(),
         };
         self.insert(p);
         &self.procs[&pid]

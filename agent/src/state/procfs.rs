@@ -117,6 +117,7 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
         container: container::from_cgroup(leaf.as_ref(), parent.as_ref()),
         cgroup_id: 0,
         origin: Origin::ProcFs,
+        fds: Default::default(),
     })
 }
 

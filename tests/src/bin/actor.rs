@@ -52,11 +52,12 @@ fn main() {
                 assert!(fd >= 0, "create failed");
                 libc::close(fd);
             }
-            // open-at DIR NAME: open DIR, then openat(dirfd, NAME)
+            // open-at DIR NAME: open DIR, then openat(dirfd, NAME), close
             "open-at" => {
                 let dir = libc::open(cstr(&arg(1)).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
                 let fd = libc::openat(dir, cstr(&arg(2)).as_ptr(), libc::O_RDONLY);
                 assert!(fd >= 0, "openat failed");
+                libc::close(fd);
             }
             // rename OLD NEW
             "rename" => assert_eq!(
@@ -72,6 +73,15 @@ fn main() {
                 let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
                 let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
                 drop(s);
+            }
+            // redirect PORT: TCP connect to 127.0.0.1:PORT, then dup2 the
+            // socket onto stdin and stdout (a reverse shell's set-up)
+            "redirect" => {
+                use std::os::fd::AsRawFd;
+                let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                assert_eq!(libc::dup2(s.as_raw_fd(), 0), 0);
+                assert_eq!(libc::dup2(s.as_raw_fd(), 1), 1);
             }
             // setuid UID
             "setuid" => {

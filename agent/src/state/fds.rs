@@ -1,0 +1,255 @@
+//! Each process's descriptor table, as the event stream shows it: what an
+//! fd number refers to, so `close`, `dup2` and the like carry `fd.name`
+//! and the socket's addresses (the rule on a shell's stdin/stdout
+//! redirected to a socket needs it).
+//!
+//! Kept by opens, sockets, accepts, connects and binds (their exit, so
+//! only descriptors that exist), dups and closes; copied on fork (entries
+//! are shared, so a fork costs a map of pointers); close-on-exec entries
+//! leave at exec. Descriptors opened before mamori started are not known.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::event::{Event, FileInfo, SockTuple};
+
+/// Descriptors kept per process; more are counted, not kept.
+pub const PER_PROCESS: usize = 4096;
+
+const O_CLOEXEC: u64 = 0o2_000_000;
+const MFD_CLOEXEC: u64 = 1;
+
+/// What one descriptor refers to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FdEntry {
+    /// Absolute path, or `memfd:NAME`.
+    pub name: Option<Vec<u8>>,
+    /// The path as the program passed it.
+    pub raw: Option<Vec<u8>>,
+    pub file: Option<FileInfo>,
+    pub sock: Option<SockTuple>,
+    /// The server end (accepted, bound or listening).
+    pub server: bool,
+    pub cloexec: bool,
+}
+
+/// One process's descriptors.
+#[derive(Clone, Debug, Default)]
+pub struct Fds {
+    map: HashMap<i32, Arc<FdEntry>>,
+    /// Descriptors not kept because the table was full.
+    pub untracked: u64,
+}
+
+impl Fds {
+    pub fn get(&self, fd: i64) -> Option<&FdEntry> {
+        let fd = i32::try_from(fd).ok()?;
+        self.map.get(&fd).map(Arc::as_ref)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn insert(&mut self, fd: i64, e: Arc<FdEntry>) {
+        let Ok(fd) = i32::try_from(fd) else { return };
+        if fd < 0 {
+            return;
+        }
+        if self.map.len() >= PER_PROCESS && !self.map.contains_key(&fd) {
+            self.untracked += 1;
+            return;
+        }
+        self.map.insert(fd, e);
+    }
+
+    /// What survives an exec.
+    pub fn after_exec(&self) -> Self {
+        Self {
+            map: self
+                .map
+                .iter()
+                .filter(|(_, e)| !e.cloexec)
+                .map(|(k, e)| (*k, e.clone()))
+                .collect(),
+            untracked: self.untracked,
+        }
+    }
+
+    /// Whether `apply` may change anything for this event.
+    pub fn changed_by(ev: &Event) -> bool {
+        ev.ret >= 0
+            && matches!(
+                ev.ty.name(),
+                "open"
+                    | "openat"
+                    | "openat2"
+                    | "creat"
+                    | "memfd_create"
+                    | "socket"
+                    | "accept"
+                    | "accept4"
+                    | "connect"
+                    | "bind"
+                    | "listen"
+                    | "dup"
+                    | "dup2"
+                    | "dup3"
+                    | "close"
+            )
+    }
+
+    /// Applies a successful fd-changing syscall. `seen` is the event's
+    /// descriptor as the detector saw it (path, file, socket).
+    pub fn apply(&mut self, ev: &Event, seen: Option<FdEntry>) {
+        let Some(a) = ev.args() else { return };
+        if ev.ret < 0 {
+            return;
+        }
+        let arg_fd = i64::from(a[0] as i32);
+        match ev.ty.name() {
+            name @ ("open" | "openat" | "openat2" | "creat" | "memfd_create") => {
+                let Some(e) = seen else { return };
+                let cloexec = match name {
+                    "open" => a[1] & O_CLOEXEC != 0,
+                    "openat" => a[2] & O_CLOEXEC != 0,
+                    "openat2" => crate::detect::args::raw_by_name(ev, "flags")
+                        .is_some_and(|f| f as u64 & O_CLOEXEC != 0),
+                    "memfd_create" => a[1] & MFD_CLOEXEC != 0,
+                    _ => false,
+                };
+                self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
+            }
+            name @ ("socket" | "accept" | "accept4") => {
+                let Some(e) = seen else { return };
+                let cloexec = match name {
+                    "socket" => a[1] & O_CLOEXEC != 0,
+                    "accept4" => a[3] & O_CLOEXEC != 0,
+                    _ => false,
+                };
+                self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
+            }
+            "connect" | "bind" | "listen" => {
+                let Some(sock) = seen.and_then(|e| e.sock) else {
+                    return;
+                };
+                let mut e = self.get(arg_fd).cloned().unwrap_or_default();
+                e.sock = Some(sock);
+                e.server |= ev.ty.name() != "connect";
+                self.insert(arg_fd, Arc::new(e));
+            }
+            name @ ("dup" | "dup2" | "dup3") => {
+                let Some(old) = self.map.get(&(arg_fd as i32)) else {
+                    // Unknown source: the target no longer holds what we knew.
+                    if let Ok(fd) = i32::try_from(ev.ret) {
+                        self.map.remove(&fd);
+                    }
+                    return;
+                };
+                let cloexec = name == "dup3" && a[2] & O_CLOEXEC != 0;
+                let e = if old.cloexec == cloexec {
+                    old.clone()
+                } else {
+                    Arc::new(FdEntry {
+                        cloexec,
+                        ..FdEntry::clone(old)
+                    })
+                };
+                self.insert(ev.ret, e);
+            }
+            "close" => {
+                self.map.remove(&(arg_fd as i32));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mamori_common::syscalls;
+
+    use super::*;
+    use crate::event::{Detail, EventType, Task};
+
+    fn ev(ty: &str, args: [u64; 6], ret: i64) -> Event {
+        Event {
+            ty: EventType::Syscall(syscalls::by_name(ty).unwrap()),
+            time_ns: 1,
+            task: Task::default(),
+            ret,
+            detail: Detail::Syscall {
+                args,
+                params: Vec::new(),
+            },
+        }
+    }
+
+    fn file(name: &str) -> Option<FdEntry> {
+        Some(FdEntry {
+            name: Some(name.as_bytes().to_vec()),
+            ..FdEntry::default()
+        })
+    }
+
+    fn name(fds: &Fds, fd: i64) -> Option<&[u8]> {
+        fds.get(fd)?.name.as_deref()
+    }
+
+    #[test]
+    fn opens_dups_closes_and_exec() {
+        let mut fds = Fds::default();
+        let at = (-100i64) as u64;
+        fds.apply(
+            &ev("openat", [at, 0, O_CLOEXEC, 0, 0, 0], 3),
+            file("/etc/a"),
+        );
+        fds.apply(&ev("openat", [at, 0, 0, 0, 0, 0], 4), file("/etc/b"));
+        let sock = SockTuple {
+            family: 2,
+            rport: 443,
+            ..SockTuple::default()
+        };
+        fds.apply(
+            &ev("socket", [2, 1, 0, 0, 0, 0], 5),
+            Some(FdEntry::default()),
+        );
+        fds.apply(
+            &ev("connect", [5, 0, 16, 0, 0, 0], 0),
+            Some(FdEntry {
+                sock: Some(sock),
+                ..FdEntry::default()
+            }),
+        );
+        fds.apply(&ev("dup2", [5, 1, 0, 0, 0, 0], 1), None);
+        assert_eq!(fds.get(1).unwrap().sock.unwrap().rport, 443);
+        fds.apply(&ev("close", [4, 0, 0, 0, 0, 0], 0), None);
+        assert_eq!(name(&fds, 4), None);
+        // A failed call changes nothing.
+        fds.apply(&ev("close", [3, 0, 0, 0, 0, 0], -9), None);
+        assert_eq!(name(&fds, 3), Some(&b"/etc/a"[..]));
+        // dup of an unknown descriptor forgets the target's old meaning.
+        fds.apply(&ev("dup2", [42, 1, 0, 0, 0, 0], 1), None);
+        assert!(fds.get(1).is_none());
+
+        let after = fds.after_exec();
+        assert!(after.get(3).is_none(), "O_CLOEXEC leaves at exec");
+        assert!(after.get(5).is_some());
+    }
+
+    #[test]
+    fn a_full_table_counts_what_it_does_not_keep() {
+        let mut fds = Fds::default();
+        let at = (-100i64) as u64;
+        for fd in 0..PER_PROCESS as i64 + 10 {
+            fds.apply(&ev("openat", [at, 0, 0, 0, 0, 0], fd), file("/x"));
+        }
+        assert_eq!(fds.len(), PER_PROCESS);
+        assert_eq!(fds.untracked, 10);
+    }
+}
