@@ -41,6 +41,8 @@ pub struct RunSettings {
     pub capture: capture::Options,
     pub hostname: String,
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
+    /// CRI sockets for pod metadata (empty: the usual ones).
+    pub cri_sockets: Vec<PathBuf>,
 }
 
 /// Channel depths between stages: deep enough to absorb a burst, bounded
@@ -102,7 +104,8 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     )?;
     let reader = tokio::spawn(reader.run());
-    let state = tokio::task::spawn_blocking(|| State::from_proc(host_root()))
+    let cri_sockets = settings.cri_sockets.clone();
+    let state = tokio::task::spawn_blocking(|| State::from_proc(host_root(), cri_sockets))
         .await
         .context("process table seed failed")?;
     let container_stats = state.containers.stats.clone();

@@ -105,4 +105,9 @@ pub struct RunArgs {
     /// Disk spool for Elasticsearch (default /var/lib/mamori/spool).
     #[arg(long)]
     pub spool_dir: Option<PathBuf>,
+
+    /// A container runtime's CRI socket to ask for pod metadata (repeat
+    /// for several; default: containerd's and CRI-O's usual sockets).
+    #[arg(long, env = "MAMORI_CRI_SOCKET", value_delimiter = ',')]
+    pub cri_socket: Vec<PathBuf>,
 }

@@ -186,6 +186,11 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         capture,
         hostname: hostname(),
         elasticsearch,
+        cri_sockets: if args.cri_socket.is_empty() {
+            file.containers.cri_sockets
+        } else {
+            args.cri_socket.clone()
+        },
     })
 }
 

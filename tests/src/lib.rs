@@ -16,6 +16,7 @@ use std::{
 };
 
 pub mod agent;
+pub mod containerd;
 pub mod es;
 pub mod podman;
 

@@ -10,6 +10,7 @@ use std::{
 
 use mamori_e2e::{
     agent::Agent,
+    containerd::{Containerd, Cri},
     podman::{self, MARKER},
 };
 use serde_json::{Value, json};
@@ -38,7 +39,8 @@ fn rules(dir: &Path) -> PathBuf {
     container.mounts=%container.mounts
     container.mount.dest[/tmp]=%container.mount.dest[/tmp]
     container.host_network=%container.host_network
-    k8s.pod.name=%k8s.pod.name)
+    k8s.pod.name=%k8s.pod.name k8s.ns.name=%k8s.ns.name k8s.pod.uid=%k8s.pod.uid
+    k8s.pod.labels=%k8s.pod.labels k8s.pod.label[app]=%k8s.pod.label[app])
   priority: WARNING
 "#,
     )
@@ -196,5 +198,62 @@ fn a_process_started_before_mamori_has_its_ancestry() {
         "the test process, known only from /proc: {a}"
     );
     assert_eq!(f["container.id"], "host");
+    assert!(agent.stop().success());
+}
+
+/// A pod made through containerd's CRI API, as a kubelet would: the
+/// container's alert carries the pod's name, namespace, uid and labels,
+/// which only the CRI service knows.
+#[test]
+fn a_pod_container_has_its_kubernetes_metadata() {
+    let dir = scratch("cri");
+    let containerd = Containerd::start(&dir.join("containerd"));
+    let cri = Cri::connect(&containerd.socket);
+    let agent = Agent::start(&[
+        "-r",
+        rules(&dir).to_str().unwrap(),
+        "--cri-socket",
+        containerd.socket.to_str().unwrap(),
+    ]);
+    let pod = cri.run_pod(
+        "web-0",
+        "shop",
+        "7c6f2a51-0d3e-4b8e-9a61-5f2d8c1e4b7a",
+        &[("app", "web"), ("tier", "front")],
+    );
+    let id = cri.run_container(
+        &pod,
+        "app",
+        podman::image(),
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /etc/mamori-marker > /dev/null; exec sleep 30",
+        ],
+    );
+    let a = agent
+        .wait_alert_where(RULE, |f| f["container.id"] == id[..12])
+        .unwrap_or_else(|| {
+            panic!(
+                "no alert for pod container {id}: {:?}\ncontainerd log:\n{}",
+                agent.alerts(),
+                containerd.log()
+            )
+        });
+    let f = &a["output_fields"];
+    assert_eq!(f["k8s.pod.name"], "web-0", "{a}");
+    assert_eq!(f["k8s.ns.name"], "shop");
+    assert_eq!(f["k8s.pod.uid"], "7c6f2a51-0d3e-4b8e-9a61-5f2d8c1e4b7a");
+    assert_eq!(f["k8s.pod.labels"], "app:web,tier:front");
+    assert_eq!(f["k8s.pod.label[app]"], "web");
+    assert_eq!(f["container.name"], "app");
+    assert_eq!(f["container.type"], "containerd");
+    assert_eq!(
+        f["container.image.repository"],
+        "localhost/mamori-test/busybox"
+    );
+    assert_eq!(f["container.host_network"], json!(true));
+    assert_eq!(f["proc.name"], "cat");
+    cri.remove_pod(&pod.0);
     assert!(agent.stop().success());
 }

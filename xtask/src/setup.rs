@@ -12,9 +12,10 @@ pub const TOOLCHAIN: &str = "nightly-2026-06-24";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
-/// Debian packages: LLVM 22 for bpf-linker; podman, runc and busybox for
-/// the container tests; a JDK and Maven for the test Elasticsearch node;
-/// openssl for its test certificates.
+/// Debian packages: LLVM 22 for bpf-linker; podman, runc, containerd (its
+/// CRI plugin, for the Kubernetes tests) and busybox for the container
+/// tests; a JDK and Maven for the test Elasticsearch node; openssl for its
+/// test certificates.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -24,6 +25,7 @@ const APT_PACKAGES: &[&str] = &[
     "build-essential",
     "podman",
     "runc",
+    "containerd",
     "busybox-static",
     "iproute2",
     "curl",

@@ -24,6 +24,17 @@ pub struct File {
     pub outputs: Outputs,
     #[serde(default)]
     pub capture: Capture,
+    #[serde(default)]
+    pub containers: Containers,
+}
+
+/// `containers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Containers {
+    /// CRI sockets asked for pod metadata, in order.
+    #[serde(default)]
+    pub cri_sockets: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,7 +192,8 @@ mod tests {
         let f = parse(
             "rules: [/etc/mamori/rules]\nhealth_addr: 127.0.0.1:8765\nlog_level: debug\n\
              outputs:\n  stdout: {format: text}\n  file: {path: /var/log/mamori.json}\n\
-             capture: {ring_mib: 16, env_bytes: 0}\n",
+             capture: {ring_mib: 16, env_bytes: 0}\n\
+             containers: {cri_sockets: [/run/k3s/containerd/containerd.sock]}\n",
             Path::new("m.yaml"),
         )
         .unwrap();
@@ -189,6 +201,10 @@ mod tests {
         assert_eq!(f.health_addr, Some("127.0.0.1:8765".parse().unwrap()));
         assert_eq!(f.outputs.stdout.unwrap().format, Some(FormatName::Text));
         assert_eq!(f.capture.ring_mib, Some(16));
+        assert_eq!(
+            f.containers.cri_sockets,
+            vec![PathBuf::from("/run/k3s/containerd/containerd.sock")]
+        );
     }
 
     #[test]
@@ -197,6 +213,8 @@ mod tests {
         assert!(e.to_string().contains("stdot"), "{e}");
         let e = parse("capture: {ring_mib: 3}\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("capture.ring_mib"), "{e}");
+        let e = parse("containers: {cri_socket: /x}\n", Path::new("m.yaml")).unwrap_err();
+        assert!(e.to_string().contains("cri_socket"), "{e}");
         let e = parse("health_addr: nowhere\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("m.yaml"), "{e}");
     }

@@ -24,7 +24,10 @@ use std::{
 use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::mpsc;
 
-use super::runtime::{self, Metadata};
+use super::{
+    cri,
+    runtime::{self, Metadata},
+};
 use crate::event::Text;
 
 /// How long a container's events wait for its metadata.
@@ -130,27 +133,73 @@ pub struct Containers {
     meta_order: VecDeque<Arc<str>>,
     /// Where runtime state is read; `None`: no lookups (tests, replay).
     root: Option<PathBuf>,
+    cri: Option<CriAccess>,
     answers_tx: mpsc::UnboundedSender<Answer>,
     answers: mpsc::UnboundedReceiver<Answer>,
     pub stats: Arc<Stats>,
 }
 
+/// How lookups reach the runtimes' CRI sockets.
+#[derive(Clone)]
+struct CriAccess {
+    /// The agent's runtime, for the async client.
+    handle: tokio::runtime::Handle,
+    /// Tried in order; the first that exists is used.
+    sockets: Vec<PathBuf>,
+}
+
+impl CriAccess {
+    /// Asks the runtime's CRI service; `m` is what the files said.
+    fn enrich(&self, id: &str, m: Option<Metadata>) -> Option<Metadata> {
+        let Some(socket) = self.sockets.iter().find(|s| s.exists()) else {
+            return m;
+        };
+        let mut out = m.clone().unwrap_or_default();
+        let asked = self.handle.block_on(async {
+            let client = cri::Client::connect(socket).await?;
+            cri::enrich(&client, id, &mut out).await
+        });
+        match asked {
+            Ok(true) => Some(out),
+            Ok(false) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, container = id, "CRI lookup failed");
+                m
+            }
+        }
+    }
+}
+
 impl Default for Containers {
     fn default() -> Self {
-        Self::new(None)
+        Self::new(None, Vec::new())
     }
 }
 
 impl Containers {
-    /// `root`: the host's root, where runtimes keep their state.
-    pub fn new(root: Option<PathBuf>) -> Self {
+    /// `root`: the host's root, where runtimes keep their state;
+    /// `cri_sockets`: CRI sockets to ask (default: containerd's and
+    /// CRI-O's usual ones under `root`).
+    pub fn new(root: Option<PathBuf>, cri_sockets: Vec<PathBuf>) -> Self {
         let (answers_tx, answers) = mpsc::unbounded_channel();
+        let cri = match (&root, tokio::runtime::Handle::try_current()) {
+            (Some(root), Ok(handle)) => Some(CriAccess {
+                handle,
+                sockets: if cri_sockets.is_empty() {
+                    cri::DEFAULT_SOCKETS.iter().map(|s| root.join(s)).collect()
+                } else {
+                    cri_sockets
+                },
+            }),
+            _ => None,
+        };
         Self {
             by_cgroup: HashMap::default(),
             cgroup_order: VecDeque::new(),
             meta: HashMap::default(),
             meta_order: VecDeque::new(),
             root,
+            cri,
             answers_tx,
             answers,
             stats: Arc::default(),
@@ -159,7 +208,7 @@ impl Containers {
 
     /// Remembers `c` under its cgroup and starts its metadata lookup.
     pub fn learn(&mut self, cgroup_id: u64, c: Container) {
-        self.request(&c.full_id);
+        self.request(&c);
         if cgroup_id != 0 && self.by_cgroup.insert(cgroup_id, c).is_none() {
             self.cgroup_order.push_back(cgroup_id);
             if self.cgroup_order.len() > CAPACITY
@@ -175,7 +224,8 @@ impl Containers {
     }
 
     /// Starts a lookup unless one was made (or lookups are off).
-    pub fn request(&mut self, full_id: &Arc<str>) {
+    pub fn request(&mut self, c: &Container) {
+        let full_id = &c.full_id;
         let Some(root) = &self.root else { return };
         if self.meta.contains_key(full_id) {
             return;
@@ -194,10 +244,18 @@ impl Containers {
         }
         Stats::bump(&self.stats.lookups);
         let (root, id, tx) = (root.clone(), full_id.clone(), self.answers_tx.clone());
+        // Kubernetes runtimes also answer over CRI (pod labels live there).
+        let cri = self
+            .cri
+            .clone()
+            .filter(|_| matches!(c.runtime, "containerd" | "cri-o"));
         let spawned = std::thread::Builder::new()
             .name("mamori-container".into())
             .spawn(move || {
-                let m = runtime::lookup(&root, &id);
+                let mut m = runtime::lookup(&root, &id);
+                if let Some(cri) = cri {
+                    m = cri.enrich(&id, m);
+                }
                 let _ = tx.send((id, m));
             });
         if spawned.is_err() {

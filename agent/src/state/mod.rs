@@ -7,6 +7,7 @@
 //! evaluated with the process still known).
 
 pub mod container;
+pub mod cri;
 pub mod fds;
 pub mod process;
 pub mod procfs;
@@ -28,10 +29,10 @@ pub struct State {
 
 impl State {
     /// A state seeded from /proc, looking container metadata up under
-    /// `host_root`.
-    pub fn from_proc(host_root: std::path::PathBuf) -> Self {
+    /// `host_root` and on the given CRI sockets (default: the usual ones).
+    pub fn from_proc(host_root: std::path::PathBuf, cri_sockets: Vec<std::path::PathBuf>) -> Self {
         let mut s = Self::empty();
-        s.containers = container::Containers::new(Some(host_root));
+        s.containers = container::Containers::new(Some(host_root), cri_sockets);
         s.processes.seed_from_proc();
         for p in s.processes.iter() {
             if let Some(c) = &p.container {

@@ -89,6 +89,7 @@ pub fn lookup(root: &Path, full_id: &str) -> Option<Metadata> {
     let mut m = Metadata::default();
     if let Some(spec) = &bundle {
         from_oci_spec(spec, &mut m);
+        host_namespaces(root, spec, &mut m);
     }
     if let Some(entry) = &storage {
         from_storage(entry, &mut m);
@@ -182,16 +183,6 @@ fn from_oci_spec(spec: &Json, m: &mut Metadata) {
         .as_array()
         .map(|v| v.iter().filter_map(user_mount).collect())
         .unwrap_or_default();
-    let namespaces: Vec<&str> = spec["linux"]["namespaces"]
-        .as_array()
-        .map(|v| v.iter().filter_map(|n| n["type"].as_str()).collect())
-        .unwrap_or_default();
-    if !namespaces.is_empty() {
-        // A namespace the spec does not ask for is the host's.
-        m.host_network = Some(!namespaces.contains(&"network"));
-        m.host_pid = Some(!namespaces.contains(&"pid"));
-        m.host_ipc = Some(!namespaces.contains(&"ipc"));
-    }
     m.created_ns = a("io.kubernetes.cri-o.Created")
         .or_else(|| a("org.opencontainers.container.created"))
         .and_then(|t| crate::time::parse_rfc3339(&t));
@@ -212,6 +203,32 @@ fn from_oci_spec(spec: &Json, m: &mut Metadata) {
             labels: Vec::new(),
         });
     }
+}
+
+/// Whether the container shares the host's network, pid and IPC
+/// namespaces: one the spec does not list is the host's; one it joins by
+/// path (a pod's containers join the sandbox's) is the host's when that
+/// path is the same namespace as the agent's own.
+fn host_namespaces(root: &Path, spec: &Json, m: &mut Metadata) {
+    let Some(list) = spec["linux"]["namespaces"].as_array() else {
+        return;
+    };
+    let shares = |kind: &str, file: &str| -> Option<bool> {
+        let Some(entry) = list.iter().find(|n| n["type"].as_str() == Some(kind)) else {
+            return Some(true);
+        };
+        let Some(path) = entry["path"].as_str().filter(|p| !p.is_empty()) else {
+            return Some(false);
+        };
+        let ns = fs::read_link(root.join(path.trim_start_matches('/'))).ok()?;
+        // The agent runs in the host's namespaces (hostNetwork/hostPID in
+        // the DaemonSet); pid 1's may not be readable.
+        let host = fs::read_link(Path::new("/proc/self/ns").join(file)).ok()?;
+        Some(ns == host)
+    };
+    m.host_network = shares("network", "net");
+    m.host_pid = shares("pid", "pid");
+    m.host_ipc = shares("ipc", "ipc");
 }
 
 /// Pod labels as CRI-O records them on the sandbox.

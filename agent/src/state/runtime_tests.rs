@@ -163,6 +163,7 @@ fn containerd_cri_container_through_runc_state() {
     assert_eq!(m.image_parts(), ("registry.local:5000/team/web", "2.1", ""));
     assert_eq!(m.host_network, Some(true), "no network namespace asked for");
     assert_eq!(m.host_pid, Some(false));
+    assert_eq!(m.host_ipc, Some(true));
     let pod = m.pod.unwrap();
     assert_eq!(pod.name, "web-7d4b9");
     assert_eq!(pod.namespace, "shop");
@@ -231,4 +232,26 @@ fn image_references_split_into_parts() {
     ] {
         assert_eq!(split_image(image), parts, "{image}");
     }
+}
+
+#[test]
+fn namespaces_joined_by_path_are_compared_with_the_hosts() {
+    // The pod's containers join the sandbox's namespaces by path; here
+    // the "sandbox" is this very process: the same namespace as the
+    // agent's, so the host's.
+    let root = Root::new("nspath");
+    let me = std::process::id();
+    root.write(
+        &format!("var/lib/containers/storage/overlay-containers/{ID}/userdata/config.json"),
+        &json!({"linux": {"namespaces": [
+            {"type": "network", "path": format!("/proc/{me}/ns/net")},
+            {"type": "pid"},
+        ]}}),
+    );
+    // The real /proc, seen through the scratch root.
+    std::os::unix::fs::symlink("/proc", root.path().join("proc")).unwrap();
+    let m = lookup(root.path(), ID).unwrap();
+    assert_eq!(m.host_network, Some(true));
+    assert_eq!(m.host_pid, Some(false), "a namespace of its own");
+    assert_eq!(m.host_ipc, Some(true), "not listed: the host's");
 }
