@@ -25,6 +25,7 @@ use crate::{
     detect::Detector,
     event::Event,
     outputs::{self, Sink, event_json::event_json},
+    reload::Reloader,
     rules_files,
     state::State,
     telemetry::{health, metrics::Metrics},
@@ -114,9 +115,11 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         processes = state.processes.len(),
         "process table seeded from /proc"
     );
-    let detector = Detector::new(rules, state, settings.hostname.clone());
+    let detector = Detector::new(rules.clone(), state, settings.hostname.clone());
+    let (rules_tx, rules_rx) = watch::channel(rules);
     let detect = tokio::spawn(detect(
         event_rx,
+        rules_rx,
         alert_tx.clone(),
         metrics.clone(),
         settings.events,
@@ -135,7 +138,8 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         metrics.clone(),
     ));
 
-    wait_for_signal().await?;
+    let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
+    supervise(&mut capture, &mut reloader).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
     let _ = reader.await;
@@ -147,14 +151,26 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Until SIGTERM or SIGINT: reloads the rules on SIGHUP and when their
+/// files change.
+async fn supervise(capture: &mut Capture, reloader: &mut Reloader) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut tick = tokio::time::interval(crate::reload::WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => reloader.reload(capture, "SIGHUP").await,
+            _ = tick.tick() => {
+                if reloader.files_changed() {
+                    reloader.reload(capture, "rules files changed").await;
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 /// Loads the rules (the built-in defaults when no paths are given). Errors
@@ -231,6 +247,7 @@ const FD_STATE: [&str; 15] = [
 /// is also printed as JSON.
 async fn detect(
     mut rx: mpsc::Receiver<Event>,
+    mut rules: watch::Receiver<Arc<RuleSet>>,
     alerts: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
     print_events: bool,
@@ -240,6 +257,10 @@ async fn detect(
     let stdout = std::io::stdout();
     let mut hits = Vec::new();
     while let Some(ev) = rx.recv().await {
+        // A reloaded ruleset takes over between two events.
+        if rules.has_changed().unwrap_or(false) {
+            detector.set_rules(rules.borrow_and_update().clone());
+        }
         metrics.event(ev.ty.name());
         hold_for_container_metadata(&mut detector, &ev).await;
         if print_events {

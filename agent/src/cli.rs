@@ -37,6 +37,17 @@ pub enum Command {
     /// Work with the Elasticsearch output.
     #[command(subcommand)]
     Es(EsCommand),
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration (file, `-o` overrides and flags, as `run`
+    /// takes them) and the rules it names, without running; exit 0 when
+    /// both are valid.
+    Check(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +84,11 @@ pub struct RunArgs {
     /// Configuration file (YAML).
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
+
+    /// Set a configuration key, over the file: `-o outputs.stdout.format=json`
+    /// (the value is YAML). Repeatable.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 
     /// Rules file or directory (its *.yaml files, sorted by name). Repeatable;
     /// files load in order, later ones refine earlier ones. Default: ./rules

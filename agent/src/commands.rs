@@ -82,3 +82,48 @@ pub async fn es_setup(
     let client = Client::new(&settings.connection)?;
     Ok(setup::install(&client, &settings.target).await?)
 }
+
+/// Prints what a `run` with these settings would do, after loading its
+/// rules; `Ok(false)` when the rules do not load (their errors printed).
+pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Result<bool> {
+    let outputs: Vec<String> = s
+        .sinks
+        .iter()
+        .map(|k| match k {
+            crate::outputs::Sink::Stdout(f) => format!("stdout ({f:?})"),
+            crate::outputs::Sink::File { path, .. } => format!("file {}", path.display()),
+        })
+        .chain(s.elasticsearch.as_ref().map(|es| {
+            format!(
+                "elasticsearch {} (spool {})",
+                es.connection.url,
+                es.spool_dir.display()
+            )
+        }))
+        .collect();
+    let rules: Vec<String> = if s.rules.is_empty() {
+        vec!["(built-in)".into()]
+    } else {
+        s.rules.iter().map(|p| p.display().to_string()).collect()
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "rules": rules,
+                "outputs": outputs,
+                "health_addr": s.health_addr.map(|a| a.to_string()),
+                "ring_mib": s.capture.ring_bytes >> 20,
+                "cri_sockets": s.cri_sockets,
+            })
+        );
+    } else {
+        println!("rules: {}", rules.join(", "));
+        println!("outputs: {}", outputs.join(", "));
+        if let Some(a) = s.health_addr {
+            println!("health: http://{a}/healthz");
+        }
+        println!("ring buffer: {} MiB", s.capture.ring_bytes >> 20);
+    }
+    validate(&s.rules, as_json)
+}

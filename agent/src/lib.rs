@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod outputs;
+pub mod reload;
 pub mod rules_files;
 pub mod state;
 pub mod telemetry;

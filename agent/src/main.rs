@@ -7,7 +7,7 @@ use clap::Parser;
 use mamori::{
     app::{self, RunSettings},
     capture,
-    cli::{Cli, Command, EsArgs, EsCommand, RulesCommand, RunArgs},
+    cli::{Cli, Command, ConfigCommand, EsArgs, EsCommand, RulesCommand, RunArgs},
     commands,
     config::{self, FormatName},
     outputs::{Format, Sink},
@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Es(EsCommand::Setup(ref args)) => es_setup(&cli, args),
+        Command::Config(ConfigCommand::Check(ref args)) => config_check(&cli, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -41,11 +42,8 @@ fn main() -> std::process::ExitCode {
 }
 
 /// The configuration file, or an empty one.
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<config::File> {
-    Ok(match path {
-        Some(path) => config::load(path)?,
-        None => config::File::default(),
-    })
+fn load_config(path: Option<&PathBuf>, options: &[String]) -> anyhow::Result<config::File> {
+    Ok(config::load_with(path.map(PathBuf::as_path), options)?)
 }
 
 /// The Elasticsearch output's settings from the file and flags.
@@ -68,7 +66,7 @@ fn es_settings(
 }
 
 fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
-    let file = load_config(args.config.as_ref())?;
+    let file = load_config(args.config.as_ref(), &args.options)?;
     let level = file
         .log_level
         .clone()
@@ -83,10 +81,20 @@ fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
         .block_on(app::run(settings))
 }
 
+/// `mamori config check`: everything `run` would resolve, and the rules,
+/// without loading anything into the kernel.
+fn config_check(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
+    let file = load_config(args.config.as_ref(), &args.options)?;
+    let settings = settings(cli, args, file)?;
+    let ok = commands::config_check(&settings, cli.json)?;
+    anyhow::ensure!(ok, "the rules do not load");
+    Ok(())
+}
+
 /// `mamori es setup`: installs the templates and reports what it did.
 fn es_setup(cli: &Cli, args: &EsArgs) -> anyhow::Result<()> {
     logging::init(&cli.log_level, cli.log_json);
-    let file = load_config(args.config.as_ref())?;
+    let file = load_config(args.config.as_ref(), &[])?;
     let overrides = config::elasticsearch::Overrides {
         url: args.es_url.clone(),
         spool_dir: None,

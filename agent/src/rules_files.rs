@@ -47,6 +47,28 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Error> {
     Ok(out)
 }
 
+/// What identifies the current contents of `paths` cheaply: each file's
+/// path, size, modification time and inode (a ConfigMap update swaps the
+/// files behind a symlink, which changes the inode). Unreadable paths
+/// count as absent.
+pub fn fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for p in paths {
+        for file in expand(p).unwrap_or_default() {
+            if let Ok(m) = std::fs::metadata(&file) {
+                out.push((
+                    file,
+                    m.len(),
+                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                    m.ino(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// A file, or a directory's YAML files sorted by name.
 fn expand(p: &Path) -> Result<Vec<PathBuf>, Error> {
     let err = |source| Error::Read {

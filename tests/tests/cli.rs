@@ -200,3 +200,37 @@ fn a_bad_config_key_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stdot") && err.contains("bad.yaml"), "{err}");
 }
+
+#[test]
+fn config_check_validates_without_running_and_hides_credentials() {
+    let check = |args: &[&str]| {
+        Command::new(sibling_binary("mamori"))
+            .args(["config", "check"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[
+        "-o",
+        "outputs.elasticsearch.url=https://writer:s3cret@es.example:9200",
+        "-o",
+        "capture.ring_mib=16",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("elasticsearch https://es.example:9200/"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("16 MiB"), "{stdout}");
+    assert!(!stdout.contains("s3cret"), "credentials echoed: {stdout}");
+
+    let out = check(&["-o", "capture.ring_mib=3"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("capture.ring_mib"), "{err}");
+
+    let out = check(&["-o", "outputs.stdot.enabled=false"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdot"));
+}

@@ -48,6 +48,8 @@ pub struct AttachReport {
     pub missing_members: Vec<String>,
     /// The cgroup hierarchy used for container ids.
     pub cgroup_hierarchy: &'static str,
+    /// Syscalls the kernel sends now (attached and enabled).
+    pub enabled: BTreeSet<String>,
 }
 
 /// A loaded, attached object.
@@ -143,22 +145,32 @@ fn has_exit_tracepoint(name: &str) -> bool {
         .exists()
 }
 
-fn attach_syscalls(
+/// Makes the kernel send exactly `wanted`: attaches what is not attached
+/// yet (first start, or a reload that needs more), then rewrites the
+/// `ENABLED` map. Nothing is detached: a syscall no longer wanted stays
+/// attached with `ENABLED` 0, which the program checks first, so a reload
+/// never opens a gap in capture.
+pub(crate) fn attach_syscalls(
     ebpf: &mut Ebpf,
     wanted: &BTreeSet<String>,
     report: &mut AttachReport,
 ) -> Result<(), CaptureError> {
-    // Group the wanted syscalls by the program that serves them.
+    // Group the syscalls to attach by the program that serves them.
     let mut by_program: BTreeMap<&'static str, Vec<&'static syscalls::Syscall>> = BTreeMap::new();
     let mut enabled = vec![0u8; MAX_SYSCALLS as usize];
+    let raw_attached = !report.raw.is_empty();
+    report.unavailable.clear();
     for sc in syscalls::ALL.iter().filter(|s| wanted.contains(s.name)) {
         let Some(prog) = family_program(sc.program) else {
             continue; // reported by sched_process_fork
         };
-        if has_exit_tracepoint(sc.tracepoint()) {
+        if report.tracepoints.contains(sc.name) {
+            enabled[sc.nr as usize] = ENABLED_TRACEPOINT;
+        } else if report.raw.contains(sc.name) {
+            enabled[sc.nr as usize] = ENABLED_VIA_RAW;
+        } else if has_exit_tracepoint(sc.tracepoint()) {
             by_program.entry(prog).or_default().push(sc);
             enabled[sc.nr as usize] = ENABLED_TRACEPOINT;
-            report.tracepoints.insert(sc.name);
         } else if sc.program == Program::Proc {
             enabled[sc.nr as usize] = ENABLED_VIA_RAW;
             report.raw.insert(sc.name);
@@ -166,22 +178,31 @@ fn attach_syscalls(
             report.unavailable.insert(sc.name);
         }
     }
-    write_enabled(ebpf, &enabled)?;
     for (name, list) in by_program {
         let prog: &mut TracePoint = program(ebpf, name)?;
-        prog.load().map_err(|e| CaptureError::attach(name, e))?;
+        if prog.fd().is_err() {
+            prog.load().map_err(|e| CaptureError::attach(name, e))?;
+        }
         for sc in list {
             prog.attach("syscalls", &format!("sys_exit_{}", sc.tracepoint()))
                 .map_err(|e| CaptureError::attach(name, e))?;
+            report.tracepoints.insert(sc.name);
         }
     }
-    if !report.raw.is_empty() {
+    if !report.raw.is_empty() && !raw_attached {
         let prog: &mut RawTracePoint = program(ebpf, "raw_sys_exit")?;
         prog.load()
             .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
         prog.attach("sys_exit")
             .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
     }
+    // Enable only once everything wanted is attached.
+    write_enabled(ebpf, &enabled)?;
+    report.enabled = syscalls::ALL
+        .iter()
+        .filter(|sc| enabled[sc.nr as usize] != 0)
+        .map(|sc| sc.name.to_owned())
+        .collect();
     Ok(())
 }
 

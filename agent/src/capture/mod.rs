@@ -173,6 +173,12 @@ impl Capture {
         &self.report
     }
 
+    /// Follows a new ruleset: the kernel sends `wanted` from now on
+    /// (attaching programs it needs and has not attached yet).
+    pub fn set_syscalls(&mut self, wanted: &BTreeSet<String>) -> Result<(), CaptureError> {
+        loader::attach_syscalls(&mut self.ebpf, wanted, &mut self.report)
+    }
+
     /// A handle that reads the counters while the reader runs.
     pub fn counters_handle(&mut self) -> Result<CountersHandle, CaptureError> {
         let map = self

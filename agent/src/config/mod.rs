@@ -135,6 +135,8 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("-o {arg}: {message}")]
+    Override { arg: String, message: String },
     #[error("{path}: `{key}`: {message}")]
     Invalid {
         path: PathBuf,
@@ -145,11 +147,76 @@ pub enum Error {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &std::path::Path) -> Result<File, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
+    load_with(Some(path), &[])
+}
+
+/// The file (if any) with `-o key.path=value` overrides applied, checked.
+/// Values are YAML (`-o capture.ring_mib=16`, `-o rules=[/a,/b]`).
+pub fn load_with(path: Option<&std::path::Path>, overrides: &[String]) -> Result<File, Error> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|source| Error::Read {
+            path: p.to_owned(),
+            source,
+        })?,
+        None => String::new(),
+    };
+    let shown = path.unwrap_or(std::path::Path::new("(command line)"));
+    if overrides.is_empty() {
+        return parse(&text, shown);
+    }
+    let mut tree: serde_json::Value = if text.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| Error::Parse {
+            path: shown.to_owned(),
+            message: e.to_string(),
+        })?
+    };
+    for arg in overrides {
+        apply_override(&mut tree, arg)?;
+    }
+    let file: File = serde_json::from_value(tree).map_err(|e| Error::Parse {
+        path: shown.to_owned(),
+        message: format!("{e} (with the -o overrides applied)"),
     })?;
-    parse(&text, path)
+    validate(file, shown)
+}
+
+/// Sets `a.b.c` in `tree` to the YAML value after `=`.
+fn apply_override(tree: &mut serde_json::Value, arg: &str) -> Result<(), Error> {
+    let err = |message: &str| Error::Override {
+        arg: arg.to_owned(),
+        message: message.to_owned(),
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected KEY=VALUE, such as outputs.stdout.format=json"))?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(err("empty key part"));
+    }
+    let value: serde_json::Value = if value.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_saphyr::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.into()))
+    };
+    let mut node = tree;
+    for (i, part) in parts.iter().enumerate() {
+        if node.is_null() {
+            *node = serde_json::json!({});
+        }
+        let Some(map) = node.as_object_mut() else {
+            return Err(err(&format!("`{}` is not a section", parts[..i].join("."))));
+        };
+        if i == parts.len() - 1 {
+            map.insert((*part).to_owned(), value);
+            return Ok(());
+        }
+        node = map
+            .entry((*part).to_owned())
+            .or_insert_with(|| serde_json::json!({}));
+    }
+    Ok(())
 }
 
 pub fn parse(text: &str, path: &std::path::Path) -> Result<File, Error> {
@@ -161,6 +228,11 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<File, Error> {
             message: e.to_string(),
         })?
     };
+    validate(file, path)
+}
+
+/// Checks of values that their types do not express.
+fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     if let Some(mib) = file.capture.ring_mib
         && (!(1..=1024).contains(&mib) || !mib.is_power_of_two())
     {
@@ -215,7 +287,48 @@ mod tests {
         assert!(e.to_string().contains("capture.ring_mib"), "{e}");
         let e = parse("containers: {cri_socket: /x}\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("cri_socket"), "{e}");
+        assert!(e.to_string().contains("cri_socket"), "{e}");
         let e = parse("health_addr: nowhere\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("m.yaml"), "{e}");
+    }
+
+    #[test]
+    fn overrides_set_nested_keys_and_are_checked_like_the_file() {
+        let dir = std::env::temp_dir().join(format!("mamori-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.yaml");
+        std::fs::write(
+            &path,
+            "capture: {ring_mib: 16}\noutputs:\n  stdout: {format: text}\n",
+        )
+        .unwrap();
+        let f = load_with(
+            Some(&path),
+            &[
+                "outputs.stdout.format=json".into(),
+                "capture.env_bytes=0".into(),
+                "rules=[/a, /b]".into(),
+                "outputs.elasticsearch.url=http://es:9200".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(f.outputs.stdout.unwrap().format, Some(FormatName::Json));
+        assert_eq!(f.capture.ring_mib, Some(16), "the file's other keys stay");
+        assert_eq!(f.capture.env_bytes, Some(0));
+        assert_eq!(f.rules, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(f.outputs.elasticsearch.is_some());
+
+        let e = load_with(Some(&path), &["capture.ring_mib=3".into()]).unwrap_err();
+        assert!(e.to_string().contains("capture.ring_mib"), "{e}");
+        let e = load_with(None, &["capture.rng_mib=4".into()]).unwrap_err();
+        assert!(e.to_string().contains("rng_mib"), "{e}");
+        let e = load_with(None, &["capture".into()]).unwrap_err();
+        assert!(e.to_string().contains("KEY=VALUE"), "{e}");
+        let e = load_with(None, &["log_level=info".into(), "log_level.x=1".into()]).unwrap_err();
+        assert!(
+            e.to_string().contains("`log_level` is not a section"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

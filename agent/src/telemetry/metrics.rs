@@ -25,6 +25,8 @@ pub struct Metrics {
     capture: OnceLock<CountersHandle>,
     attached: AtomicBool,
     rules_loaded: AtomicBool,
+    rules_reloads: AtomicU64,
+    rules_reload_failures: AtomicU64,
     renderers: Mutex<Vec<Renderer>>,
 }
 
@@ -86,6 +88,16 @@ impl Metrics {
 
     pub fn set_attached(&self) {
         self.attached.store(true, Ordering::Release);
+    }
+
+    /// A reload of the rules, done or refused.
+    pub fn rules_reload(&self, ok: bool) {
+        let c = if ok {
+            &self.rules_reloads
+        } else {
+            &self.rules_reload_failures
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_rules_loaded(&self) {
@@ -220,6 +232,21 @@ impl Metrics {
             "1 once programs are attached and rules loaded.",
         );
         let _ = writeln!(out, "mamori_ready {}", u8::from(self.ready()));
+        for (name, help, c) in [
+            (
+                "mamori_rules_reloads_total",
+                "Rules reloads that took effect.",
+                &self.rules_reloads,
+            ),
+            (
+                "mamori_rules_reload_failures_total",
+                "Rules reloads refused (the running rules stayed).",
+                &self.rules_reload_failures,
+            ),
+        ] {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", c.load(Ordering::Relaxed));
+        }
         if let Ok(v) = self.renderers.lock() {
             for r in v.iter() {
                 r(&mut out);

@@ -1,0 +1,81 @@
+//! Hot reload of the rules: on SIGHUP, and when a rules file changes
+//! (checked every [`WATCH_EVERY`]), the new set is loaded and compiled
+//! beside the running one; only when that works are the kernel programs
+//! told the new syscalls and the detector handed the new set, which it
+//! swaps in between two events. A broken file is reported with its
+//! file:line:col and the old set stays.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use mamori_rules::RuleSet;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::{app, capture::Capture, rules_files, telemetry::metrics::Metrics};
+
+pub const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+pub struct Reloader {
+    paths: Vec<PathBuf>,
+    seen: Vec<(PathBuf, u64, i64, u64)>,
+    tx: watch::Sender<Arc<RuleSet>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    pub fn new(
+        paths: Vec<PathBuf>,
+        tx: watch::Sender<Arc<RuleSet>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let seen = rules_files::fingerprint(&paths);
+        Self {
+            paths,
+            seen,
+            tx,
+            metrics,
+        }
+    }
+
+    /// Whether a rules file changed since the last load.
+    pub fn files_changed(&self) -> bool {
+        !self.paths.is_empty() && rules_files::fingerprint(&self.paths) != self.seen
+    }
+
+    /// Loads the rules again and, if they load, switches to them.
+    pub async fn reload(&mut self, capture: &mut Capture, why: &str) {
+        self.seen = rules_files::fingerprint(&self.paths);
+        let paths = self.paths.clone();
+        let loaded = tokio::task::spawn_blocking(move || app::load_rules(&paths)).await;
+        let rules = match loaded {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                self.metrics.rules_reload(false);
+                error!(
+                    reason = why,
+                    "rules reload failed; the running rules stay: {e:#}"
+                );
+                return;
+            }
+            Err(e) => {
+                self.metrics.rules_reload(false);
+                error!(reason = why, error = %e, "rules reload task failed; the running rules stay");
+                return;
+            }
+        };
+        // The kernel first: the new rules must not wait for events the
+        // kernel does not send yet.
+        if let Err(e) = capture.set_syscalls(&app::kernel_syscalls(&rules)) {
+            self.metrics.rules_reload(false);
+            error!(reason = why, error = %e, "cannot capture what the new rules need; the running rules stay");
+            return;
+        }
+        self.metrics.rules_reload(true);
+        info!(
+            reason = why,
+            syscalls = capture.report().enabled.len(),
+            "rules reloaded"
+        );
+        let _ = self.tx.send(Arc::new(rules));
+    }
+}
