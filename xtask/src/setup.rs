@@ -30,6 +30,7 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "openssl",
+    "python3-venv",
     "default-jdk-headless",
     "maven",
 ];
@@ -38,7 +39,26 @@ pub fn run() -> anyhow::Result<()> {
     apt()?;
     toolchain()?;
     bpf_linker()?;
+    python_tools()?;
     mounts()
+}
+
+/// Where Python test tools live (a venv of Debian's Python).
+pub const TOOLS_VENV: &str = "/var/lib/mamori-tools/venv";
+/// The Kubernetes manifest validator the deploy tests run.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+fn python_tools() -> anyhow::Result<()> {
+    let bin = format!("{TOOLS_VENV}/bin/kubernetes-validate");
+    if Path::new(&bin).exists() {
+        return Ok(());
+    }
+    eprintln!("setup: installing {KUBERNETES_VALIDATE} into {TOOLS_VENV}");
+    cmd::run("/usr/bin/python3", &["-m", "venv", TOOLS_VENV])?;
+    cmd::run(
+        format!("{TOOLS_VENV}/bin/pip"),
+        &["install", "-q", KUBERNETES_VALIDATE],
+    )
 }
 
 fn installed(pkg: &str) -> bool {

@@ -43,13 +43,27 @@ pub fn settings(
         c.password_env.as_deref(),
         "MAMORI_ES_PASSWORD",
     )
-    .map_err(|m| invalid("outputs.elasticsearch.password_file", m))?;
+    .map_err(|m| {
+        let key = if c.password_file.is_none() && c.password_env.is_some() {
+            "outputs.elasticsearch.password_env"
+        } else {
+            "outputs.elasticsearch.password_file"
+        };
+        invalid(key, m)
+    })?;
     let api_key = secret(
         c.api_key_file.as_deref(),
         c.api_key_env.as_deref(),
         "MAMORI_ES_API_KEY",
     )
-    .map_err(|m| invalid("outputs.elasticsearch.api_key_file", m))?;
+    .map_err(|m| {
+        let key = if c.api_key_file.is_none() && c.api_key_env.is_some() {
+            "outputs.elasticsearch.api_key_env"
+        } else {
+            "outputs.elasticsearch.api_key_file"
+        };
+        invalid(key, m)
+    })?;
     let username = c.username.clone().or_else(|| {
         std::env::var("MAMORI_ES_USERNAME")
             .ok()

@@ -1,0 +1,215 @@
+//! The Kubernetes manifests: valid against Kubernetes' own schemas
+//! (`kubernetes-validate --strict`, installed by `cargo xtask setup`), the
+//! config in their ConfigMap accepted by `mamori config check`, and the
+//! DaemonSet wired to what the agent needs. No cluster can run here, so
+//! this is as far as the manifests can be tested.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use mamori_e2e::sibling_binary;
+use serde_json::Value;
+
+const VALIDATOR: &str = "/var/lib/mamori-tools/venv/bin/kubernetes-validate";
+/// The oldest Kubernetes the manifests promise to work with.
+const KUBERNETES: &str = "1.30.0";
+
+fn manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn validate(files: &[PathBuf]) -> std::process::Output {
+    Command::new(VALIDATOR)
+        .args(["--strict", "--no-warn", "-k", KUBERNETES])
+        .args(files)
+        .output()
+        .expect("kubernetes-validate is installed by cargo xtask setup")
+}
+
+/// Every document of every manifest, parsed.
+fn documents() -> Vec<Value> {
+    yaml_files(&manifests())
+        .iter()
+        .flat_map(|f| {
+            let text = fs::read_to_string(f).unwrap();
+            text.split("\n---\n")
+                .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn the_manifests_pass_kubernetes_schemas_strictly() {
+    let files = yaml_files(&manifests());
+    assert!(files.len() >= 5, "{files:?}");
+    let out = validate(&files);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The validator does refuse a broken DaemonSet (so the pass above means
+    // something): a misspelt field and a wrong type.
+    let dir = std::env::temp_dir().join(format!("mamori-deploy-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let ds = fs::read_to_string(manifests().join("daemonset.yaml")).unwrap();
+    for (from, to) in [
+        ("hostPID: true", "hostPID: \"yes\""),
+        ("priorityClassName:", "priorityClasName:"),
+    ] {
+        let broken = dir.join("daemonset.yaml");
+        fs::write(&broken, ds.replace(from, to)).unwrap();
+        assert!(!validate(&[broken]).status.success(), "{to} passed");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_configmap_config_and_rules_pass_config_check() {
+    let docs = documents();
+    let config = find(&docs, "ConfigMap", "mamori-config")["data"]["mamori.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let local_rules = find(&docs, "ConfigMap", "mamori-rules")["data"]["local_rules.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("mamori-deploy-cfg-{}", std::process::id()));
+    let rules_d = dir.join("rules.d");
+    fs::create_dir_all(&rules_d).unwrap();
+    fs::write(dir.join("mamori.yaml"), config).unwrap();
+    fs::write(rules_d.join("local_rules.yaml"), local_rules).unwrap();
+    let ca = find(&docs, "Secret", "mamori-elasticsearch")["stringData"]["ca.pem"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fs::write(dir.join("ca.pem"), ca).unwrap();
+    // The paths inside the image and the pod, mapped to this checkout.
+    let default_rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/mamori_rules.yaml");
+    let out = Command::new(sibling_binary("mamori"))
+        // The Secret's value, as the DaemonSet passes it.
+        .env("MAMORI_ES_PASSWORD", "from-the-secret")
+        .args(["config", "check", "-c"])
+        .arg(dir.join("mamori.yaml"))
+        .arg("-o")
+        .arg(format!(
+            "rules=[{}, {}]",
+            default_rules.display(),
+            rules_d.display()
+        ))
+        .arg("-o")
+        .arg(format!(
+            "outputs.elasticsearch.ca_file={}",
+            dir.join("ca.pem").display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("elasticsearch https://elasticsearch.logging.svc:9200/"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 error(s)"), "{stdout}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_daemonset_gives_the_agent_what_it_needs() {
+    let docs = documents();
+    let ds = find(&docs, "DaemonSet", "mamori");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["hostNetwork"], true);
+    assert!(
+        pod["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t.get("key").is_none()),
+        "tolerates every taint"
+    );
+    let c = &pod["containers"][0];
+    let caps: Vec<&str> = c["securityContext"]["capabilities"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for needed in ["BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE"] {
+        assert!(caps.contains(&needed), "{needed} missing from {caps:?}");
+    }
+    assert_eq!(c["securityContext"]["privileged"], false);
+    let env = |name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no env {name}"))
+    };
+    assert_eq!(
+        env("MAMORI_HOSTNAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(env("MAMORI_HOST_ROOT")["value"], "/host");
+    // Probes on the agent's own endpoints, on the port its config serves.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["ports"][0]["containerPort"], 8765);
+    let config: Value = serde_saphyr::from_str(
+        find(&docs, "ConfigMap", "mamori-config")["data"]["mamori.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["health_addr"], "0.0.0.0:8765");
+    // The spool survives restarts: a hostPath at the configured directory.
+    let spool_dir = config["outputs"]["elasticsearch"]["spool_dir"]
+        .as_str()
+        .unwrap();
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == spool_dir)
+        .expect("the spool directory is mounted");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert!(volume["hostPath"]["path"].is_string(), "{volume}");
+    assert_eq!(c["args"][0], "run");
+}
