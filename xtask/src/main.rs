@@ -12,6 +12,7 @@
 mod bench;
 mod cmd;
 mod es;
+mod image;
 mod setup;
 mod test;
 
@@ -51,6 +52,9 @@ enum Command {
     },
     /// The test Elasticsearch node: `build`, `start`, `stop` or `status`.
     Es { what: String },
+    /// The container image (static musl binary, FROM scratch), built
+    /// offline with podman.
+    Image,
     /// Internal: one pinned workload loop for `bench capture`.
     #[command(hide = true)]
     BenchWorkload { kind: String, n: u64 },
@@ -84,6 +88,10 @@ fn main() -> anyhow::Result<()> {
                 setup::run()?;
             }
             es::run(&what)
+        }
+        Command::Image => {
+            setup::run()?;
+            image::build()
         }
         Command::BenchWorkload { kind, n } => bench::workload(&kind, n),
     }

@@ -10,12 +10,13 @@ use crate::cmd;
 /// Must match rust-toolchain.toml and agent/build.rs.
 pub const TOOLCHAIN: &str = "nightly-2026-06-24";
 const BPF_LINKER_VERSION: &str = "0.13.0";
-const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Debian packages: LLVM 22 for bpf-linker; podman, runc, containerd (its
 /// CRI plugin, for the Kubernetes tests) and busybox for the container
 /// tests; a JDK and Maven for the test Elasticsearch node; openssl for its
-/// test certificates.
+/// test certificates; musl and LLVM's libunwind for the static binary of
+/// the container image.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -31,6 +32,8 @@ const APT_PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "python3-venv",
+    "musl-tools",
+    "libunwind-22-dev",
     "default-jdk-headless",
     "maven",
 ];

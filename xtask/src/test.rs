@@ -32,6 +32,8 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     cmd::cargo(&unit)?;
     // The e2e tests spawn the release binary; build it first.
     cmd::cargo(&["build", "--release", "--package", "mamori"])?;
+    // And run the container image.
+    crate::image::build()?;
     // A real Elasticsearch node for the output tests (some tests start
     // their own, from the same installed launcher).
     es::build()?;
