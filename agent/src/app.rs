@@ -28,7 +28,7 @@ use crate::{
     reload::Reloader,
     rules_files,
     state::State,
-    telemetry::{health, metrics::Metrics},
+    telemetry::{health, liveness::Heartbeat, metrics::Metrics},
 };
 
 /// Everything `run` needs, resolved from flags and the config file.
@@ -99,11 +99,38 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let (event_tx, event_rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(ALERT_QUEUE);
 
-    let reader = capture.reader(
-        event_tx,
-        settings.capture.poll_interval,
-        shutdown_rx.clone(),
-    )?;
+    // Liveness: the reader should poll unless the detector holds it back
+    // (full queue); the detector and outputs work while their queues hold
+    // items.
+    let (events_w, alerts_w) = (event_tx.downgrade(), alert_tx.downgrade());
+    let reader_beat = metrics.liveness.stage(
+        "reader",
+        Box::new(move || events_w.upgrade().is_some_and(|t| t.capacity() > 0)),
+    );
+    let events_w = event_tx.downgrade();
+    let detect_beat = metrics.liveness.stage(
+        "detect",
+        Box::new(move || {
+            events_w
+                .upgrade()
+                .is_some_and(|t| t.capacity() < t.max_capacity())
+        }),
+    );
+    let outputs_beat = metrics.liveness.stage(
+        "outputs",
+        Box::new(move || {
+            alerts_w
+                .upgrade()
+                .is_some_and(|t| t.capacity() < t.max_capacity())
+        }),
+    );
+    let reader = capture
+        .reader(
+            event_tx,
+            settings.capture.poll_interval,
+            shutdown_rx.clone(),
+        )?
+        .with_heartbeat(reader_beat);
     let reader = tokio::spawn(reader.run());
     let cri_sockets = settings.cri_sockets.clone();
     let state = tokio::task::spawn_blocking(|| State::from_proc(host_root(), cri_sockets))
@@ -124,6 +151,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         metrics.clone(),
         settings.events,
         detector,
+        detect_beat,
     ));
     let watcher = tokio::spawn(watch_loss(
         counters,
@@ -136,6 +164,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         settings.sinks,
         elasticsearch,
         metrics.clone(),
+        outputs_beat,
     ));
 
     let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
@@ -252,10 +281,12 @@ async fn detect(
     metrics: Arc<Metrics>,
     print_events: bool,
     mut detector: Detector,
+    heartbeat: Heartbeat,
 ) {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut hits = Vec::new();
+    let mut beats_due = 0u32;
     while let Some(ev) = rx.recv().await {
         // A reloaded ruleset takes over between two events.
         if rules.has_changed().unwrap_or(false) {
@@ -268,6 +299,13 @@ async fn detect(
             let _ = writeln!(out, "{}", event_json(&ev));
         }
         detector.process(&ev, |a| hits.push(a));
+        // A clock read per event would cost more than it tells.
+        beats_due = beats_due.wrapping_add(1);
+        if beats_due.is_multiple_of(256) || rx.is_empty() {
+            heartbeat.beat();
+            let p = &detector.state.processes;
+            metrics.set_process_table(p.len(), p.evicted);
+        }
         for a in hits.drain(..) {
             metrics.alert(&a.rule, a.priority);
             if alerts.send(a).await.is_err() {

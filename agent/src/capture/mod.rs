@@ -223,6 +223,7 @@ impl Capture {
             shutdown,
             user: self.user.clone(),
             clock: decode::Clock::now(),
+            heartbeat: None,
         })
     }
 }
@@ -272,9 +273,16 @@ pub struct Reader {
     shutdown: tokio::sync::watch::Receiver<bool>,
     user: Arc<UserCounters>,
     clock: decode::Clock,
+    heartbeat: Option<crate::telemetry::liveness::Heartbeat>,
 }
 
 impl Reader {
+    /// Beats after every pass over the ring (for `/healthz`).
+    pub fn with_heartbeat(mut self, h: crate::telemetry::liveness::Heartbeat) -> Self {
+        self.heartbeat = Some(h);
+        self
+    }
+
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -298,6 +306,9 @@ impl Reader {
             }
             if !self.drain().await {
                 return;
+            }
+            if let Some(h) = &self.heartbeat {
+                h.beat();
             }
         }
     }

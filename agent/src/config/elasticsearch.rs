@@ -274,7 +274,7 @@ mod tests {
             ),
             (
                 "{url: 'http://h', password_env: MAMORI_TEST_UNSET_VAR}",
-                "outputs.elasticsearch.password_file",
+                "outputs.elasticsearch.password_env",
             ),
         ] {
             let yaml = if yaml.starts_with('{') {

@@ -94,6 +94,7 @@ pub async fn run(
     sinks: Vec<Sink>,
     elasticsearch: Option<elasticsearch::Output>,
     metrics: std::sync::Arc<Metrics>,
+    heartbeat: crate::telemetry::liveness::Heartbeat,
 ) {
     let mut writers: Vec<(Sink, Writer)> = Vec::new();
     for sink in sinks {
@@ -130,6 +131,7 @@ pub async fn run(
                 metrics.output_failed("elasticsearch");
             }
         }
+        heartbeat.beat();
     }
     drop(es_tx);
     if let Some(task) = es_task {

@@ -80,7 +80,14 @@ fn route(method: &str, path: &str, metrics: &Metrics) -> (&'static str, &'static
         );
     }
     match path.split('?').next().unwrap_or_default() {
-        "/healthz" => ("200 OK", TEXT, "ok\n".into()),
+        "/healthz" => match metrics.liveness.stuck() {
+            stuck if stuck.is_empty() => ("200 OK", TEXT, "ok\n".into()),
+            stuck => (
+                "503 Service Unavailable",
+                TEXT,
+                format!("stuck: {}\n", stuck.join(", ")),
+            ),
+        },
         "/readyz" if metrics.ready() => ("200 OK", TEXT, "ready\n".into()),
         "/readyz" => ("503 Service Unavailable", TEXT, "not ready\n".into()),
         "/metrics" => (

@@ -27,7 +27,12 @@ pub struct Metrics {
     rules_loaded: AtomicBool,
     rules_reloads: AtomicU64,
     rules_reload_failures: AtomicU64,
+    /// State table sizes, published by the detector.
+    processes: AtomicU64,
+    processes_evicted: AtomicU64,
     renderers: Mutex<Vec<Renderer>>,
+    /// Progress of the pipeline stages, for `/healthz`.
+    pub liveness: super::liveness::Liveness,
 }
 
 impl Metrics {
@@ -88,6 +93,12 @@ impl Metrics {
 
     pub fn set_attached(&self) {
         self.attached.store(true, Ordering::Release);
+    }
+
+    /// The process table's size and evictions so far.
+    pub fn set_process_table(&self, len: usize, evicted: u64) {
+        self.processes.store(len as u64, Ordering::Relaxed);
+        self.processes_evicted.store(evicted, Ordering::Relaxed);
     }
 
     /// A reload of the rules, done or refused.
@@ -247,6 +258,29 @@ impl Metrics {
             family(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", c.load(Ordering::Relaxed));
         }
+        family(
+            &mut out,
+            "mamori_processes",
+            "gauge",
+            "Processes in the process table.",
+        );
+        let _ = writeln!(
+            out,
+            "mamori_processes {}",
+            self.processes.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "mamori_processes_evicted_total",
+            "counter",
+            "Process table entries dropped because the table was full.",
+        );
+        let _ = writeln!(
+            out,
+            "mamori_processes_evicted_total {}",
+            self.processes_evicted.load(Ordering::Relaxed)
+        );
+        self.liveness.render(&mut out);
         if let Ok(v) = self.renderers.lock() {
             for r in v.iter() {
                 r(&mut out);

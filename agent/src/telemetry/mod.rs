@@ -2,5 +2,6 @@
 //! report into `Metrics`; nothing here calls a stage.
 
 pub mod health;
+pub mod liveness;
 pub mod logging;
 pub mod metrics;

@@ -1,0 +1,61 @@
+//! `/metrics` and `/healthz` of a running agent: every family the README
+//! promises is there, with values that follow real activity.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use mamori_e2e::{
+    agent::{Agent, http_get, repo_rules},
+    es::wait_until,
+    run_actor,
+};
+
+#[test]
+fn metrics_cover_the_pipeline_and_health_is_ok() {
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    assert!(
+        agent
+            .wait_alert("Credential file read by unexpected process", pid)
+            .is_some()
+    );
+    wait_until(10, "the process table published", || {
+        agent.metric("mamori_processes").unwrap_or(0.0) > 10.0
+    });
+    let response = http_get(agent.port, "/metrics").unwrap();
+    let (_, text) = response.split_once("\r\n\r\n").unwrap();
+    for family in [
+        "mamori_kernel_events_sent_total{cpu=\"0\"}",
+        "mamori_kernel_events_lost_total{cpu=\"0\",reason=\"ring_full\"}",
+        "mamori_events_received_total",
+        "mamori_events_total{type=\"openat\"}",
+        "mamori_alerts_total{rule=\"Credential file read by unexpected process\",priority=\"Warning\"}",
+        "mamori_output_alerts_total{output=\"stdout\",status=\"sent\"}",
+        "mamori_process_cpu_seconds_total",
+        "mamori_process_resident_memory_bytes",
+        "mamori_ready 1",
+        "mamori_rules_reloads_total 0",
+        "mamori_rules_reload_failures_total 0",
+        "mamori_processes ",
+        "mamori_processes_evicted_total 0",
+        "mamori_stage_progress_age_seconds{stage=\"reader\"}",
+        "mamori_stage_progress_age_seconds{stage=\"detect\"}",
+        "mamori_stage_progress_age_seconds{stage=\"outputs\"}",
+        "mamori_container_lookups_total",
+        "mamori_containers",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    // Every family is typed.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} has no TYPE line"
+        );
+    }
+    let health = http_get(agent.port, "/healthz").unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(agent.stop().success());
+}
