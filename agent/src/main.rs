@@ -71,7 +71,8 @@ fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
         .log_level
         .clone()
         .unwrap_or_else(|| cli.log_level.clone());
-    logging::init(&level, cli.log_json);
+    let json_logs = cli.log_json || file.log_format == Some(FormatName::Json);
+    logging::init(&level, json_logs);
     let settings = settings(cli, args, file)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -197,6 +197,13 @@ fn alerts_arrive_as_ecs_documents() {
         1
     );
     assert!(agent.metric("mamori_elasticsearch_indexed_total").unwrap() >= 3.0);
+    assert!(
+        agent
+            .metric("mamori_elasticsearch_request_duration_seconds_count")
+            .unwrap()
+            >= 1.0,
+        "bulk requests are timed"
+    );
     assert!(agent.stop().success());
 }
 
@@ -718,5 +725,37 @@ fn a_full_spool_drops_the_oldest_and_says_so() {
         "every alert delivered or counted as dropped"
     );
     eprintln!("spool full: {delivered} delivered, {reported} dropped and reported");
+    assert!(agent.stop().success());
+}
+
+/// Elasticsearch unreachable for longer than `down_alert_s`: one internal
+/// alert through the normal outputs.
+#[test]
+fn a_long_outage_raises_one_internal_alert() {
+    let dir = scratch("down");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let cfg = config(&dir, &dead, "down", "    down_alert_s: 2\n");
+    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let find = || {
+        agent
+            .alerts()
+            .into_iter()
+            .filter(|a| a["rule"] == "mamori internal: output down")
+            .collect::<Vec<_>>()
+    };
+    wait_until(30, "the output-down alert", || !find().is_empty());
+    let a = &find()[0];
+    assert_eq!(a["priority"], "Error", "{a}");
+    assert!(
+        a["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mamori_internal"))
+    );
+    assert_eq!(a["output_fields"]["output"], "elasticsearch");
+    assert!(a["output_fields"]["down_s"].as_u64().unwrap() >= 2);
+    // Once per outage, however long it lasts.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(find().len(), 1, "{:?}", find());
     assert!(agent.stop().success());
 }

@@ -154,6 +154,9 @@ pub fn settings(
     if let Some(secs) = c.drain_timeout_s {
         s.drain_timeout = Duration::from_secs(secs);
     }
+    if let Some(secs) = c.down_alert_s {
+        s.down_alert_after = Duration::from_secs(secs);
+    }
     if let Some(setup) = c.setup {
         s.setup = setup;
     }

@@ -20,6 +20,8 @@ pub struct File {
     pub health_addr: Option<SocketAddr>,
     /// Log filter.
     pub log_level: Option<String>,
+    /// Log lines as `text` (default) or `json`.
+    pub log_format: Option<FormatName>,
     #[serde(default)]
     pub outputs: Outputs,
     #[serde(default)]
@@ -94,6 +96,9 @@ pub struct ElasticsearchOutput {
     pub flush_interval_ms: Option<u64>,
     pub timeout_s: Option<u64>,
     pub drain_timeout_s: Option<u64>,
+    /// Raise `mamori internal: output down` after this long unreachable.
+    /// Default 300.
+    pub down_alert_s: Option<u64>,
     /// Install templates at start when missing. Default true.
     pub setup: Option<bool>,
 }
@@ -263,6 +268,7 @@ mod tests {
     fn parses_every_key() {
         let f = parse(
             "rules: [/etc/mamori/rules]\nhealth_addr: 127.0.0.1:8765\nlog_level: debug\n\
+             log_format: json\n\
              outputs:\n  stdout: {format: text}\n  file: {path: /var/log/mamori.json}\n\
              capture: {ring_mib: 16, env_bytes: 0}\n\
              containers: {cri_sockets: [/run/k3s/containerd/containerd.sock]}\n",
@@ -271,6 +277,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.rules, vec![PathBuf::from("/etc/mamori/rules")]);
         assert_eq!(f.health_addr, Some("127.0.0.1:8765".parse().unwrap()));
+        assert_eq!(f.log_format, Some(FormatName::Json));
         assert_eq!(f.outputs.stdout.unwrap().format, Some(FormatName::Text));
         assert_eq!(f.capture.ring_mib, Some(16));
         assert_eq!(

@@ -106,6 +106,9 @@ pub async fn run(
             }
         }
     }
+    let mut down_watch = elasticsearch
+        .as_ref()
+        .map(elasticsearch::Output::down_watch);
     let (es_tx, es_task) = match elasticsearch {
         Some(out) => {
             let (tx, rx) = mpsc::channel(ES_QUEUE);
@@ -113,7 +116,21 @@ pub async fn run(
         }
         None => (None, None),
     };
-    while let Some(alert) = rx.recv().await {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        let alert = tokio::select! {
+            a = rx.recv() => match a {
+                Some(a) => a,
+                None => break,
+            },
+            _ = tick.tick() => match down_watch.as_mut().and_then(elasticsearch::DownWatch::check) {
+                Some(internal) => internal,
+                None => {
+                    heartbeat.beat();
+                    continue;
+                }
+            },
+        };
         for (sink, w) in &mut writers {
             let mut line = sink.format().render(&alert);
             line.push('\n');

@@ -34,7 +34,10 @@ use super::{
     ecs::EcsMapper,
     spool::{self, Spool},
 };
-use crate::{alert::Alert, telemetry::metrics::Metrics};
+use crate::{
+    alert::{Alert, FieldValue, Priority, Source},
+    telemetry::metrics::Metrics,
+};
 
 /// Settings of the output (from the config file and flags).
 #[derive(Clone, Debug)]
@@ -49,6 +52,8 @@ pub struct Settings {
     pub setup: bool,
     /// After SIGTERM, how long to go on delivering the spool.
     pub drain_timeout: Duration,
+    /// Raise an internal alert once Elasticsearch is unreachable this long.
+    pub down_alert_after: Duration,
 }
 
 impl Settings {
@@ -73,6 +78,7 @@ impl Settings {
             },
             setup: true,
             drain_timeout: Duration::from_secs(5),
+            down_alert_after: Duration::from_secs(300),
         }
     }
 }
@@ -110,6 +116,16 @@ impl Output {
 
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
+    }
+
+    /// Watches for a long outage, to raise an internal alert.
+    pub fn down_watch(&self) -> DownWatch {
+        DownWatch {
+            stats: self.stats.clone(),
+            after: self.settings.down_alert_after,
+            hostname: self.mapper.identity.host_name.clone(),
+            alerted_for: 0,
+        }
     }
 
     /// Writes every alert from `rx` to the spool and delivers the spool,
@@ -187,5 +203,51 @@ impl Output {
                 0
             }
         }
+    }
+}
+
+/// Raises `mamori internal: output down` once per outage that lasts
+/// longer than `after`; the alerts themselves wait in the spool.
+pub struct DownWatch {
+    stats: Arc<Stats>,
+    after: Duration,
+    hostname: String,
+    /// The outage (its start) already alerted on.
+    alerted_for: u64,
+}
+
+impl DownWatch {
+    pub fn check(&mut self) -> Option<Alert> {
+        let since = Stats::get(&self.stats.down_since_ms);
+        let now = crate::app::now_ns() / 1_000_000;
+        let down = Duration::from_millis(now.saturating_sub(since));
+        if since == 0 || since == self.alerted_for || down < self.after {
+            return None;
+        }
+        self.alerted_for = since;
+        let pending = Stats::get(&self.stats.spool_pending);
+        Some(Alert {
+            time_ns: crate::app::now_ns(),
+            rule: "mamori internal: output down".into(),
+            description: "An output has failed for longer than its alert threshold; \
+                          its alerts wait in the disk spool."
+                .into(),
+            ruleset: "mamori".into(),
+            priority: Priority::Error,
+            source: Source::Internal,
+            tags: vec!["mamori_internal".into()],
+            message: format!(
+                "mamori cannot reach Elasticsearch for {} s; {pending} alerts wait in the spool",
+                down.as_secs()
+            ),
+            output_fields: vec![
+                ("output".into(), FieldValue::Str("elasticsearch".into())),
+                ("down_s".into(), FieldValue::UInt(down.as_secs())),
+                ("spool_pending".into(), FieldValue::UInt(pending)),
+            ],
+            hostname: self.hostname.clone(),
+            event: None,
+            context: Vec::new(),
+        })
     }
 }

@@ -197,6 +197,7 @@ impl Sender {
                 match self.ensure_templates().await {
                     Ok(()) => setup_done = true,
                     Err(e) if e.retryable() => {
+                        self.stats.reachable(false);
                         st.trouble.failed(&e, self.pending().await);
                         self.sleep(&mut st).await;
                         continue;
@@ -258,9 +259,7 @@ impl Sender {
                 }
                 Err(e) => {
                     Stats::add(&self.stats.bulk_failures, 1);
-                    self.stats
-                        .connected
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    self.stats.reachable(false);
                     st.trouble.failed(&e, self.pending().await);
                 }
             }
@@ -354,6 +353,7 @@ impl Sender {
             crate::app::now_ns(),
         );
         Stats::add(&self.stats.bulk_requests, 1);
+        let started = Instant::now();
         let answer = self
             .client
             .request(
@@ -362,7 +362,9 @@ impl Sender {
                 "application/x-ndjson",
                 Some(body.into()),
             )
-            .await?;
+            .await;
+        self.stats.latency.observe(started.elapsed());
+        let answer = answer?;
         if answer.status == 413 && items.len() > 1 {
             // Too large for the cluster's limit: send halves separately.
             let mut rest = items.split_off(items.len() / 2);
@@ -374,9 +376,7 @@ impl Sender {
         if !answer.ok() {
             return Err(self.client.status_error("POST /_bulk", &answer));
         }
-        self.stats
-            .connected
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stats.reachable(true);
         let outcomes = bulk::outcomes(&answer.body, items.len());
         let mut left = Vec::new();
         for (item, outcome) in items.drain(..).zip(outcomes) {

@@ -33,6 +33,47 @@ pub struct Stats {
     pub spool_bytes: AtomicU64,
     /// The last request reached Elasticsearch and was accepted.
     pub connected: AtomicBool,
+    /// Wall-clock ms when the current run of failures began; 0 when up.
+    pub down_since_ms: AtomicU64,
+    /// `_bulk` request durations (answered or not).
+    pub latency: Latency,
+}
+
+/// Upper bounds (seconds) of the request-duration histogram's buckets.
+const LATENCY_BOUNDS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// A Prometheus histogram of request durations.
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Observations at or below each bound (not cumulative here).
+    buckets: [AtomicU64; LATENCY_BOUNDS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Latency {
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = "mamori_elasticsearch_request_duration_seconds";
+        family(out, name, "histogram", "Duration of _bulk requests.");
+        let mut cumulative = 0;
+        for (b, c) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
 }
 
 impl Stats {
@@ -42,6 +83,17 @@ impl Stats {
 
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Relaxed)
+    }
+
+    /// Records a failed (`false`) or accepted request.
+    pub fn reachable(&self, ok: bool) {
+        self.connected.store(ok, Relaxed);
+        if ok {
+            self.down_since_ms.store(0, Relaxed);
+        } else if self.down_since_ms.load(Relaxed) == 0 {
+            self.down_since_ms
+                .store(crate::app::now_ns() / 1_000_000, Relaxed);
+        }
     }
 
     pub fn set_spool_gauges(&self, pending: u64, bytes: u64) {
@@ -130,5 +182,42 @@ impl Stats {
             family(out, name, kind, help);
             let _ = writeln!(out, "{name} {v}");
         }
+        self.latency.render(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative() {
+        let l = Latency::default();
+        l.observe(Duration::from_millis(3));
+        l.observe(Duration::from_millis(80));
+        l.observe(Duration::from_secs(30));
+        let mut out = String::new();
+        l.render(&mut out);
+        let m = "mamori_elasticsearch_request_duration_seconds";
+        assert!(
+            out.contains(&format!("{m}_bucket{{le=\"0.005\"}} 1\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{m}_bucket{{le=\"0.1\"}} 2\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{m}_bucket{{le=\"10\"}} 2\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{m}_bucket{{le=\"+Inf\"}} 3\n")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("{m}_count 3\n")), "{out}");
+        assert!(out.contains(&format!("{m}_sum 30.083\n")), "{out}");
     }
 }
