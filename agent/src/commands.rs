@@ -1,5 +1,5 @@
 //! The commands that do not run the agent: `rules validate`, `fields`,
-//! `es setup`.
+//! `config check`, `es setup`.
 
 use std::path::PathBuf;
 
@@ -11,14 +11,33 @@ use crate::rules_files;
 /// `mamori rules validate`: prints diagnostics and a summary (or one JSON
 /// document) and returns whether the rules are valid.
 pub fn validate(paths: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
-    let files = rules_files::read(paths)?;
-    let r = mamori_rules::load(&files, MatchMode::First);
-    let (errors, warnings): (Vec<_>, Vec<_>) = r
-        .diagnostics
-        .iter()
-        .partition(|d| d.severity == Severity::Error);
+    let report = RulesReport::load(paths)?;
     if as_json {
-        let doc = json!({
+        println!("{}", report.json);
+    } else {
+        report.print();
+    }
+    Ok(report.ok)
+}
+
+/// What loading a set of rules files said.
+struct RulesReport {
+    json: serde_json::Value,
+    /// Diagnostics (errors first), for people.
+    diagnostics: Vec<String>,
+    summary: String,
+    ok: bool,
+}
+
+impl RulesReport {
+    fn load(paths: &[PathBuf]) -> anyhow::Result<Self> {
+        let files = rules_files::read(paths)?;
+        let r = mamori_rules::load(&files, MatchMode::First);
+        let (errors, warnings): (Vec<_>, Vec<_>) = r
+            .diagnostics
+            .iter()
+            .partition(|d| d.severity == Severity::Error);
+        let json = json!({
             "files": files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
             "rules": r.stats.rules,
             "enabled_rules": r.stats.enabled_rules,
@@ -27,12 +46,7 @@ pub fn validate(paths: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
             "errors": errors,
             "warnings": warnings,
         });
-        println!("{doc}");
-    } else {
-        for d in errors.iter().chain(&warnings) {
-            eprintln!("{d}");
-        }
-        println!(
+        let summary = format!(
             "{} file(s): {} rules ({} enabled), {} macros, {} lists; {} error(s), {} warning(s)",
             files.len(),
             r.stats.rules,
@@ -42,8 +56,24 @@ pub fn validate(paths: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
             errors.len(),
             warnings.len()
         );
+        Ok(Self {
+            json,
+            diagnostics: errors
+                .iter()
+                .chain(&warnings)
+                .map(ToString::to_string)
+                .collect(),
+            summary,
+            ok: errors.is_empty(),
+        })
     }
-    Ok(errors.is_empty())
+
+    fn print(&self) {
+        for d in &self.diagnostics {
+            eprintln!("{d}");
+        }
+        println!("{}", self.summary);
+    }
 }
 
 /// `mamori fields`: the field table.
@@ -106,15 +136,19 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
     } else {
         s.rules.iter().map(|p| p.display().to_string()).collect()
     };
+    let report = RulesReport::load(&s.rules)?;
     if as_json {
         println!(
             "{}",
             json!({
-                "rules": rules,
-                "outputs": outputs,
-                "health_addr": s.health_addr.map(|a| a.to_string()),
-                "ring_mib": s.capture.ring_bytes >> 20,
-                "cri_sockets": s.cri_sockets,
+                "config": {
+                    "rules": rules,
+                    "outputs": outputs,
+                    "health_addr": s.health_addr.map(|a| a.to_string()),
+                    "ring_mib": s.capture.ring_bytes >> 20,
+                    "cri_sockets": s.cri_sockets,
+                },
+                "rules": report.json,
             })
         );
     } else {
@@ -124,6 +158,7 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
             println!("health: http://{a}/healthz");
         }
         println!("ring buffer: {} MiB", s.capture.ring_bytes >> 20);
+        report.print();
     }
-    validate(&s.rules, as_json)
+    Ok(report.ok)
 }

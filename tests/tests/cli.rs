@@ -230,6 +230,14 @@ fn config_check_validates_without_running_and_hides_credentials() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("capture.ring_mib"), "{err}");
 
+    // --json: one document, config and rules report together.
+    let out = check(&["--json", "-o", "capture.ring_mib=32"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["config"]["ring_mib"], 32);
+    assert_eq!(doc["rules"]["errors"], serde_json::json!([]));
+    assert!(doc["rules"]["rules"].as_u64().unwrap() > 10);
+
     let out = check(&["-o", "outputs.stdot.enabled=false"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdot"));
