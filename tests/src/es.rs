@@ -4,6 +4,7 @@
 //! `cargo xtask es build` installs.
 
 use std::{
+    fs,
     io::{Read, Write},
     net::TcpStream,
     os::unix::process::CommandExt,
@@ -12,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::agent::{Agent, repo_rules};
 
 /// Where `cargo xtask es build` installs the launcher.
 pub const DIST: &str = "/var/lib/mamori-es/dist";
@@ -153,8 +156,8 @@ impl Node {
             "{} is missing: run `cargo xtask es build`",
             run.display()
         );
-        let _ = std::fs::remove_file(home.join("url"));
-        let log = std::fs::File::create(home.with_extension("log")).unwrap();
+        let _ = fs::remove_file(home.join("url"));
+        let log = fs::File::create(home.with_extension("log")).unwrap();
         let child = Command::new(run)
             .arg(home)
             .arg(port.to_string())
@@ -173,7 +176,7 @@ impl Node {
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(url) = std::fs::read_to_string(home.join("url")) {
+            if let Ok(url) = fs::read_to_string(home.join("url")) {
                 node.url = url.trim().to_owned();
                 break;
             }
@@ -201,7 +204,7 @@ impl Node {
 
     /// The HTTPS front's URL (`https://localhost:PORT`), when started with one.
     pub fn tls_url(&self) -> Option<String> {
-        std::fs::read_to_string(self.home.join("tls-url"))
+        fs::read_to_string(self.home.join("tls-url"))
             .ok()
             .map(|u| u.trim().to_owned())
     }
@@ -228,4 +231,68 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+// Helpers of the output tests: scratch space, config, rules, the agent.
+
+/// A scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mamori-es-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A config sending to `url` in `namespace`, spooling in `dir/spool`,
+/// flushing every 100 ms unless `extra` says otherwise.
+pub fn config(dir: &Path, url: &str, namespace: &str, extra: &str) -> PathBuf {
+    let path = dir.join("mamori.yaml");
+    let flush = if extra.contains("flush_interval_ms") {
+        ""
+    } else {
+        "    flush_interval_ms: 100\n"
+    };
+    fs::write(
+        &path,
+        format!(
+            "outputs:\n  elasticsearch:\n    url: {url}\n    namespace: {namespace}\n    \
+             spool_dir: {}\n{flush}{extra}",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Test rules: the default ones plus a connect rule for network fields.
+pub fn rules(dir: &Path, port: u16) -> Vec<String> {
+    let extra = dir.join("extra.yaml");
+    fs::write(
+        &extra,
+        format!(
+            "- rule: Test outbound connection\n  desc: the e2e test's connect\n  \
+             condition: evt.type = connect and proc.name = mamori-actor and fd.rport = {port}\n  \
+             output: connect to %fd.rip:%fd.rport by %proc.name\n  priority: ERROR\n  \
+             tags: [network, T1071, mitre_command_and_control]\n"
+        ),
+    )
+    .unwrap();
+    vec![
+        "-r".into(),
+        repo_rules().to_str().unwrap().into(),
+        "-r".into(),
+        extra.to_str().unwrap().into(),
+    ]
+}
+
+/// The agent with config `cfg` and rules arguments `rules`.
+pub fn start_agent(cfg: &Path, rules: &[String]) -> Agent {
+    let mut args: Vec<&str> = vec!["-c", cfg.to_str().unwrap()];
+    args.extend(rules.iter().map(String::as_str));
+    Agent::start(&args)
+}
+
+/// A query for the alerts of process `pid`.
+pub fn by_pid(pid: u32) -> Value {
+    json!({"term": {"process.pid": pid}})
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, fs, process::Command};
 
 use mamori_e2e::{
     agent::{Agent, repo_rules},
-    podman::busybox_rootfs,
+    podman::{self, busybox_rootfs},
     run_actor,
 };
 
@@ -193,31 +193,15 @@ fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
     let cidfile = dir.join("cid");
     let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
 
-    let status = Command::new("podman")
-        .args([
-            "--runtime",
-            "/usr/sbin/runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-        ])
-        .args([
-            "--ulimit",
-            "nofile=20000:20000",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .arg("--cidfile")
-        .arg(&cidfile)
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .args(["/bin/sh", "-c", "cat /etc/passwd > /dev/null; true"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "podman run failed");
+    podman::run(&[
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        "cat /etc/passwd > /dev/null; true",
+    ]);
     let full_id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
