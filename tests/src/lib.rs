@@ -18,6 +18,7 @@ use std::{
 pub mod agent;
 pub mod containerd;
 pub mod es;
+pub mod expect;
 pub mod podman;
 
 use mamori::{

@@ -16,7 +16,7 @@ pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// CRI plugin, for the Kubernetes tests) and busybox for the container
 /// tests; a JDK and Maven for the test Elasticsearch node; openssl for its
 /// test certificates; musl and LLVM's libunwind for the static binary of
-/// the container image.
+/// the container image; the everyday tools of the benign-workload test.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -36,6 +36,11 @@ const APT_PACKAGES: &[&str] = &[
     "libunwind-22-dev",
     "default-jdk-headless",
     "maven",
+    "git",
+    "logrotate",
+    "zip",
+    "unzip",
+    "xz-utils",
 ];
 
 pub fn run() -> anyhow::Result<()> {

@@ -135,6 +135,18 @@ impl<'a> View<'a> {
         self.proc
     }
 
+    /// The user and group ids of `user.*`/`group.*`. For a call that
+    /// changes them, the ids from before the call (the event comes at
+    /// exit, when they have changed): Falco reads them at entry, and "who
+    /// became root" needs who it was.
+    fn ids(&self) -> (u32, u32) {
+        let t = &self.ev.task;
+        match self.proc() {
+            Some(p) if changes_ids(self.ev) => (p.uid, p.gid),
+            _ => (t.uid, t.gid),
+        }
+    }
+
     /// The event's process, when the table knows it.
     pub fn process(&self) -> Option<&'a Process> {
         self.proc
@@ -367,10 +379,10 @@ impl Extract for View<'_> {
             F::ThreadCapPermitted => Value::owned(caps(t.cap_permitted)),
             F::ThreadCapInheritable => return None,
 
-            F::UserUid => Value::Int(i64::from(t.uid)),
-            F::UserName => Value::str(self.user_db()?.user(t.uid)?.name.as_bytes()),
-            F::UserHomedir => Value::str(self.user_db()?.user(t.uid)?.home.as_bytes()),
-            F::UserShell => Value::str(self.user_db()?.user(t.uid)?.shell.as_bytes()),
+            F::UserUid => Value::Int(i64::from(self.ids().0)),
+            F::UserName => Value::str(self.user_db()?.user(self.ids().0)?.name.as_bytes()),
+            F::UserHomedir => Value::str(self.user_db()?.user(self.ids().0)?.home.as_bytes()),
+            F::UserShell => Value::str(self.user_db()?.user(self.ids().0)?.shell.as_bytes()),
             F::UserLoginuid => Value::Int(i64::from(t.loginuid as i32)),
             F::UserLoginname => {
                 if t.loginuid == u32::MAX {
@@ -378,8 +390,8 @@ impl Extract for View<'_> {
                 }
                 Value::str(self.user_db()?.user(t.loginuid)?.name.as_bytes())
             }
-            F::GroupGid => Value::Int(i64::from(t.gid)),
-            F::GroupName => Value::str(self.user_db()?.group(t.gid)?.as_bytes()),
+            F::GroupGid => Value::Int(i64::from(self.ids().1)),
+            F::GroupName => Value::str(self.user_db()?.group(self.ids().1)?.as_bytes()),
 
             F::FdNum
             | F::FdType
@@ -523,6 +535,14 @@ pub fn resolve<'a>(base: &[u8], raw: &'a [u8]) -> Cow<'a, [u8]> {
     } else {
         Cow::Owned(out)
     }
+}
+
+/// The syscalls that change a process's user or group ids.
+pub fn changes_ids(ev: &Event) -> bool {
+    matches!(
+        ev.ty.name(),
+        "setuid" | "setresuid" | "setgid" | "setresgid"
+    )
 }
 
 #[cfg(test)]

@@ -88,6 +88,14 @@ impl State {
     }
 
     pub fn apply_after(&mut self, ev: &Event) {
+        if ev.ret == 0
+            && crate::detect::extract::changes_ids(ev)
+            && let Some(p) = self.processes.get_mut(ev.task.tgid)
+        {
+            p.uid = ev.task.uid;
+            p.euid = ev.task.euid;
+            p.gid = ev.task.gid;
+        }
         if fds::Fds::changed_by(ev) {
             let pid = ev.task.tgid;
             let seen = self

@@ -91,6 +91,12 @@ fn main() {
                 let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
                 libc::close(fd);
             }
+            // regain-root: become nobody keeping root as the saved uid, then
+            // take root back (what an exploited setuid program does)
+            "regain-root" => {
+                assert_eq!(libc::setresuid(65534, 65534, 0), 0);
+                assert_eq!(libc::setresuid(0, 0, 0), 0);
+            }
             // ptrace: fork a sleeper, attach to it, detach, kill it
             "ptrace" => {
                 let child = libc::fork();
@@ -170,6 +176,48 @@ fn main() {
                 );
                 assert!(fd >= 0, "truncate open failed");
                 libc::close(fd);
+            }
+            // append PATH: open O_WRONLY|O_APPEND|O_CREAT and close, writing nothing
+            "append" => {
+                let fd = libc::open(
+                    cstr(&arg(1)).as_ptr(),
+                    libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
+                    0o644,
+                );
+                assert!(fd >= 0, "append open failed");
+                libc::close(fd);
+            }
+            // capset: set the capability sets to what they already are
+            "capset" => {
+                let mut hdr = [0x2008_0522_u32, 0]; // _LINUX_CAPABILITY_VERSION_3, this process
+                let mut data = [0_u32; 6];
+                assert_eq!(
+                    libc::syscall(libc::SYS_capget, hdr.as_mut_ptr(), data.as_mut_ptr()),
+                    0
+                );
+                assert_eq!(
+                    libc::syscall(libc::SYS_capset, hdr.as_mut_ptr(), data.as_ptr()),
+                    0
+                );
+            }
+            // bpf-load: load a two-instruction socket filter (r0 = 0; exit)
+            "bpf-load" => {
+                let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+                let license = c"GPL";
+                let mut attr = [0_u8; 128];
+                attr[0..4].copy_from_slice(&1_u32.to_ne_bytes()); // BPF_PROG_TYPE_SOCKET_FILTER
+                attr[4..8].copy_from_slice(&2_u32.to_ne_bytes());
+                attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+                attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+                let fd = libc::syscall(libc::SYS_bpf, 5, attr.as_ptr(), attr.len()); // BPF_PROG_LOAD
+                assert!(fd >= 0, "BPF_PROG_LOAD failed");
+                libc::close(fd as i32);
+            }
+            // userfaultfd: create one and close it
+            "userfaultfd" => {
+                let fd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC);
+                assert!(fd >= 0, "userfaultfd failed");
+                libc::close(fd as i32);
             }
             // exit CODE
             "exit" => libc::_exit(String::from_utf8(arg(1)).unwrap().parse().unwrap()),
