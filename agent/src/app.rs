@@ -15,7 +15,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     sync::{mpsc, watch},
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use mamori_rules::{MatchMode, RuleSet, Severity};
 
@@ -25,6 +25,7 @@ use crate::{
     detect::Detector,
     event::Event,
     outputs::{self, Sink, event_json::event_json},
+    record::Recorder,
     reload::Reloader,
     rules_files,
     state::State,
@@ -44,6 +45,8 @@ pub struct RunSettings {
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
     /// CRI sockets for pod metadata (empty: the usual ones).
     pub cri_sockets: Vec<PathBuf>,
+    /// Write the enriched event stream to this file (`--record`).
+    pub record: Option<PathBuf>,
 }
 
 /// Channel depths between stages: deep enough to absorb a burst, bounded
@@ -82,7 +85,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     };
 
     let mut opts = settings.capture.clone();
-    opts.syscalls = kernel_syscalls(&rules);
+    opts.syscalls = kernel_syscalls(&rules, settings.record.is_some());
     let started = std::time::Instant::now();
     let mut capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
         .await
@@ -142,6 +145,15 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         processes = state.processes.len(),
         "process table seeded from /proc"
     );
+    let mut state = state;
+    let recorder = match &settings.record {
+        Some(path) => {
+            let r = Recorder::create(path, &mut state, &settings.hostname)?;
+            info!(path = %path.display(), "recording events");
+            Some(r)
+        }
+        None => None,
+    };
     let detector = Detector::new(rules.clone(), state, settings.hostname.clone());
     let (rules_tx, rules_rx) = watch::channel(rules);
     let detect = tokio::spawn(detect(
@@ -149,7 +161,10 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         rules_rx,
         alert_tx.clone(),
         metrics.clone(),
-        settings.events,
+        Taps {
+            print_events: settings.events,
+            recorder,
+        },
         detector,
         detect_beat,
     ));
@@ -168,6 +183,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     ));
 
     let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
+    reloader.record_all = settings.record.is_some();
     supervise(&mut capture, &mut reloader).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
@@ -236,12 +252,23 @@ pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 /// what the state needs: working-directory changes always, and when a rule
 /// looks at events that carry only a descriptor number (close, dup*), the
 /// syscalls that make descriptors, so the fd table can name them.
-pub fn kernel_syscalls(rules: &RuleSet) -> std::collections::BTreeSet<String> {
+pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> std::collections::BTreeSet<String> {
     let mut set: std::collections::BTreeSet<String> = rules
         .needed_event_types()
         .into_iter()
         .map(str::to_owned)
         .collect();
+    if record {
+        // A recording is for rules not written yet: everything but the
+        // data path (send/recv), which only rules that name it get.
+        set.extend(
+            mamori_common::syscalls::ALL
+                .iter()
+                .map(|s| s.name)
+                .filter(|n| !matches!(*n, "sendto" | "recvfrom" | "sendmsg" | "recvmsg"))
+                .map(str::to_owned),
+        );
+    }
     set.extend(["chdir", "fchdir"].map(str::to_owned));
     if ["close", "dup", "dup2", "dup3"]
         .iter()
@@ -272,14 +299,21 @@ const FD_STATE: [&str; 15] = [
     "dup3",
 ];
 
-/// The detection stage: state, rules, alerts. With `--events` every event
-/// is also printed as JSON.
+/// What the detection stage also does with each event.
+struct Taps {
+    /// `--events`: print it as JSON.
+    print_events: bool,
+    /// `--record`: write it, with what it taught the state.
+    recorder: Option<Recorder>,
+}
+
+/// The detection stage: state, rules, alerts.
 async fn detect(
     mut rx: mpsc::Receiver<Event>,
     mut rules: watch::Receiver<Arc<RuleSet>>,
     alerts: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
-    print_events: bool,
+    mut taps: Taps,
     mut detector: Detector,
     heartbeat: Heartbeat,
 ) {
@@ -294,15 +328,31 @@ async fn detect(
         }
         metrics.event(ev.ty.name());
         hold_for_container_metadata(&mut detector, &ev).await;
-        if print_events {
+        if taps.print_events {
             let mut out = stdout.lock();
             let _ = writeln!(out, "{}", event_json(&ev));
         }
+        let before = taps
+            .recorder
+            .as_ref()
+            .map(|r| r.before(&detector.state, &ev));
         detector.process(&ev, |a| hits.push(a));
+        if let (Some(r), Some(before)) = (&mut taps.recorder, before)
+            && let Err(e) = r.after(&mut detector.state, &ev, before)
+        {
+            error!(error = %format!("{e:#}"), "recording stopped");
+            taps.recorder = None;
+        }
         // A clock read per event would cost more than it tells.
         beats_due = beats_due.wrapping_add(1);
         if beats_due.is_multiple_of(256) || rx.is_empty() {
             heartbeat.beat();
+            if let Some(r) = &mut taps.recorder
+                && let Err(e) = r.flush_if_due()
+            {
+                error!(error = %format!("{e:#}"), "recording stopped");
+                taps.recorder = None;
+            }
             let p = &detector.state.processes;
             metrics.set_process_table(p.len(), p.evicted);
         }
@@ -311,6 +361,13 @@ async fn detect(
             if alerts.send(a).await.is_err() {
                 return;
             }
+        }
+    }
+    if let Some(r) = taps.recorder.take() {
+        let events = r.events;
+        match r.finish() {
+            Ok(()) => info!(events, "recording complete"),
+            Err(e) => error!(error = %format!("{e:#}"), "recording incomplete"),
         }
     }
 }

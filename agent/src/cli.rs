@@ -34,6 +34,9 @@ pub enum Command {
     Rules(RulesCommand),
     /// List every field conditions and outputs may use.
     Fields,
+    /// Evaluate rules over a recording (`run --record`) offline, as the
+    /// agent would have live.
+    Replay(ReplayArgs),
     /// Work with the Elasticsearch output.
     #[command(subcommand)]
     Es(EsCommand),
@@ -77,6 +80,60 @@ pub enum RulesCommand {
         #[arg(short = 'r', long = "rules")]
         rules: Vec<PathBuf>,
     },
+    /// Show, part by part, why a rule does or does not match one event:
+    /// the last event of a rules-test case, or event N of a recording.
+    Explain(ExplainArgs),
+    /// Run rule unit tests (YAML files of events and the rules they must
+    /// fire) without a kernel; exit 0 when all pass.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Rules file or directory, repeatable. Default: the built-in rules.
+        #[arg(short = 'r', long = "rules")]
+        rules: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["test", "recording"]))]
+pub struct ExplainArgs {
+    /// The rule's name.
+    pub rule: String,
+
+    /// A rules-test file; its case `--case` (default: the first).
+    #[arg(long, value_name = "FILE")]
+    pub test: Option<PathBuf>,
+
+    #[arg(long, requires = "test")]
+    pub case: Option<String>,
+
+    /// A recording (`run --record`): the `--event`-th event (default the
+    /// first) that the condition `--filter` selects.
+    #[arg(long, value_name = "FILE", requires = "filter")]
+    pub recording: Option<PathBuf>,
+
+    /// A condition in the rules language picking the event, e.g.
+    /// `proc.pid = 4242 and fd.name = /etc/shadow`.
+    #[arg(long, value_name = "CONDITION", requires = "recording")]
+    pub filter: Option<String>,
+
+    #[arg(long, requires = "recording", default_value_t = 1)]
+    pub event: u64,
+
+    /// Rules file or directory, repeatable. Default: the built-in rules.
+    #[arg(short = 'r', long = "rules")]
+    pub rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording.
+    pub file: PathBuf,
+
+    /// Rules file or directory, repeatable. Default: the built-in rules.
+    #[arg(short = 'r', long = "rules")]
+    pub rules: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -126,4 +183,9 @@ pub struct RunArgs {
     /// for several; default: containerd's and CRI-O's usual sockets).
     #[arg(long, env = "MAMORI_CRI_SOCKET", value_delimiter = ',')]
     pub cri_socket: Vec<PathBuf>,
+
+    /// Record the enriched event stream to this file (gzip JSON lines),
+    /// for `mamori replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }

@@ -1,5 +1,5 @@
 //! The commands that do not run the agent: `rules validate`, `fields`,
-//! `config check`, `es setup`.
+//! `config check`, `es setup`, `replay`, `rules test`, `rules explain`.
 
 use std::path::PathBuf;
 
@@ -161,4 +161,183 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
         report.print();
     }
     Ok(report.ok)
+}
+
+/// `mamori replay`: alerts on stdout (Falco JSON with `--json`), a summary
+/// on stderr.
+pub fn replay(file: &std::path::Path, rules: &[PathBuf], as_json: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let rules = std::sync::Arc::new(crate::app::load_rules(rules)?);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut by_rule = std::collections::BTreeMap::<String, u64>::new();
+    let summary = crate::record::replay(file, rules, |a| {
+        *by_rule.entry(a.rule.clone()).or_default() += 1;
+        let line = if as_json {
+            crate::outputs::format::falco_json(&a)
+        } else {
+            crate::outputs::format::text_line(&a)
+        };
+        let _ = writeln!(out, "{line}");
+    })?;
+    let span_s = summary.last_ns.saturating_sub(summary.first_ns) as f64 / 1e9;
+    eprintln!(
+        "replayed {} events from {} ({span_s:.1} s of activity): {} alert(s)",
+        summary.events, summary.hostname, summary.alerts
+    );
+    for (rule, n) in &by_rule {
+        eprintln!("  {n:>6}  {rule}");
+    }
+    if summary.cut_short {
+        eprintln!(
+            "note: the recording ends abruptly (the agent did not stop cleanly); replayed up to the cut"
+        );
+    }
+    Ok(())
+}
+
+/// `mamori rules test`: runs each file's cases; prints PASS/FAIL with the
+/// difference (or one JSON document); returns whether all passed.
+pub fn rules_test(files: &[PathBuf], rules: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
+    let rules = std::sync::Arc::new(crate::app::load_rules(rules)?);
+    let (mut passed, mut failed) = (0, 0);
+    let mut cases = Vec::new();
+    for file in files {
+        let tests = crate::rulestest::load(file)?;
+        for o in crate::rulestest::run(&tests, &rules) {
+            let ok = o.problems.is_empty();
+            if ok {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            if as_json {
+                cases.push(json!({"file": file, "name": o.name, "ok": ok, "problems": o.problems}));
+            } else if ok {
+                println!("PASS  {}", o.name);
+            } else {
+                println!("FAIL  {} ({})", o.name, file.display());
+                for p in &o.problems {
+                    println!("      {p}");
+                }
+            }
+        }
+    }
+    if as_json {
+        println!(
+            "{}",
+            json!({"files": files, "passed": passed, "failed": failed, "cases": cases})
+        );
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(failed == 0)
+}
+
+/// `mamori rules explain`: the rule's condition part by part, each marked
+/// as holding or not for the chosen event.
+pub fn explain(args: &crate::cli::ExplainArgs, as_json: bool) -> anyhow::Result<()> {
+    let rules = std::sync::Arc::new(crate::app::load_rules(&args.rules)?);
+    let (what, explained) = if let Some(file) = &args.test {
+        let tests = crate::rulestest::load(file)?;
+        let case = match &args.case {
+            Some(name) => tests.tests.iter().find(|c| &c.name == name),
+            None => tests.tests.first(),
+        }
+        .ok_or_else(|| anyhow::anyhow!("{}: no such case", file.display()))?;
+        let e = crate::rulestest::explain(case, &rules, &args.rule)?;
+        (format!("case `{}`", case.name), e)
+    } else {
+        let (Some(file), Some(filter)) = (&args.recording, &args.filter) else {
+            anyhow::bail!("give --test FILE or --recording FILE --filter CONDITION");
+        };
+        let select = selector(filter)?;
+        let (mut seen, mut found, mut err) = (0, None, None);
+        crate::record::replay_with(file, rules, |detector, ev, i| {
+            if found.is_some() || err.is_some() {
+                return Ok(0);
+            }
+            let picked = detector.explain(ev, &args.rule, |view| {
+                let hit = select
+                    .type_id(ev.ty.name())
+                    .is_some_and(|t| !select.matching(t, view).is_empty());
+                if hit {
+                    seen += 1;
+                }
+                hit && seen == args.event
+            });
+            match picked {
+                Some(Ok(e)) => found = Some((i, ev.ty.name(), ev.task.tgid, e)),
+                Some(Err(e)) => err = Some(e),
+                None => {}
+            }
+            Ok(0)
+        })?;
+        if let Some(e) = err {
+            anyhow::bail!(e);
+        }
+        let (i, ty, pid, e) = found
+            .ok_or_else(|| anyhow::anyhow!("{}: no event matches the filter", file.display()))?;
+        (format!("event {i} of the recording ({ty} by pid {pid})"), e)
+    };
+    if as_json {
+        println!("{}", explained_json(&explained));
+    } else {
+        let verdict = if explained.held {
+            "matches"
+        } else {
+            "does not match"
+        };
+        println!("{} {verdict} {what}", explained.text);
+        for c in &explained.children {
+            print_explained(c, 1);
+        }
+    }
+    Ok(())
+}
+
+/// A one-rule ruleset whose rule is the `--filter` condition.
+fn selector(condition: &str) -> anyhow::Result<mamori_rules::RuleSet> {
+    let one_line = condition.replace(['\n', '\r'], " ");
+    let yaml = format!(
+        "- rule: selected\n  desc: the --filter condition\n  condition: {}\n  output: selected\n  priority: DEBUG\n",
+        serde_json::Value::String(one_line)
+    );
+    let loaded = mamori_rules::load(
+        &[mamori_rules::SourceFile::new("--filter", yaml)],
+        MatchMode::First,
+    );
+    loaded.ruleset.ok_or_else(|| {
+        let why: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| d.message.clone())
+            .collect();
+        anyhow::anyhow!("--filter: {}", why.join("; "))
+    })
+}
+
+fn print_explained(e: &mamori_rules::explain::Explained, depth: usize) {
+    let mark = if e.held { "✓" } else { "✗" };
+    let values = if e.values.is_empty() {
+        String::new()
+    } else {
+        format!("    ({})", e.values.join(", "))
+    };
+    let text = crate::outputs::format::escape_controls(&e.text);
+    let values = crate::outputs::format::escape_controls(&values);
+    println!("{}{mark} {text}{values}", "  ".repeat(depth));
+    for c in &e.children {
+        print_explained(c, depth + 1);
+    }
+}
+
+fn explained_json(e: &mamori_rules::explain::Explained) -> serde_json::Value {
+    json!({
+        "text": e.text,
+        "held": e.held,
+        "values": e.values,
+        "children": e.children.iter().map(explained_json).collect::<Vec<_>>(),
+    })
 }

@@ -25,10 +25,20 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Rules(RulesCommand::Test {
+            ref files,
+            ref rules,
+        }) => match commands::rules_test(files, rules, cli.json) {
+            Ok(true) => Ok(()),
+            Ok(false) => return std::process::ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Rules(RulesCommand::Explain(ref args)) => commands::explain(args, cli.json),
         Command::Fields => {
             commands::fields(cli.json);
             Ok(())
         }
+        Command::Replay(ref args) => commands::replay(&args.file, &args.rules, cli.json),
         Command::Es(EsCommand::Setup(ref args)) => es_setup(&cli, args),
         Command::Config(ConfigCommand::Check(ref args)) => config_check(&cli, args),
     };
@@ -200,6 +210,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         } else {
             args.cri_socket.clone()
         },
+        record: args.record.clone(),
     })
 }
 

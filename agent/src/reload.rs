@@ -20,6 +20,8 @@ pub struct Reloader {
     seen: Vec<(PathBuf, u64, i64, u64)>,
     tx: watch::Sender<Arc<RuleSet>>,
     metrics: Arc<Metrics>,
+    /// Recording: the kernel keeps sending every recordable syscall.
+    pub record_all: bool,
 }
 
 impl Reloader {
@@ -34,6 +36,7 @@ impl Reloader {
             seen,
             tx,
             metrics,
+            record_all: false,
         }
     }
 
@@ -65,7 +68,7 @@ impl Reloader {
         };
         // The kernel first: the new rules must not wait for events the
         // kernel does not send yet.
-        if let Err(e) = capture.set_syscalls(&app::kernel_syscalls(&rules)) {
+        if let Err(e) = capture.set_syscalls(&app::kernel_syscalls(&rules, self.record_all)) {
             self.metrics.rules_reload(false);
             error!(reason = why, error = %e, "cannot capture what the new rules need; the running rules stay");
             return;

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     check::{CExpr, Checker},
-    collect::Collector,
+    collect::{Collected, Collector},
     compile::{self, Node, Slots},
     diag::{Diagnostic, Diagnostics, SourceFile},
     eval::{Cache, Extract, eval},
@@ -72,6 +72,8 @@ pub struct RuleSet {
     /// order, each with its condition specialised for that type.
     buckets: Vec<Vec<(u32, Node)>>,
     pub mode: MatchMode,
+    /// The definitions as loaded, for [`RuleSet::explain`].
+    collected: Collected,
 }
 
 /// Event types mamori produces: the captured syscalls and `procexit`.
@@ -268,6 +270,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
         type_names: names,
         buckets,
         mode,
+        collected,
     });
     LoadResult {
         ruleset,
@@ -369,6 +372,15 @@ impl RuleSet {
                 }
             }
         }
+    }
+
+    /// Why rule `name` does or does not match the event behind `ex`.
+    pub fn explain<E: Extract + ?Sized>(
+        &self,
+        name: &str,
+        ex: &E,
+    ) -> Result<crate::explain::Explained, String> {
+        crate::explain::explain(&self.collected, name, ex)
     }
 
     /// Evaluates only whether each rule matches, without rendering (benchmarks, tests).

@@ -24,7 +24,7 @@ enum Src {
 }
 
 /// How to render it.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Int,
     /// A 32-bit signed int in a register (fds, pids).
@@ -241,6 +241,145 @@ pub fn all(ev: &Event) -> String {
         .filter_map(|a| render(ev, a).map(|v| format!("{}={v}", a.name)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Sets argument `name` of `ev` from the form `evt.arg.<name>` renders
+/// (`O_WRONLY|O_CREAT`, `04755`, `PTRACE_ATTACH`, `10.0.0.1:4444`): how a
+/// rules test describes an event.
+pub fn set(ev: &mut Event, name: &str, value: &str) -> Result<(), String> {
+    let Some(a) = spec(ev).iter().find(|a| a.name == name) else {
+        let known: Vec<&str> = spec(ev).iter().map(|a| a.name).collect();
+        return Err(format!(
+            "{} has no argument `{name}` (it has: {})",
+            ev.ty.name(),
+            known.join(", ")
+        ));
+    };
+    let bad = || format!("`{value}` is not a valid {name}");
+    if let Rec(i) = a.src {
+        let param = match a.kind {
+            Kind::Sockaddr => Param::Bytes(parse_sockaddr(value).ok_or_else(bad)?),
+            Kind::Tuple => Param::Sock(parse_tuple(value).ok_or_else(bad)?),
+            _ => Param::Str(value.into()),
+        };
+        let Detail::Syscall { params, .. } = &mut ev.detail else {
+            return Err(bad());
+        };
+        if params.len() <= i {
+            params.resize(i + 1, Param::Absent);
+        }
+        params[i] = param;
+        return Ok(());
+    }
+    let v = parse_number(a.kind, value).ok_or_else(bad)?;
+    match (a.src, &mut ev.detail) {
+        (Ret, _) => ev.ret = v as i64,
+        (Reg(i), Detail::Syscall { args, .. }) => args[i] = v,
+        (Bytes(p, off), Detail::Syscall { params, .. }) => {
+            if params.len() <= p {
+                params.resize(p + 1, Param::Absent);
+            }
+            if !matches!(params[p], Param::Bytes(_)) {
+                params[p] = Param::Bytes(vec![0; 24]);
+            }
+            if let Param::Bytes(b) = &mut params[p] {
+                b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        (CloneFlags, Detail::Fork { clone_flags, .. }) => *clone_flags = v,
+        (ExitStatus, Detail::Exit { code, .. }) => *code = v as u32,
+        _ => return Err(bad()),
+    }
+    Ok(())
+}
+
+/// A number from a name in `kind`'s table, names joined by `|`, or digits
+/// (`0x` hex, leading-zero octal for modes).
+fn parse_number(kind: Kind, s: &str) -> Option<u64> {
+    let table: &[(u64, &str)] = match kind {
+        Kind::Open => &[(0, "O_RDONLY"), (1, "O_WRONLY"), (2, "O_RDWR")],
+        Kind::Mode => names::MODE,
+        Kind::Ptrace => names::PTRACE,
+        Kind::Domain => names::DOMAINS,
+        Kind::SockType => names::SOCK_TYPES,
+        Kind::Bpf => names::BPF_CMDS,
+        Kind::Clone => names::CLONE_FLAGS,
+        Kind::Signal => names::SIGNALS,
+        _ => &[],
+    };
+    let extra: &[(u64, &str)] = match kind {
+        Kind::Open => names::OPEN_FLAGS,
+        Kind::I32 => &[(-100_i64 as u64, "AT_FDCWD")],
+        _ => &[],
+    };
+    let mut total = 0;
+    for part in s.split('|').map(str::trim) {
+        let named = table.iter().chain(extra).find(|(_, n)| *n == part);
+        total |= match named {
+            Some((v, _)) => *v,
+            None if kind == Kind::Mode => u64::from_str_radix(part, 8).ok()?,
+            None => match part.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok()?,
+                None => part.parse::<i64>().ok()? as u64,
+            },
+        };
+    }
+    Some(total)
+}
+
+/// `1.2.3.4:80`, `[::1]:80` or a unix socket path, as a `struct sockaddr`.
+fn parse_sockaddr(s: &str) -> Option<Vec<u8>> {
+    if s.starts_with('/') {
+        let mut b = vec![1, 0];
+        b.extend_from_slice(s.as_bytes());
+        b.push(0);
+        return Some(b);
+    }
+    let addr: std::net::SocketAddr = s.parse().ok()?;
+    let mut b = Vec::new();
+    match addr {
+        std::net::SocketAddr::V4(a) => {
+            b.extend_from_slice(&2_u16.to_le_bytes());
+            b.extend_from_slice(&a.port().to_be_bytes());
+            b.extend_from_slice(&a.ip().octets());
+            b.extend_from_slice(&[0; 8]);
+        }
+        std::net::SocketAddr::V6(a) => {
+            b.extend_from_slice(&10_u16.to_le_bytes());
+            b.extend_from_slice(&a.port().to_be_bytes());
+            b.extend_from_slice(&[0; 4]);
+            b.extend_from_slice(&a.ip().octets());
+            b.extend_from_slice(&[0; 4]);
+        }
+    }
+    Some(b)
+}
+
+/// `laddr:lport->raddr:rport`, a TCP socket's tuple.
+fn parse_tuple(s: &str) -> Option<SockTuple> {
+    let (l, r) = s.split_once("->")?;
+    let (l, r): (std::net::SocketAddr, std::net::SocketAddr) = (l.parse().ok()?, r.parse().ok()?);
+    let octets = |a: &std::net::SocketAddr| -> [u8; 16] {
+        match a.ip() {
+            std::net::IpAddr::V4(ip) => {
+                let mut o = [0; 16];
+                o[..4].copy_from_slice(&ip.octets());
+                o
+            }
+            std::net::IpAddr::V6(ip) => ip.octets(),
+        }
+    };
+    Some(SockTuple {
+        family: if l.is_ipv4() { 2 } else { 10 },
+        sock_type: 1,
+        protocol: 6,
+        state: 1,
+        lport: l.port(),
+        rport: r.port(),
+        _pad: 0,
+        laddr: octets(&l),
+        raddr: octets(&r),
+    })
 }
 
 /// A user `struct sockaddr`: `1.2.3.4:80`, `[::1]:80`, or a unix path.

@@ -90,6 +90,25 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// Applies `ev` to the state like [`Detector::process`], but instead
+    /// of alerting explains, part by part, why `rule` does or does not
+    /// match it, when `select` picks it.
+    pub fn explain(
+        &mut self,
+        ev: &Event,
+        rule: &str,
+        select: impl FnOnce(&View<'_>) -> bool,
+    ) -> Option<Result<mamori_rules::explain::Explained, String>> {
+        self.evt_num += 1;
+        self.state.apply_before(ev);
+        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        let out = select(&view).then(|| self.rules.explain(rule, &view));
+        self.state.apply_after(ev);
+        out
+    }
+}
+
 /// The file name of a rule's file, without directories.
 fn ruleset_name(file: &str) -> String {
     file.rsplit('/').next().unwrap_or(file).to_owned()

@@ -137,6 +137,8 @@ pub struct Containers {
     answers_tx: mpsc::UnboundedSender<Answer>,
     answers: mpsc::UnboundedReceiver<Answer>,
     pub stats: Arc<Stats>,
+    /// Ids whose metadata arrived, when recording.
+    journal: Option<Vec<Arc<str>>>,
 }
 
 /// How lookups reach the runtimes' CRI sockets.
@@ -203,6 +205,7 @@ impl Containers {
             answers_tx,
             answers,
             stats: Arc::default(),
+            journal: None,
         }
     }
 
@@ -285,6 +288,9 @@ impl Containers {
         *slot = match m {
             Some(m) => {
                 Stats::bump(&self.stats.found);
+                if let Some(j) = &mut self.journal {
+                    j.push(id.clone());
+                }
                 Meta::Known(Arc::new(m))
             }
             None => {
@@ -293,6 +299,39 @@ impl Containers {
             }
         };
         self.stats.known.store(self.meta.len() as u64, Relaxed);
+    }
+
+    /// Metadata known without a lookup (replay, rules tests).
+    pub fn insert_metadata(&mut self, full_id: &str, m: Metadata) {
+        let id: Arc<str> = full_id.into();
+        if self
+            .meta
+            .insert(id.clone(), Meta::Known(Arc::new(m)))
+            .is_none()
+        {
+            self.meta_order.push_back(id);
+        }
+    }
+
+    /// Starts noting the containers whose metadata arrives (recording).
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// The containers whose metadata arrived since the last call.
+    pub fn take_journal(&mut self) -> Vec<Arc<str>> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Every container with known metadata.
+    pub fn known(&self) -> impl Iterator<Item = (&str, &Metadata)> {
+        self.meta.iter().filter_map(|(id, m)| match m {
+            Meta::Known(m) => Some((&**id, &**m)),
+            _ => None,
+        })
     }
 
     pub fn meta(&self, full_id: &str) -> Option<&Meta> {

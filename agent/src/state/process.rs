@@ -111,6 +111,8 @@ pub struct ProcessTable {
     boot_wall_ns: u64,
     pub evicted: u64,
     pub proc_lookups: u64,
+    /// Replay: an unknown pid gets a stub, /proc is never read.
+    pub offline: bool,
 }
 
 /// tmpfs/shmem superblock magic: where memfds live.
@@ -124,11 +126,22 @@ impl ProcessTable {
             boot_wall_ns: boot_wall_ns(),
             evicted: 0,
             proc_lookups: 0,
+            offline: false,
         }
     }
 
     pub fn len(&self) -> usize {
         self.procs.len()
+    }
+
+    /// Wall-clock ns of boot (exec start times are relative to it).
+    pub fn boot_wall_ns(&self) -> u64 {
+        self.boot_wall_ns
+    }
+
+    /// Replaces the boot time (a replay uses the recorded host's).
+    pub fn set_boot_wall_ns(&mut self, ns: u64) {
+        self.boot_wall_ns = ns;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -180,8 +193,12 @@ impl ProcessTable {
     pub fn ensure(&mut self, pid: u32, ev: &Event) -> &Process {
         if !self.procs.contains_key(&pid) {
             self.proc_lookups += 1;
-            let p =
-                procfs::read_process(pid, self.boot_wall_ns).unwrap_or_else(|| Process::stub(ev));
+            let found = if self.offline {
+                None
+            } else {
+                procfs::read_process(pid, self.boot_wall_ns)
+            };
+            let p = found.unwrap_or_else(|| Process::stub(ev));
             self.insert(p);
         }
         let ppid = ev.task.ppid;

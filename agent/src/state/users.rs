@@ -6,7 +6,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub name: String,
     pub home: String,
@@ -14,7 +14,7 @@ pub struct User {
 }
 
 /// One root's users and groups.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Db {
     users: HashMap<u32, User>,
     groups: HashMap<u32, String>,
@@ -58,6 +58,8 @@ impl Db {
 #[derive(Default)]
 pub struct Users {
     by_mntns: HashMap<u32, Db>,
+    /// Replay: never read files, only what was recorded.
+    offline: bool,
 }
 
 /// Longest passwd/group file read.
@@ -75,7 +77,7 @@ fn read_bounded(path: &std::path::Path) -> String {
 impl Users {
     /// Loads the database of `mntns` through `pid`'s root, once.
     pub fn prepare(&mut self, mntns: u32, pid: u32) {
-        if self.by_mntns.contains_key(&mntns) {
+        if self.offline || self.by_mntns.contains_key(&mntns) {
             return;
         }
         let root = super::procfs::proc_root()
@@ -92,6 +94,23 @@ impl Users {
 
     pub fn db(&self, mntns: u32) -> Option<&Db> {
         self.by_mntns.get(&mntns)
+    }
+
+    /// Every database loaded, by mount namespace (for a recording).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Db)> {
+        self.by_mntns.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Users that only come from [`Users::insert`] (replay).
+    pub fn offline() -> Self {
+        Self {
+            offline: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn insert(&mut self, mntns: u32, db: Db) {
+        self.by_mntns.insert(mntns, db);
     }
 }
 

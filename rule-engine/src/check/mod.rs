@@ -146,6 +146,17 @@ impl<'a> Checker<'a> {
         self.expr(&expr, Loc { text }, &mut stack)
     }
 
+    /// A macro's definition.
+    pub fn collected_macro(&self, name: &str) -> Option<&'a crate::collect::MacroDef> {
+        self.collected.macro_def(name)
+    }
+
+    /// Checks one part of a parsed condition (`text` is the whole, for
+    /// positions): how `explain` evaluates each part on its own.
+    pub fn check_expr(&mut self, expr: &Expr, text: &Text) -> Result<CExpr, CheckError> {
+        self.expr(expr, Loc { text }, &mut Vec::new())
+    }
+
     fn err(loc: Loc, span: Span, message: impl Into<String>) -> CheckError {
         let (file, pos) = loc.at(span);
         CheckError {

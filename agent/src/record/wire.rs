@@ -1,0 +1,697 @@
+//! The serialised shapes of events, processes, users and container metadata
+//! in a recording. Separate from the in-memory types so either can change
+//! without the other; bytes that are not UTF-8 round-trip as hex.
+
+use mamori_common::syscalls;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    event::{Detail, Event, EventType, Exec, FileInfo, Param, SockTuple, Task, Text},
+    state::{
+        Process,
+        container::Container,
+        fds::Fds,
+        process::Origin,
+        runtime::{Metadata, Mount, Pod},
+    },
+};
+
+/// Text as a JSON string when it is UTF-8 and whole, else hex bytes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum TextRec {
+    Str(String),
+    Raw {
+        hex: String,
+        #[serde(default)]
+        truncated: bool,
+    },
+}
+
+impl From<&Text> for TextRec {
+    fn from(t: &Text) -> Self {
+        match std::str::from_utf8(&t.bytes) {
+            Ok(s) if !t.truncated => TextRec::Str(s.to_owned()),
+            _ => TextRec::Raw {
+                hex: hex(&t.bytes),
+                truncated: t.truncated,
+            },
+        }
+    }
+}
+
+impl TextRec {
+    pub fn to_text(&self) -> Text {
+        match self {
+            TextRec::Str(s) => Text::from(s.as_str()),
+            TextRec::Raw { hex, truncated } => Text {
+                bytes: unhex(hex),
+                truncated: *truncated,
+            },
+        }
+    }
+}
+
+impl Default for TextRec {
+    fn default() -> Self {
+        TextRec::Str(String::new())
+    }
+}
+
+fn texts(v: &[Text]) -> Vec<TextRec> {
+    v.iter().map(TextRec::from).collect()
+}
+
+fn untexts(v: &[TextRec]) -> Vec<Text> {
+    v.iter().map(TextRec::to_text).collect()
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct TaskRec {
+    pub tgid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub ns_tgid: u32,
+    pub ns_tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub pidns: u32,
+    pub mntns: u32,
+    pub cgroup_id: u64,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub comm: TextRec,
+}
+
+impl From<&Task> for TaskRec {
+    fn from(t: &Task) -> Self {
+        Self {
+            tgid: t.tgid,
+            tid: t.tid,
+            ppid: t.ppid,
+            ns_tgid: t.ns_tgid,
+            ns_tid: t.ns_tid,
+            uid: t.uid,
+            gid: t.gid,
+            euid: t.euid,
+            egid: t.egid,
+            loginuid: t.loginuid,
+            sessionid: t.sessionid,
+            pidns: t.pidns,
+            mntns: t.mntns,
+            cgroup_id: t.cgroup_id,
+            cap_effective: t.cap_effective,
+            cap_permitted: t.cap_permitted,
+            comm: (&t.comm).into(),
+        }
+    }
+}
+
+impl TaskRec {
+    fn to_task(&self) -> Task {
+        Task {
+            tgid: self.tgid,
+            tid: self.tid,
+            ppid: self.ppid,
+            ns_tgid: self.ns_tgid,
+            ns_tid: self.ns_tid,
+            uid: self.uid,
+            gid: self.gid,
+            euid: self.euid,
+            egid: self.egid,
+            loginuid: self.loginuid,
+            sessionid: self.sessionid,
+            pidns: self.pidns,
+            mntns: self.mntns,
+            cgroup_id: self.cgroup_id,
+            cap_effective: self.cap_effective,
+            cap_permitted: self.cap_permitted,
+            comm: self.comm.to_text(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamRec {
+    Absent,
+    Fault,
+    Str(TextRec),
+    Path {
+        path: TextRec,
+        partial: bool,
+    },
+    KernelStr(TextRec),
+    Bytes(String),
+    List {
+        items: Vec<TextRec>,
+        truncated: bool,
+    },
+    Sock(SockRec),
+    File(FileRec),
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct SockRec {
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub state: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub laddr: String,
+    pub raddr: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct FileRec {
+    pub ino: u64,
+    pub dev: u32,
+    pub mode: u32,
+    pub flags: u32,
+    pub fs_magic: u32,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+fn addr16(s: &str) -> [u8; 16] {
+    let mut out = [0; 16];
+    for (o, b) in out.iter_mut().zip(unhex(s)) {
+        *o = b;
+    }
+    out
+}
+
+impl From<&Param> for ParamRec {
+    fn from(p: &Param) -> Self {
+        match p {
+            Param::Absent => ParamRec::Absent,
+            Param::Fault => ParamRec::Fault,
+            Param::Str(t) => ParamRec::Str(t.into()),
+            Param::Path { path, partial } => ParamRec::Path {
+                path: path.into(),
+                partial: *partial,
+            },
+            Param::KernelStr(t) => ParamRec::KernelStr(t.into()),
+            Param::Bytes(b) => ParamRec::Bytes(hex(b)),
+            Param::List(items, truncated) => ParamRec::List {
+                items: texts(items),
+                truncated: *truncated,
+            },
+            Param::Sock(s) => ParamRec::Sock(SockRec {
+                family: s.family,
+                sock_type: s.sock_type,
+                protocol: s.protocol,
+                state: s.state,
+                lport: s.lport,
+                rport: s.rport,
+                laddr: hex(&s.laddr),
+                raddr: hex(&s.raddr),
+            }),
+            Param::File(f) => ParamRec::File(FileRec {
+                ino: f.ino,
+                dev: f.dev,
+                mode: f.mode,
+                flags: f.flags,
+                fs_magic: f.fs_magic,
+            }),
+        }
+    }
+}
+
+impl ParamRec {
+    pub fn to_param(&self) -> Param {
+        match self {
+            ParamRec::Absent => Param::Absent,
+            ParamRec::Fault => Param::Fault,
+            ParamRec::Str(t) => Param::Str(t.to_text()),
+            ParamRec::Path { path, partial } => Param::Path {
+                path: path.to_text(),
+                partial: *partial,
+            },
+            ParamRec::KernelStr(t) => Param::KernelStr(t.to_text()),
+            ParamRec::Bytes(h) => Param::Bytes(unhex(h)),
+            ParamRec::List { items, truncated } => Param::List(untexts(items), *truncated),
+            ParamRec::Sock(s) => Param::Sock(SockTuple {
+                family: s.family,
+                sock_type: s.sock_type,
+                protocol: s.protocol,
+                state: s.state,
+                lport: s.lport,
+                rport: s.rport,
+                _pad: 0,
+                laddr: addr16(&s.laddr),
+                raddr: addr16(&s.raddr),
+            }),
+            ParamRec::File(f) => Param::File(FileInfo {
+                ino: f.ino,
+                dev: f.dev,
+                mode: f.mode,
+                flags: f.flags,
+                fs_magic: f.fs_magic,
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ExecRec {
+    pub exe_path: Option<TextRec>,
+    pub exe_path_partial: bool,
+    pub exe_file: Option<FileRec>,
+    pub filename: Option<TextRec>,
+    pub interp: Option<TextRec>,
+    pub args: Vec<TextRec>,
+    pub args_truncated: bool,
+    pub env: Vec<TextRec>,
+    pub env_truncated: bool,
+    pub cwd: Option<TextRec>,
+    pub cgroup_leaf: Option<TextRec>,
+    pub cgroup_parent: Option<TextRec>,
+    pub sid: u32,
+    pub pgid: u32,
+    pub tty: u32,
+    pub exe_nlink: u32,
+    pub start_boot_ns: u64,
+}
+
+fn opt(t: &Option<Text>) -> Option<TextRec> {
+    t.as_ref().map(TextRec::from)
+}
+
+fn unopt(t: &Option<TextRec>) -> Option<Text> {
+    t.as_ref().map(TextRec::to_text)
+}
+
+impl From<&Exec> for ExecRec {
+    fn from(x: &Exec) -> Self {
+        Self {
+            exe_path: opt(&x.exe_path),
+            exe_path_partial: x.exe_path_partial,
+            exe_file: x.exe_file.map(|f| FileRec {
+                ino: f.ino,
+                dev: f.dev,
+                mode: f.mode,
+                flags: f.flags,
+                fs_magic: f.fs_magic,
+            }),
+            filename: opt(&x.filename),
+            interp: opt(&x.interp),
+            args: texts(&x.args),
+            args_truncated: x.args_truncated,
+            env: texts(&x.env),
+            env_truncated: x.env_truncated,
+            cwd: opt(&x.cwd),
+            cgroup_leaf: opt(&x.cgroup_leaf),
+            cgroup_parent: opt(&x.cgroup_parent),
+            sid: x.sid,
+            pgid: x.pgid,
+            tty: x.tty,
+            exe_nlink: x.exe_nlink,
+            start_boot_ns: x.start_boot_ns,
+        }
+    }
+}
+
+impl ExecRec {
+    pub fn to_exec(&self) -> Exec {
+        Exec {
+            exe_path: unopt(&self.exe_path),
+            exe_path_partial: self.exe_path_partial,
+            exe_file: self.exe_file.as_ref().map(|f| FileInfo {
+                ino: f.ino,
+                dev: f.dev,
+                mode: f.mode,
+                flags: f.flags,
+                fs_magic: f.fs_magic,
+            }),
+            filename: unopt(&self.filename),
+            interp: unopt(&self.interp),
+            args: untexts(&self.args),
+            args_truncated: self.args_truncated,
+            env: untexts(&self.env),
+            env_truncated: self.env_truncated,
+            cwd: unopt(&self.cwd),
+            cgroup_leaf: unopt(&self.cgroup_leaf),
+            cgroup_parent: unopt(&self.cgroup_parent),
+            sid: self.sid,
+            pgid: self.pgid,
+            tty: self.tty,
+            exe_nlink: self.exe_nlink,
+            start_boot_ns: self.start_boot_ns,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailRec {
+    Syscall {
+        args: [u64; 6],
+        params: Vec<ParamRec>,
+    },
+    Exec(Box<ExecRec>),
+    Fork {
+        child_tgid: u32,
+        child_tid: u32,
+        child_ns_tgid: u32,
+        child_ns_tid: u32,
+        clone_flags: u64,
+    },
+    Exit {
+        code: u32,
+        group_dead: bool,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventRec {
+    /// `evt.type`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub time_ns: u64,
+    pub task: TaskRec,
+    pub ret: i64,
+    pub detail: DetailRec,
+}
+
+impl From<&Event> for EventRec {
+    fn from(ev: &Event) -> Self {
+        let detail = match &ev.detail {
+            Detail::Syscall { args, params } => DetailRec::Syscall {
+                args: *args,
+                params: params.iter().map(ParamRec::from).collect(),
+            },
+            Detail::Exec(x) => DetailRec::Exec(Box::new(x.as_ref().into())),
+            Detail::Fork {
+                child_tgid,
+                child_tid,
+                child_ns_tgid,
+                child_ns_tid,
+                clone_flags,
+            } => DetailRec::Fork {
+                child_tgid: *child_tgid,
+                child_tid: *child_tid,
+                child_ns_tgid: *child_ns_tgid,
+                child_ns_tid: *child_ns_tid,
+                clone_flags: *clone_flags,
+            },
+            Detail::Exit { code, group_dead } => DetailRec::Exit {
+                code: *code,
+                group_dead: *group_dead,
+            },
+        };
+        Self {
+            ty: ev.ty.name().to_owned(),
+            time_ns: ev.time_ns,
+            task: (&ev.task).into(),
+            ret: ev.ret,
+            detail,
+        }
+    }
+}
+
+impl EventRec {
+    pub fn to_event(&self) -> Result<Event, String> {
+        let detail = match &self.detail {
+            DetailRec::Syscall { args, params } => Detail::Syscall {
+                args: *args,
+                params: params.iter().map(ParamRec::to_param).collect(),
+            },
+            DetailRec::Exec(x) => Detail::Exec(Box::new(x.to_exec())),
+            DetailRec::Fork {
+                child_tgid,
+                child_tid,
+                child_ns_tgid,
+                child_ns_tid,
+                clone_flags,
+            } => Detail::Fork {
+                child_tgid: *child_tgid,
+                child_tid: *child_tid,
+                child_ns_tgid: *child_ns_tgid,
+                child_ns_tid: *child_ns_tid,
+                clone_flags: *clone_flags,
+            },
+            DetailRec::Exit { code, group_dead } => Detail::Exit {
+                code: *code,
+                group_dead: *group_dead,
+            },
+        };
+        Ok(Event {
+            ty: event_type(&self.ty, &detail)?,
+            time_ns: self.time_ns,
+            task: self.task.to_task(),
+            ret: self.ret,
+            detail,
+        })
+    }
+}
+
+/// The event type named `name`, checked against the detail's kind.
+pub fn event_type(name: &str, detail: &Detail) -> Result<EventType, String> {
+    let unknown = || format!("unknown event type `{name}`");
+    Ok(match detail {
+        Detail::Exec(_) => match name {
+            "execve" => EventType::Exec("execve"),
+            "execveat" => EventType::Exec("execveat"),
+            _ => return Err(format!("`{name}` is not an exec")),
+        },
+        Detail::Fork { .. } => {
+            let s = syscalls::ALL
+                .iter()
+                .find(|s| s.name == name && s.program == syscalls::Program::Sched)
+                .ok_or_else(unknown)?;
+            EventType::Fork(s.name)
+        }
+        Detail::Exit { .. } => EventType::Exit,
+        Detail::Syscall { .. } => EventType::Syscall(
+            syscalls::ALL
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(unknown)?,
+        ),
+    })
+}
+
+/// A process as the state knows it (descriptors are rebuilt from events).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ProcessRec {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: TextRec,
+    pub exe: TextRec,
+    pub args: Vec<TextRec>,
+    pub exepath: TextRec,
+    pub cwd: TextRec,
+    pub env: Vec<TextRec>,
+    pub tty: u32,
+    pub sid: u32,
+    pub pgid: u32,
+    pub start_ns: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub loginuid: u32,
+    pub exe_ino: u64,
+    pub exe_nlink: u32,
+    pub from_memfd: bool,
+    /// Full container id and runtime, when in a container.
+    pub container: Option<(String, String)>,
+    pub cgroup_id: u64,
+}
+
+impl From<&Process> for ProcessRec {
+    fn from(p: &Process) -> Self {
+        Self {
+            pid: p.pid,
+            ppid: p.ppid,
+            comm: (&p.comm).into(),
+            exe: (&p.exe).into(),
+            args: texts(&p.args),
+            exepath: (&p.exepath).into(),
+            cwd: (&p.cwd).into(),
+            env: texts(&p.env),
+            tty: p.tty,
+            sid: p.sid,
+            pgid: p.pgid,
+            start_ns: p.start_ns,
+            uid: p.uid,
+            euid: p.euid,
+            gid: p.gid,
+            loginuid: p.loginuid,
+            exe_ino: p.exe_ino,
+            exe_nlink: p.exe_nlink,
+            from_memfd: p.from_memfd,
+            container: p
+                .container
+                .as_ref()
+                .map(|c| (c.full_id.to_string(), c.runtime.to_owned())),
+            cgroup_id: p.cgroup_id,
+        }
+    }
+}
+
+impl ProcessRec {
+    pub fn to_process(&self) -> Process {
+        Process {
+            pid: self.pid,
+            ppid: self.ppid,
+            comm: self.comm.to_text(),
+            exe: self.exe.to_text(),
+            args: untexts(&self.args),
+            args_joined: Vec::new(),
+            cmdline: Vec::new(),
+            exepath: self.exepath.to_text(),
+            cwd: self.cwd.to_text(),
+            env: untexts(&self.env),
+            tty: self.tty,
+            sid: self.sid,
+            pgid: self.pgid,
+            start_ns: self.start_ns,
+            uid: self.uid,
+            euid: self.euid,
+            gid: self.gid,
+            loginuid: self.loginuid,
+            exe_ino: self.exe_ino,
+            exe_nlink: self.exe_nlink,
+            from_memfd: self.from_memfd,
+            container: self.container.as_ref().map(|(id, runtime)| Container {
+                full_id: id.as_str().into(),
+                runtime: runtime_name(runtime),
+            }),
+            cgroup_id: self.cgroup_id,
+            origin: Origin::ProcFs,
+            fds: Fds::default(),
+        }
+    }
+}
+
+/// The runtime names mamori knows, as static strings.
+pub fn runtime_name(s: &str) -> &'static str {
+    ["podman", "docker", "containerd", "cri-o"]
+        .into_iter()
+        .find(|r| *r == s)
+        .unwrap_or("containerd")
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MountRec {
+    pub source: String,
+    pub dest: String,
+    pub mode: String,
+    pub rdwr: bool,
+    pub propagation: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct PodRec {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub sandbox_id: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// A container's metadata.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct MetadataRec {
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub privileged: Option<bool>,
+    pub mounts: Vec<MountRec>,
+    pub labels: Vec<(String, String)>,
+    pub host_network: Option<bool>,
+    pub host_pid: Option<bool>,
+    pub host_ipc: Option<bool>,
+    pub created_ns: Option<u64>,
+    pub pod: Option<PodRec>,
+}
+
+impl From<&Metadata> for MetadataRec {
+    fn from(m: &Metadata) -> Self {
+        Self {
+            name: m.name.clone(),
+            image: m.image.clone(),
+            image_id: m.image_id.clone(),
+            privileged: m.privileged,
+            mounts: m
+                .mounts
+                .iter()
+                .map(|x| MountRec {
+                    source: x.source.clone(),
+                    dest: x.dest.clone(),
+                    mode: x.mode.clone(),
+                    rdwr: x.rdwr,
+                    propagation: x.propagation.clone(),
+                })
+                .collect(),
+            labels: m.labels.clone(),
+            host_network: m.host_network,
+            host_pid: m.host_pid,
+            host_ipc: m.host_ipc,
+            created_ns: m.created_ns,
+            pod: m.pod.as_ref().map(|p| PodRec {
+                name: p.name.clone(),
+                namespace: p.namespace.clone(),
+                uid: p.uid.clone(),
+                sandbox_id: p.sandbox_id.clone(),
+                labels: p.labels.clone(),
+            }),
+        }
+    }
+}
+
+impl MetadataRec {
+    pub fn to_metadata(&self) -> Metadata {
+        Metadata {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            image_id: self.image_id.clone(),
+            privileged: self.privileged,
+            mounts: self
+                .mounts
+                .iter()
+                .map(|x| Mount {
+                    source: x.source.clone(),
+                    dest: x.dest.clone(),
+                    mode: x.mode.clone(),
+                    rdwr: x.rdwr,
+                    propagation: x.propagation.clone(),
+                })
+                .collect(),
+            labels: self.labels.clone(),
+            host_network: self.host_network,
+            host_pid: self.host_pid,
+            host_ipc: self.host_ipc,
+            created_ns: self.created_ns,
+            pod: self.pod.as_ref().map(|p| Pod {
+                name: p.name.clone(),
+                namespace: p.namespace.clone(),
+                uid: p.uid.clone(),
+                sandbox_id: p.sandbox_id.clone(),
+                labels: p.labels.clone(),
+            }),
+        }
+    }
+}
