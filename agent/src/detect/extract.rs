@@ -539,10 +539,8 @@ pub fn resolve<'a>(base: &[u8], raw: &'a [u8]) -> Cow<'a, [u8]> {
 
 /// The syscalls that change a process's user or group ids.
 pub fn changes_ids(ev: &Event) -> bool {
-    matches!(
-        ev.ty.name(),
-        "setuid" | "setresuid" | "setgid" | "setresgid"
-    )
+    use mamori_common::syscalls::{SETGID, SETRESGID, SETRESUID, SETUID};
+    matches!(ev.ty, crate::event::EventType::Syscall(s) if matches!(s.nr, SETUID | SETRESUID | SETGID | SETRESGID))
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub use extract::View;
 
 pub struct Detector {
     rules: Arc<RuleSet>,
+    /// The rules' type id of each syscall, by number (a string hash per
+    /// event otherwise).
+    syscall_types: Vec<Option<u16>>,
     pub state: State,
     hostname: String,
     evt_num: u64,
@@ -31,6 +34,7 @@ pub struct Detector {
 impl Detector {
     pub fn new(rules: Arc<RuleSet>, state: State, hostname: String) -> Self {
         Self {
+            syscall_types: syscall_types(&rules),
             rules,
             state,
             hostname,
@@ -44,7 +48,17 @@ impl Detector {
 
     /// Swaps in a new ruleset (hot reload); state is kept.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.syscall_types = syscall_types(&rules);
         self.rules = rules;
+    }
+
+    fn type_id(&self, ty: &crate::event::EventType) -> Option<u16> {
+        match ty {
+            crate::event::EventType::Syscall(s) => {
+                self.syscall_types.get(s.nr as usize).copied().flatten()
+            }
+            other => self.rules.type_id(other.name()),
+        }
     }
 
     /// Applies `ev` to the state and evaluates it; `alert` receives each hit.
@@ -54,7 +68,7 @@ impl Detector {
         let rules = &self.rules;
         let mut hits = Vec::new();
         let mut context = Vec::new();
-        if let Some(ty) = rules.type_id(ev.ty.name()) {
+        if let Some(ty) = self.type_id(&ev.ty) {
             let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
             rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
             if !hits.is_empty() {
@@ -107,6 +121,17 @@ impl Detector {
         self.state.apply_after(ev);
         out
     }
+}
+
+/// The type id of each captured syscall, indexed by number.
+fn syscall_types(rules: &RuleSet) -> Vec<Option<u16>> {
+    let all = mamori_common::syscalls::ALL;
+    let max = all.iter().map(|s| s.nr).max().unwrap_or(0) as usize;
+    let mut v = vec![None; max + 1];
+    for s in all {
+        v[s.nr as usize] = rules.type_id(s.name);
+    }
+    v
 }
 
 /// The file name of a rule's file, without directories.

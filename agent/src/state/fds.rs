@@ -83,24 +83,27 @@ impl Fds {
 
     /// Whether `apply` may change anything for this event.
     pub fn changed_by(ev: &Event) -> bool {
+        use mamori_common::syscalls::*;
+        let crate::event::EventType::Syscall(s) = ev.ty else {
+            return false;
+        };
         ev.ret >= 0
             && matches!(
-                ev.ty.name(),
-                "open"
-                    | "openat"
-                    | "openat2"
-                    | "creat"
-                    | "memfd_create"
-                    | "socket"
-                    | "accept"
-                    | "accept4"
-                    | "connect"
-                    | "bind"
-                    | "listen"
-                    | "dup"
-                    | "dup2"
-                    | "dup3"
-                    | "close"
+                s.nr,
+                OPEN | OPENAT
+                    | OPENAT2
+                    | CREAT
+                    | MEMFD_CREATE
+                    | SOCKET
+                    | ACCEPT
+                    | ACCEPT4
+                    | CONNECT
+                    | BIND
+                    | LISTEN
+                    | DUP
+                    | DUP2
+                    | DUP3
+                    | CLOSE
             )
     }
 
