@@ -255,7 +255,7 @@ fn build(spec: &EventSpec, seq: u64, detector: &mut Detector) -> Result<Event, S
     state.users.insert(MNTNS, Db::parse(&passwd, "root:x:0:\n"));
 
     let p = &spec.process;
-    let name = p.name.clone().unwrap_or_else(|| "proc".into());
+    let name = p.name();
     let task = Task {
         tgid: pid,
         tid: pid,
@@ -305,12 +305,22 @@ fn build(spec: &EventSpec, seq: u64, detector: &mut Detector) -> Result<Event, S
     Ok(ev)
 }
 
+impl ProcSpec {
+    fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| "proc".into())
+    }
+
+    /// `/usr/bin/<name>` unless given.
+    fn exepath(&self) -> String {
+        self.exepath
+            .clone()
+            .unwrap_or_else(|| format!("/usr/bin/{}", self.name()))
+    }
+}
+
 fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> Process {
-    let name = p.name.clone().unwrap_or_else(|| "proc".into());
-    let exepath = p
-        .exepath
-        .clone()
-        .unwrap_or_else(|| format!("/usr/bin/{name}"));
+    let name = p.name();
+    let exepath = p.exepath();
     Process {
         pid,
         ppid,
@@ -342,10 +352,7 @@ fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> P
 
 /// The exec record of a program start, from the process spec.
 fn exec(p: &ProcSpec, name: &str) -> Exec {
-    let exepath = p
-        .exepath
-        .clone()
-        .unwrap_or_else(|| format!("/usr/bin/{name}"));
+    let exepath = p.exepath();
     let exe: Text = p.exe.as_deref().unwrap_or(name).into();
     Exec {
         exe_path: Some(exepath.as_str().into()),

@@ -179,6 +179,30 @@ pub struct FileRec {
     pub fs_magic: u32,
 }
 
+impl From<&FileInfo> for FileRec {
+    fn from(f: &FileInfo) -> Self {
+        Self {
+            ino: f.ino,
+            dev: f.dev,
+            mode: f.mode,
+            flags: f.flags,
+            fs_magic: f.fs_magic,
+        }
+    }
+}
+
+impl FileRec {
+    fn to_info(&self) -> FileInfo {
+        FileInfo {
+            ino: self.ino,
+            dev: self.dev,
+            mode: self.mode,
+            flags: self.flags,
+            fs_magic: self.fs_magic,
+        }
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -223,13 +247,7 @@ impl From<&Param> for ParamRec {
                 laddr: hex(&s.laddr),
                 raddr: hex(&s.raddr),
             }),
-            Param::File(f) => ParamRec::File(FileRec {
-                ino: f.ino,
-                dev: f.dev,
-                mode: f.mode,
-                flags: f.flags,
-                fs_magic: f.fs_magic,
-            }),
+            Param::File(f) => ParamRec::File(f.into()),
         }
     }
 }
@@ -258,13 +276,7 @@ impl ParamRec {
                 laddr: addr16(&s.laddr),
                 raddr: addr16(&s.raddr),
             }),
-            ParamRec::File(f) => Param::File(FileInfo {
-                ino: f.ino,
-                dev: f.dev,
-                mode: f.mode,
-                flags: f.flags,
-                fs_magic: f.fs_magic,
-            }),
+            ParamRec::File(f) => Param::File(f.to_info()),
         }
     }
 }
@@ -304,13 +316,7 @@ impl From<&Exec> for ExecRec {
         Self {
             exe_path: opt(&x.exe_path),
             exe_path_partial: x.exe_path_partial,
-            exe_file: x.exe_file.map(|f| FileRec {
-                ino: f.ino,
-                dev: f.dev,
-                mode: f.mode,
-                flags: f.flags,
-                fs_magic: f.fs_magic,
-            }),
+            exe_file: x.exe_file.as_ref().map(FileRec::from),
             filename: opt(&x.filename),
             interp: opt(&x.interp),
             args: texts(&x.args),
@@ -334,13 +340,7 @@ impl ExecRec {
         Exec {
             exe_path: unopt(&self.exe_path),
             exe_path_partial: self.exe_path_partial,
-            exe_file: self.exe_file.as_ref().map(|f| FileInfo {
-                ino: f.ino,
-                dev: f.dev,
-                mode: f.mode,
-                flags: f.flags,
-                fs_magic: f.fs_magic,
-            }),
+            exe_file: self.exe_file.as_ref().map(FileRec::to_info),
             filename: unopt(&self.filename),
             interp: unopt(&self.interp),
             args: untexts(&self.args),
