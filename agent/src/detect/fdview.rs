@@ -121,7 +121,7 @@ impl<'a> FdView<'a> {
 
     fn fill_from(&mut self, e: &'a FdEntry) {
         self.name = e.name.as_deref().map(Cow::Borrowed);
-        self.raw = e.raw.as_deref();
+        self.raw = e.raw.as_deref().or(e.name.as_deref());
         self.file = e.file;
         self.sock = e.sock.as_ref();
         self.server = e.server;
@@ -136,7 +136,11 @@ impl<'a> FdView<'a> {
     pub fn entry(&self) -> FdEntry {
         FdEntry {
             name: self.name.as_deref().map(<[u8]>::to_vec),
-            raw: self.raw.map(<[u8]>::to_vec),
+            // Kept only when it differs: most paths are passed absolute.
+            raw: self
+                .raw
+                .filter(|r| Some(*r) != self.name.as_deref())
+                .map(<[u8]>::to_vec),
             file: self.file,
             sock: self.sock.copied(),
             server: self.server,
@@ -187,7 +191,8 @@ impl<'a> FdView<'a> {
         })
     }
 
-    pub fn field(&self, f: F) -> Option<Value<'a>> {
+    /// The value of an `fd.*` field, borrowed from the view where it can be.
+    pub fn field(&self, f: F) -> Option<Value<'_>> {
         let fam = self.sock.map_or(0, |s| s.family);
         let addr = |a: &[u8; 16]| ip(fam, a).map(Value::Ip);
         Some(match f {
@@ -200,7 +205,7 @@ impl<'a> FdView<'a> {
                     let r = |a: &[u8; 16]| ip(fam, a).map_or_else(String::new, |i| i.to_string());
                     Value::owned(format!("{}:{cp}->{}:{sp}", r(c), r(s)))
                 }
-                (_, Some(n)) => Value::Str(n.clone()),
+                (_, Some(n)) => Value::str(n),
                 _ => return None,
             },
             F::FdNameraw => Value::str(self.raw?),
@@ -208,13 +213,9 @@ impl<'a> FdView<'a> {
                 let n = self.name.as_deref().filter(|_| self.sock.is_none())?;
                 let i = n.iter().rposition(|&c| c == b'/')?;
                 if f == F::FdDirectory {
-                    Value::owned(if i == 0 {
-                        b"/".to_vec()
-                    } else {
-                        n[..i].to_vec()
-                    })
+                    Value::str(if i == 0 { b"/" } else { &n[..i] })
                 } else {
-                    Value::owned(n[i + 1..].to_vec())
+                    Value::str(&n[i + 1..])
                 }
             }
             F::FdDev => Value::Int(i64::from(self.file?.dev)),

@@ -25,7 +25,7 @@ const MFD_CLOEXEC: u64 = 1;
 pub struct FdEntry {
     /// Absolute path, or `memfd:NAME`.
     pub name: Option<Vec<u8>>,
-    /// The path as the program passed it.
+    /// The path as the program passed it, when it differs from `name`.
     pub raw: Option<Vec<u8>>,
     pub file: Option<FileInfo>,
     pub sock: Option<SockTuple>,
