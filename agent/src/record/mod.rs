@@ -29,7 +29,7 @@ use crate::{
     event::Event,
     state::{State, users::Db},
 };
-use wire::{EventRec, MetadataRec, ProcessRec};
+use wire::{EventRec, ProcessRec};
 
 /// The value of the header's `format`.
 pub const FORMAT: &str = "mamori-record";
@@ -56,7 +56,7 @@ pub enum Record {
     },
     Container {
         id: String,
-        metadata: MetadataRec,
+        metadata: crate::state::runtime::Metadata,
     },
     Event(EventRec),
 }
@@ -112,7 +112,7 @@ impl Recorder {
         for (id, m) in state.containers.known() {
             r.write(&Record::Container {
                 id: id.into(),
-                metadata: m.into(),
+                metadata: m.clone(),
             })?;
         }
         state.containers.keep_journal();
@@ -134,7 +134,7 @@ impl Recorder {
             if let Some(m) = state.containers.metadata(&id) {
                 let rec = Record::Container {
                     id: id.to_string(),
-                    metadata: m.into(),
+                    metadata: m.clone(),
                 };
                 self.write(&rec)?;
             }
@@ -301,9 +301,7 @@ fn apply(
         }
         Record::Users { mntns, db } => state.users.insert(mntns, db),
         Record::Container { id, metadata } => {
-            state
-                .containers
-                .insert_metadata(&id, metadata.to_metadata());
+            state.containers.insert_metadata(&id, metadata);
         }
         Record::Event(e) => {
             let ev = e.to_event().map_err(anyhow::Error::msg)?;

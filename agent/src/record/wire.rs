@@ -1,19 +1,14 @@
-//! The serialised shapes of events, processes, users and container metadata
-//! in a recording. Separate from the in-memory types so either can change
-//! without the other; bytes that are not UTF-8 round-trip as hex.
+//! The serialised shapes of events and processes in a recording: separate
+//! from the in-memory types, which hold raw bytes, kernel structs and
+//! derived fields; bytes that are not UTF-8 round-trip as hex. (Users and
+//! container metadata are plain data and serialise as they are.)
 
 use mamori_common::syscalls;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     event::{Detail, Event, EventType, Exec, FileInfo, Param, SockTuple, Task, Text},
-    state::{
-        Process,
-        container::Container,
-        fds::Fds,
-        process::Origin,
-        runtime::{Metadata, Mount, Pod},
-    },
+    state::{Process, container::Container, fds::Fds, process::Origin},
 };
 
 /// Text as a JSON string when it is UTF-8 and whole, else hex bytes.
@@ -589,109 +584,4 @@ pub fn runtime_name(s: &str) -> &'static str {
         .into_iter()
         .find(|r| *r == s)
         .unwrap_or("containerd")
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct MountRec {
-    pub source: String,
-    pub dest: String,
-    pub mode: String,
-    pub rdwr: bool,
-    pub propagation: String,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct PodRec {
-    pub name: String,
-    pub namespace: String,
-    pub uid: String,
-    pub sandbox_id: String,
-    pub labels: Vec<(String, String)>,
-}
-
-/// A container's metadata.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct MetadataRec {
-    pub name: String,
-    pub image: String,
-    pub image_id: String,
-    pub privileged: Option<bool>,
-    pub mounts: Vec<MountRec>,
-    pub labels: Vec<(String, String)>,
-    pub host_network: Option<bool>,
-    pub host_pid: Option<bool>,
-    pub host_ipc: Option<bool>,
-    pub created_ns: Option<u64>,
-    pub pod: Option<PodRec>,
-}
-
-impl From<&Metadata> for MetadataRec {
-    fn from(m: &Metadata) -> Self {
-        Self {
-            name: m.name.clone(),
-            image: m.image.clone(),
-            image_id: m.image_id.clone(),
-            privileged: m.privileged,
-            mounts: m
-                .mounts
-                .iter()
-                .map(|x| MountRec {
-                    source: x.source.clone(),
-                    dest: x.dest.clone(),
-                    mode: x.mode.clone(),
-                    rdwr: x.rdwr,
-                    propagation: x.propagation.clone(),
-                })
-                .collect(),
-            labels: m.labels.clone(),
-            host_network: m.host_network,
-            host_pid: m.host_pid,
-            host_ipc: m.host_ipc,
-            created_ns: m.created_ns,
-            pod: m.pod.as_ref().map(|p| PodRec {
-                name: p.name.clone(),
-                namespace: p.namespace.clone(),
-                uid: p.uid.clone(),
-                sandbox_id: p.sandbox_id.clone(),
-                labels: p.labels.clone(),
-            }),
-        }
-    }
-}
-
-impl MetadataRec {
-    pub fn to_metadata(&self) -> Metadata {
-        Metadata {
-            name: self.name.clone(),
-            image: self.image.clone(),
-            image_id: self.image_id.clone(),
-            privileged: self.privileged,
-            mounts: self
-                .mounts
-                .iter()
-                .map(|x| Mount {
-                    source: x.source.clone(),
-                    dest: x.dest.clone(),
-                    mode: x.mode.clone(),
-                    rdwr: x.rdwr,
-                    propagation: x.propagation.clone(),
-                })
-                .collect(),
-            labels: self.labels.clone(),
-            host_network: self.host_network,
-            host_pid: self.host_pid,
-            host_ipc: self.host_ipc,
-            created_ns: self.created_ns,
-            pod: self.pod.as_ref().map(|p| Pod {
-                name: p.name.clone(),
-                namespace: p.namespace.clone(),
-                uid: p.uid.clone(),
-                sandbox_id: p.sandbox_id.clone(),
-                labels: p.labels.clone(),
-            }),
-        }
-    }
 }

@@ -20,7 +20,8 @@ use std::{
 use serde_json::Value as Json;
 
 /// What a runtime says about one container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Metadata {
     pub name: String,
     /// As the container was created from: `repo:tag` or `repo@digest`.
@@ -38,7 +39,8 @@ pub struct Metadata {
     pub pod: Option<Pod>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Mount {
     pub source: String,
     pub dest: String,
@@ -48,7 +50,8 @@ pub struct Mount {
     pub propagation: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Pod {
     pub name: String,
     pub namespace: String,
