@@ -197,6 +197,14 @@ impl Event {
         }
     }
 
+    /// The syscall number, for a syscall event: cheaper to match than the name.
+    pub fn syscall_nr(&self) -> Option<u32> {
+        match self.ty {
+            EventType::Syscall(s) => Some(s.nr),
+            _ => None,
+        }
+    }
+
     /// Raw syscall argument registers, if a syscall.
     pub fn args(&self) -> Option<&[u64; 6]> {
         match &self.detail {

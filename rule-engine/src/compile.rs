@@ -127,24 +127,33 @@ fn ordered(v: &[CExpr], slots: &mut Slots, and: bool) -> Result<Box<[Node]>, Com
     // An `and` stops at the first false child, an `or` at the first true
     // one: evaluate first what most likely stops it, at the lowest cost.
     nodes.sort_by_key(|n| {
-        let p = if and { p_true(n) } else { 100 - p_true(n) };
+        let p = p_true(n, &slots.list);
+        let p = if and { p } else { 100 - p };
         p * 4 + cost(n)
     });
     Ok(nodes.into_boxed_slice())
 }
 
 /// A rough chance, in percent, that a node is true for an event of its
-/// type. String equality and set membership are rarely true; numeric
-/// bounds, `!=` and negations usually are.
-fn p_true(n: &Node) -> u32 {
+/// type. String equality and set membership are rarely true, except on
+/// fields with a handful of values; numeric bounds, `!=` and negations
+/// usually are.
+fn p_true(n: &Node, slots: &[(Field, FieldArg)]) -> u32 {
     match n {
         Node::Const(true) => 100,
         Node::Const(false) => 0,
-        Node::Not(x) => 100 - p_true(x),
-        Node::And(v) => v.iter().map(p_true).min().unwrap_or(100),
-        Node::Or(v) => v.iter().map(p_true).max().unwrap_or(0),
+        Node::Not(x) => 100 - p_true(x, slots),
+        Node::And(v) => v.iter().map(|x| p_true(x, slots)).min().unwrap_or(100),
+        Node::Or(v) => v.iter().map(|x| p_true(x, slots)).max().unwrap_or(0),
         Node::Test(t) if t.negate => 90,
         Node::Test(t) => match &t.matcher {
+            Matcher::Str(StrMatch::Eq(_) | StrMatch::In(_))
+                if slots
+                    .get(t.lhs.slot as usize)
+                    .is_some_and(|(f, _)| few_values(*f)) =>
+            {
+                50
+            }
             Matcher::Str(StrMatch::Eq(_) | StrMatch::In(_))
             | Matcher::Ip(_)
             | Matcher::IntIn(_) => 5,
@@ -158,6 +167,23 @@ fn p_true(n: &Node) -> u32 {
             Matcher::IntCmp(..) | Matcher::Exists => 80,
         },
     }
+}
+
+/// Fields with a handful of values: `fd.typechar = f` holds for most
+/// opens, unlike an equality on a name or a path.
+fn few_values(f: Field) -> bool {
+    matches!(
+        f,
+        Field::FdTypechar
+            | Field::FdType
+            | Field::FdL4proto
+            | Field::FdSockfamily
+            | Field::EvtDir
+            | Field::EvtRes
+            | Field::SyscallType
+            | Field::ContainerId
+            | Field::ContainerType
+    )
 }
 
 /// A rough cost: cheap integer tests first, regexes and deep trees last.

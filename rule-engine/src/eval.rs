@@ -60,19 +60,29 @@ impl<'e> Cache<'e> {
         ex: &'e E,
     ) -> Option<&Value<'e>> {
         let i = slot as usize;
+        if i < CACHE && self.filled & (1u128 << i) != 0 {
+            // SAFETY: bit i is set, so vals[i] is initialised (invariant).
+            return unsafe { self.vals[i].assume_init_ref() }.as_ref();
+        }
+        self.fill(i, slots, ex)
+    }
+
+    /// First use of `slot` in this event: extract it.
+    #[inline(never)]
+    fn fill<E: Extract + ?Sized>(
+        &mut self,
+        i: usize,
+        slots: &[(Field, FieldArg)],
+        ex: &'e E,
+    ) -> Option<&Value<'e>> {
+        let (field, arg) = slots.get(i)?;
         if i >= CACHE {
-            let (field, arg) = slots.get(i)?;
             self.overflow = ex.extract(*field, arg);
             return self.overflow.as_ref();
         }
-        let bit = 1u128 << i;
-        if self.filled & bit == 0 {
-            let (field, arg) = slots.get(i)?;
-            self.vals[i].write(ex.extract(*field, arg));
-            self.filled |= bit;
-        }
-        // SAFETY: bit i is set, so vals[i] is initialised (invariant).
-        unsafe { self.vals[i].assume_init_ref() }.as_ref()
+        let v = ex.extract(*field, arg);
+        self.filled |= 1u128 << i;
+        self.vals[i].write(v).as_ref()
     }
 }
 
@@ -169,6 +179,13 @@ fn test<'e, E: Extract + ?Sized>(
     ex: &'e E,
     cache: &mut Cache<'e>,
 ) -> bool {
+    // The common case, a field without transformers: compare in place.
+    if t.lhs.transforms.is_empty() && !matches!(t.matcher, Matcher::Field(..)) {
+        return match cache.get(t.lhs.slot, slots, ex) {
+            Some(v) => holds(t, v),
+            None => false, // a missing value fails every comparison, `!=` included
+        };
+    }
     if let Matcher::Field(op, other) = &t.matcher {
         let Some(w) = operand(other, slots, ex, cache).map(Cow::into_owned) else {
             return false;
@@ -178,10 +195,16 @@ fn test<'e, E: Extract + ?Sized>(
         };
         return compare_values(*op, &v, &w);
     }
-    let Some(v) = operand(&t.lhs, slots, ex, cache) else {
-        return false; // a missing value fails every comparison, `!=` included
-    };
-    match &*v {
+    match operand(&t.lhs, slots, ex, cache) {
+        Some(v) => holds(t, &v),
+        None => false,
+    }
+}
+
+/// Whether `v` passes `t` (any of several values).
+#[inline]
+fn holds(t: &Test, v: &Value) -> bool {
+    match v {
         Value::Many(vs) => vs.iter().any(|x| matches(&t.matcher, x) != t.negate),
         one => matches(&t.matcher, one) != t.negate,
     }

@@ -158,6 +158,11 @@ impl<'a> View<'a> {
             .as_ref()
     }
 
+    /// What the descriptor table keeps of the event's descriptor.
+    pub fn fd_entry(&self) -> Option<crate::state::fds::FdEntry> {
+        self.fd().map(FdView::entry)
+    }
+
     fn ancestor(&self, n: u32) -> Option<&Process> {
         if n == 0 {
             return self.proc();
@@ -242,6 +247,7 @@ impl<'a> View<'a> {
 }
 
 impl Extract for View<'_> {
+    #[inline]
     fn extract(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
         let ev = self.ev;
         let t = &ev.task;

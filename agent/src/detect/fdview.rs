@@ -58,12 +58,14 @@ impl<'a> FdView<'a> {
             server: false,
             connected: None,
         };
-        match ev.ty.name() {
-            name @ ("open" | "openat" | "openat2" | "creat" | "memfd_create") => {
+        use mamori_common::syscalls::*;
+        let nr = ev.syscall_nr()?;
+        match nr {
+            OPEN | OPENAT | OPENAT2 | CREAT | MEMFD_CREATE => {
                 v.num = ev.ret;
                 v.raw = text(0);
                 v.file = file(2);
-                let dirfd = if name == "openat" || name == "openat2" {
+                let dirfd = if matches!(nr, OPENAT | OPENAT2) {
                     a[0] as i32
                 } else {
                     AT_FDCWD
@@ -73,41 +75,41 @@ impl<'a> FdView<'a> {
                     // A failed open keeps the path it tried, made absolute when it can be.
                     (raw.starts_with(b"/") || dirfd == AT_FDCWD).then(|| resolve(cwd, raw))
                 });
-                if name == "memfd_create" {
+                if nr == MEMFD_CREATE {
                     v.name = v.raw.map(|r| Cow::Owned([b"memfd:", r].concat()));
                 }
             }
-            "fchmod" | "fchdir" | "setns" => {
+            FCHMOD | FCHDIR | SETNS => {
                 v.name = path(0);
                 v.file = file(1);
             }
-            "finit_module" => {
+            FINIT_MODULE => {
                 v.name = path(1);
                 v.file = file(2);
             }
-            "socket" | "accept" | "accept4" => {
+            SOCKET | ACCEPT | ACCEPT4 => {
                 v.num = ev.ret;
                 v.sock = sock(0);
-                v.server = ev.ty.name() != "socket";
-                v.connected = Some(ev.ty.name() != "socket" && ev.ret >= 0);
+                v.server = nr != SOCKET;
+                v.connected = Some(nr != SOCKET && ev.ret >= 0);
             }
-            "connect" | "sendto" => {
+            CONNECT | SENDTO => {
                 v.sock = sock(1);
                 // EINPROGRESS: connecting in the background.
                 v.connected = Some(ev.ret == 0);
             }
-            "bind" => {
+            BIND => {
                 v.sock = sock(1);
                 v.server = true;
             }
-            "listen" => {
+            LISTEN => {
                 v.sock = sock(0);
                 v.server = true;
             }
-            "recvfrom" | "sendmsg" | "recvmsg" => v.sock = sock(0),
-            name @ ("close" | "dup" | "dup2" | "dup3") => {
+            RECVFROM | SENDMSG | RECVMSG => v.sock = sock(0),
+            CLOSE | DUP | DUP2 | DUP3 => {
                 // dup's descriptor is the new one, describing the old.
-                if name != "close" {
+                if nr != CLOSE {
                     v.num = ev.ret;
                 }
                 if let Some(e) = proc.and_then(|p| p.fds.get(a[0] as i32 as i64)) {
@@ -192,6 +194,7 @@ impl<'a> FdView<'a> {
     }
 
     /// The value of an `fd.*` field, borrowed from the view where it can be.
+    #[inline]
     pub fn field(&self, f: F) -> Option<Value<'_>> {
         let fam = self.sock.map_or(0, |s| s.family);
         let addr = |a: &[u8; 16]| ip(fam, a).map(Value::Ip);

@@ -16,7 +16,7 @@ use mamori_rules::{OutputValue, RuleSet};
 use crate::{
     alert::{Alert, FieldValue, Source},
     event::Event,
-    state::State,
+    state::{State, fds::Fds},
 };
 
 pub use extract::View;
@@ -68,14 +68,17 @@ impl Detector {
         let rules = &self.rules;
         let mut hits = Vec::new();
         let mut context = Vec::new();
-        if let Some(ty) = self.type_id(&ev.ty) {
-            let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
-            rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
-            if !hits.is_empty() {
-                context = context::collect(&view);
-            }
+        let Some(ty) = self.type_id(&ev.ty) else {
+            self.state.apply_after(ev);
+            return;
+        };
+        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
+        if !hits.is_empty() {
+            context = context::collect(&view);
         }
-        self.state.apply_after(ev);
+        let seen = Fds::changed_by(ev).then(|| view.fd_entry());
+        self.state.apply_after_seen(ev, seen);
         if hits.is_empty() {
             return;
         }
@@ -105,6 +108,17 @@ impl Detector {
 }
 
 impl Detector {
+    /// The rules `ev` matches against the state as it is, without
+    /// applying the event or rendering outputs: the rule engine's share
+    /// of [`Detector::process`] (benchmarks).
+    pub fn matching(&self, ev: &Event) -> Vec<&str> {
+        let Some(ty) = self.type_id(&ev.ty) else {
+            return Vec::new();
+        };
+        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        self.rules.matching(ty, &view)
+    }
+
     /// Applies `ev` to the state like [`Detector::process`], but instead
     /// of alerting explains, part by part, why `rule` does or does not
     /// match it, when `select` picks it.

@@ -115,38 +115,40 @@ impl Fds {
             return;
         }
         let arg_fd = i64::from(a[0] as i32);
-        match ev.ty.name() {
-            name @ ("open" | "openat" | "openat2" | "creat" | "memfd_create") => {
+        use mamori_common::syscalls::*;
+        let Some(nr) = ev.syscall_nr() else { return };
+        match nr {
+            OPEN | OPENAT | OPENAT2 | CREAT | MEMFD_CREATE => {
                 let Some(e) = seen else { return };
-                let cloexec = match name {
-                    "open" => a[1] & O_CLOEXEC != 0,
-                    "openat" => a[2] & O_CLOEXEC != 0,
-                    "openat2" => crate::detect::args::raw_by_name(ev, "flags")
+                let cloexec = match nr {
+                    OPEN => a[1] & O_CLOEXEC != 0,
+                    OPENAT => a[2] & O_CLOEXEC != 0,
+                    OPENAT2 => crate::detect::args::raw_by_name(ev, "flags")
                         .is_some_and(|f| f as u64 & O_CLOEXEC != 0),
-                    "memfd_create" => a[1] & MFD_CLOEXEC != 0,
+                    MEMFD_CREATE => a[1] & MFD_CLOEXEC != 0,
                     _ => false,
                 };
                 self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
             }
-            name @ ("socket" | "accept" | "accept4") => {
+            SOCKET | ACCEPT | ACCEPT4 => {
                 let Some(e) = seen else { return };
-                let cloexec = match name {
-                    "socket" => a[1] & O_CLOEXEC != 0,
-                    "accept4" => a[3] & O_CLOEXEC != 0,
+                let cloexec = match nr {
+                    SOCKET => a[1] & O_CLOEXEC != 0,
+                    ACCEPT4 => a[3] & O_CLOEXEC != 0,
                     _ => false,
                 };
                 self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
             }
-            "connect" | "bind" | "listen" => {
+            CONNECT | BIND | LISTEN => {
                 let Some(sock) = seen.and_then(|e| e.sock) else {
                     return;
                 };
                 let mut e = self.get(arg_fd).cloned().unwrap_or_default();
                 e.sock = Some(sock);
-                e.server |= ev.ty.name() != "connect";
+                e.server |= nr != CONNECT;
                 self.insert(arg_fd, Arc::new(e));
             }
-            name @ ("dup" | "dup2" | "dup3") => {
+            DUP | DUP2 | DUP3 => {
                 let Some(old) = self.map.get(&(arg_fd as i32)) else {
                     // Unknown source: the target no longer holds what we knew.
                     if let Ok(fd) = i32::try_from(ev.ret) {
@@ -154,7 +156,7 @@ impl Fds {
                     }
                     return;
                 };
-                let cloexec = name == "dup3" && a[2] & O_CLOEXEC != 0;
+                let cloexec = nr == DUP3 && a[2] & O_CLOEXEC != 0;
                 let e = if old.cloexec == cloexec {
                     old.clone()
                 } else {
@@ -165,7 +167,7 @@ impl Fds {
                 };
                 self.insert(ev.ret, e);
             }
-            "close" => {
+            CLOSE => {
                 self.map.remove(&(arg_fd as i32));
             }
             _ => {}

@@ -80,7 +80,12 @@ impl State {
             Detail::Fork { .. } => self.processes.fork(ev),
             _ => {
                 self.processes.ensure(ev.task.tgid, ev);
-                if ev.ret == 0 && matches!(ev.ty.name(), "chdir" | "fchdir") {
+                if ev.ret == 0
+                    && matches!(
+                        ev.syscall_nr(),
+                        Some(mamori_common::syscalls::CHDIR | mamori_common::syscalls::FCHDIR)
+                    )
+                {
                     self.processes.chdir(ev);
                 }
             }
@@ -88,6 +93,19 @@ impl State {
     }
 
     pub fn apply_after(&mut self, ev: &Event) {
+        let seen = fds::Fds::changed_by(ev).then(|| {
+            self.processes
+                .get(ev.task.tgid)
+                .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
+                .map(|v| v.entry())
+        });
+        self.apply_after_seen(ev, seen);
+    }
+
+    /// [`State::apply_after`] with the event's descriptor as the detector
+    /// saw it, when the event changes the fd table (`Some`): it is not
+    /// worked out twice.
+    pub fn apply_after_seen(&mut self, ev: &Event, seen: Option<Option<fds::FdEntry>>) {
         if ev.ret == 0
             && crate::detect::extract::changes_ids(ev)
             && let Some(p) = self.processes.get_mut(ev.task.tgid)
@@ -96,16 +114,10 @@ impl State {
             p.euid = ev.task.euid;
             p.gid = ev.task.gid;
         }
-        if fds::Fds::changed_by(ev) {
-            let pid = ev.task.tgid;
-            let seen = self
-                .processes
-                .get(pid)
-                .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
-                .map(|v| v.entry());
-            if let Some(p) = self.processes.get_mut(pid) {
-                p.fds.apply(ev, seen);
-            }
+        if let Some(seen) = seen
+            && let Some(p) = self.processes.get_mut(ev.task.tgid)
+        {
+            p.fds.apply(ev, seen);
         }
         if let Detail::Exit {
             group_dead: true, ..
