@@ -197,9 +197,11 @@ fn main() {
         open_event(256, "node", "/srv/app/node_modules/x/index.js", 0),
         open_event(4, "nginx", "/etc/nginx/nginx.conf", 0),
         open_event(8, "python3", "/tmp/cache/x", 0o101),
-        exec_event(16, "bash", "/usr/bin/ls", &["-la"]),
-        exec_event(8, "sh", "/bin/sh", &["-c", "id"]),
-        exec_event(64, "curl", "/usr/bin/curl", &["-s", "http://example"]),
+        // Execs are by new children (pid/2 is the parent), named as the
+        // program they run, as the kernel reports them at execve's exit.
+        exec_event(513, "sh", "/bin/sh", &["-c", "npm run build"]),
+        exec_event(17, "sh", "/bin/sh", &["-c", "id"]),
+        exec_event(129, "curl", "/usr/bin/curl", &["-s", "http://example"]),
         connect_event(8, "python3", 443),
         connect_event(64, "java", 5432),
         connect_event(256, "node", 22),

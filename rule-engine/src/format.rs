@@ -24,11 +24,23 @@ pub enum OutputValue {
 
 impl OutputValue {
     pub fn render(&self) -> String {
+        let mut s = String::new();
+        self.render_to(&mut s);
+        s
+    }
+
+    /// Appends the text form (`<NA>` when missing) to `out`.
+    pub fn render_to(&self, out: &mut String) {
+        use std::fmt::Write;
         match self {
-            OutputValue::Missing => "<NA>".into(),
-            OutputValue::Str(s) => s.clone(),
-            OutputValue::Int(i) => i.to_string(),
-            OutputValue::Bool(b) => b.to_string(),
+            OutputValue::Missing => out.push_str("<NA>"),
+            OutputValue::Str(s) => out.push_str(s),
+            OutputValue::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            OutputValue::Bool(b) => {
+                let _ = write!(out, "{b}");
+            }
         }
     }
 }
@@ -40,6 +52,9 @@ enum Piece {
         name: String,
         operand: Operand,
         ty: FieldType,
+        /// The first use of this field in the format: it goes in the
+        /// output fields (later ones only in the text).
+        first: bool,
     },
 }
 
@@ -47,6 +62,9 @@ enum Piece {
 #[derive(Debug)]
 pub struct Format {
     pieces: Vec<Piece>,
+    /// Room for a typical rendered message, reserved up front.
+    capacity: usize,
+    fields: usize,
 }
 
 /// A rendered output: the message and each field's value, in order.
@@ -111,17 +129,36 @@ impl Format {
             if !lit.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut lit)));
             }
+            let first = !pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Field { name, .. } if name == spec));
             pieces.push(Piece::Field {
                 name: spec.to_owned(),
                 operand,
                 ty,
+                first,
             });
             i = end;
         }
         if !lit.is_empty() {
             pieces.push(Piece::Text(lit));
         }
-        Ok(Self { pieces })
+        let mut capacity = 0;
+        let mut fields = 0;
+        for p in &pieces {
+            match p {
+                Piece::Text(t) => capacity += t.len(),
+                Piece::Field { first, .. } => {
+                    capacity += 32;
+                    fields += usize::from(*first);
+                }
+            }
+        }
+        Ok(Self {
+            pieces,
+            capacity,
+            fields,
+        })
     }
 
     /// Renders with the event's values.
@@ -131,8 +168,8 @@ impl Format {
         ex: &'e E,
         cache: &mut Cache<'e>,
     ) -> Rendered {
-        let mut message = String::new();
-        let mut fields: Vec<(String, OutputValue)> = Vec::new();
+        let mut message = String::with_capacity(self.capacity);
+        let mut fields: Vec<(String, OutputValue)> = Vec::with_capacity(self.fields);
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => message.push_str(t),
@@ -140,20 +177,23 @@ impl Format {
                     name,
                     operand: o,
                     ty,
+                    first,
                 } => {
                     let v = operand(o, slots, ex, cache)
                         .map_or(OutputValue::Missing, |v| output_value(&v, *ty));
-                    message.push_str(&v.render());
-                    if !fields.iter().any(|(n, _)| n == name) {
+                    v.render_to(&mut message);
+                    if *first {
                         fields.push((name.clone(), v));
                     }
                 }
             }
         }
-        Rendered {
-            message: message.trim().to_owned(),
-            fields,
+        // Falco trims the text; most formats need no copy for it.
+        let trimmed = message.trim();
+        if trimmed.len() != message.len() {
+            message = trimmed.to_owned();
         }
+        Rendered { message, fields }
     }
 }
 

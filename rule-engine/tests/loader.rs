@@ -405,7 +405,7 @@ fn output_formats() {
 - rule: r
   desc: d
   condition: evt.type = openat
-  output: "*file=%fd.name flags=%evt.arg.flags lower=%tolower(proc.name) n=%fd.num ok=%fd.connected end %proc.name."
+  output: "*file=%fd.name flags=%evt.arg.flags lower=%tolower(proc.name) n=%fd.num ok=%fd.connected again=%fd.num end %proc.name."
   priority: WARNING
 "#;
     let rs = ruleset(&[f]);
@@ -424,8 +424,9 @@ fn output_formats() {
     let out = out.unwrap();
     assert_eq!(
         out.message,
-        "file=/tmp/a b flags=O_RDONLY lower=cat n=4 ok=false end CAT."
+        "file=/tmp/a b flags=O_RDONLY lower=cat n=4 ok=false again=4 end CAT."
     );
+    // A field named twice is in the text twice, in the fields once.
     let names: Vec<&str> = out.fields.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,

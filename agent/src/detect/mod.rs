@@ -84,7 +84,14 @@ impl Detector {
         }
         // Only events that alert are kept (outputs map them to ECS).
         let ev = Arc::new(ev.clone());
-        for (rule, out) in hits {
+        let last = hits.len() - 1;
+        for (i, (rule, out)) in hits.into_iter().enumerate() {
+            // One hit in the default match mode: the context moves.
+            let context = if i == last {
+                std::mem::take(&mut context)
+            } else {
+                context.clone()
+            };
             alert(Alert {
                 time_ns: ev.time_ns,
                 rule: rule.name.clone(),
@@ -101,7 +108,7 @@ impl Detector {
                     .collect(),
                 hostname: self.hostname.clone(),
                 event: Some(ev.clone()),
-                context: context.clone(),
+                context,
             });
         }
     }

@@ -68,17 +68,10 @@ impl Fds {
         self.map.insert(fd, e);
     }
 
-    /// What survives an exec.
-    pub fn after_exec(&self) -> Self {
-        Self {
-            map: self
-                .map
-                .iter()
-                .filter(|(_, e)| !e.cloexec)
-                .map(|(k, e)| (*k, e.clone()))
-                .collect(),
-            untracked: self.untracked,
-        }
+    /// What survives an exec: the close-on-exec entries leave.
+    pub fn after_exec(mut self) -> Self {
+        self.map.retain(|_, e| !e.cloexec);
+        self
     }
 
     /// Whether `apply` may change anything for this event.

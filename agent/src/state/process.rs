@@ -272,10 +272,11 @@ impl ProcessTable {
             container: container::from_cgroup(x.cgroup_leaf.as_ref(), x.cgroup_parent.as_ref()),
             cgroup_id: ev.task.cgroup_id,
             origin: Origin::Exec,
+            // The old image's table, kept in place (no copy).
             fds: self
                 .procs
-                .get(&pid)
-                .map(|old| old.fds.after_exec())
+                .get_mut(&pid)
+                .map(|old| std::mem::take(&mut old.fds).after_exec())
                 .unwrap_or_default(),
         };
         self.insert(p);
