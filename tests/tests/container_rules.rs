@@ -79,6 +79,24 @@ fn container_rules_fire_on_real_containers() {
         "Mount attempted in a container",
         vec![f("evt.arg.dir", "/mnt"), f("evt.arg.type", "tmpfs")],
     );
+    // busybox running its unshare applet: named busybox, not unshare, so
+    // no namespace tool is excused; its parent is the runtime (conmon).
+    let id = container(
+        &dir,
+        "unshare",
+        &["--cap-add", "SYS_ADMIN"],
+        &["/bin/busybox", "unshare", "-u", "/bin/true"],
+    );
+    want.push(
+        Who::Field("container.id", id.clone()),
+        "Namespace change by unexpected process",
+        vec![f("proc.name", "busybox"), f("evt.type", "unshare")],
+    );
+    want.push(
+        Who::Field("container.id", id),
+        "Shell started in a container",
+        vec![f("proc.name", "busybox")],
+    );
     let id = container(&dir, "privileged", &["--privileged"], &["/bin/true"]);
     want.push(
         Who::Field("container.id", id),
