@@ -26,7 +26,11 @@ pub struct View<'a> {
     proc: Option<&'a Process>,
     /// The event's descriptor, built on first use.
     fd: std::cell::OnceCell<Option<FdView<'a>>>,
+    lineage: std::cell::OnceCell<Vec<&'a Process>>,
 }
+
+/// How far up `proc.aname` and the like look.
+const MAX_ANCESTORS: usize = 64;
 
 fn text(t: &Text) -> Value<'_> {
     Value::str(&t.bytes)
@@ -128,6 +132,7 @@ impl<'a> View<'a> {
             evt_num,
             proc: state.processes.get(ev.task.tgid),
             fd: std::cell::OnceCell::new(),
+            lineage: std::cell::OnceCell::new(),
         }
     }
 
@@ -159,30 +164,35 @@ impl<'a> View<'a> {
     }
 
     /// What the descriptor table keeps of the event's descriptor.
-    pub fn fd_entry(&self) -> Option<crate::state::fds::FdEntry> {
-        self.fd().map(FdView::entry)
+    pub fn fd_entry(&self) -> Option<std::sync::Arc<crate::state::fds::FdEntry>> {
+        self.fd().map(|v| std::sync::Arc::new(v.entry()))
     }
 
-    fn ancestor(&self, n: u32) -> Option<&Process> {
-        if n == 0 {
-            return self.proc();
+    fn ancestor(&self, n: u32) -> Option<&'a Process> {
+        match n {
+            0 => self.proc(),
+            n => self.lineage().get(n as usize - 1).copied(),
         }
-        // The header's ppid is the live parent (reparenting included).
-        let parent = self.state.processes.get(self.ev.task.ppid)?;
-        if n == 1 {
-            return Some(parent);
-        }
-        self.state.processes.ancestor(parent.pid, n - 1)
     }
 
-    /// Ancestors from the parent up.
-    fn ancestors(&self) -> Vec<&Process> {
-        let Some(parent) = self.state.processes.get(self.ev.task.ppid) else {
-            return Vec::new();
-        };
-        let mut v = vec![parent];
-        v.extend(self.state.processes.ancestors(parent.pid, 64));
-        v
+    /// Ancestors from the parent up (at most [`MAX_ANCESTORS`]), walked
+    /// once per event: `proc.aname`, `proc.aname[2]`, `proc.aexe`... share
+    /// the walk.
+    fn lineage(&self) -> &[&'a Process] {
+        self.lineage.get_or_init(|| {
+            // The header's ppid is the live parent (reparenting included).
+            let Some(parent) = self.state.processes.get(self.ev.task.ppid) else {
+                return Vec::new();
+            };
+            let mut v = Vec::with_capacity(8);
+            v.push(parent);
+            v.extend(
+                self.state
+                    .processes
+                    .ancestors(parent.pid, MAX_ANCESTORS - 1),
+            );
+            v
+        })
     }
 
     /// A per-process field of the N-th ancestor, or of any ancestor.
@@ -194,19 +204,7 @@ impl<'a> View<'a> {
         match arg {
             FieldArg::Index(n) => self.ancestor(*n).and_then(f),
             _ => {
-                let mut v = Vec::with_capacity(8);
-                let mut cur = self.state.processes.get(self.ev.task.ppid);
-                while let Some(p) = cur {
-                    if v.len() >= 64 {
-                        break;
-                    }
-                    if let Some(x) = f(p) {
-                        v.push(x);
-                    }
-                    cur = (p.ppid != 0 && p.ppid != p.pid)
-                        .then(|| self.state.processes.get(p.ppid))
-                        .flatten();
-                }
+                let v: Vec<Value> = self.lineage().iter().filter_map(|p| f(p)).collect();
                 (!v.is_empty()).then_some(Value::Many(v))
             }
         }
@@ -342,7 +340,7 @@ impl Extract for View<'_> {
                     b"bash", b"sh", b"zsh", b"dash", b"ksh", b"fish", b"tcsh", b"csh", b"ash",
                 ];
                 let mut chain = vec![self.proc()?];
-                chain.extend(self.ancestors());
+                chain.extend(self.lineage());
                 let outer = chain
                     .iter()
                     .rev()

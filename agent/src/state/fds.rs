@@ -102,7 +102,8 @@ impl Fds {
 
     /// Applies a successful fd-changing syscall. `seen` is the event's
     /// descriptor as the detector saw it (path, file, socket).
-    pub fn apply(&mut self, ev: &Event, seen: Option<FdEntry>) {
+    /// It comes shared, ready to keep: the entry is not copied on the way.
+    pub fn apply(&mut self, ev: &Event, seen: Option<Arc<FdEntry>>) {
         let Some(a) = ev.args() else { return };
         if ev.ret < 0 {
             return;
@@ -121,7 +122,7 @@ impl Fds {
                     MEMFD_CREATE => a[1] & MFD_CLOEXEC != 0,
                     _ => false,
                 };
-                self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
+                self.insert(ev.ret, with_cloexec(e, cloexec));
             }
             SOCKET | ACCEPT | ACCEPT4 => {
                 let Some(e) = seen else { return };
@@ -130,7 +131,7 @@ impl Fds {
                     ACCEPT4 => a[3] & O_CLOEXEC != 0,
                     _ => false,
                 };
-                self.insert(ev.ret, Arc::new(FdEntry { cloexec, ..e }));
+                self.insert(ev.ret, with_cloexec(e, cloexec));
             }
             CONNECT | BIND | LISTEN => {
                 let Some(sock) = seen.and_then(|e| e.sock) else {
@@ -168,6 +169,14 @@ impl Fds {
     }
 }
 
+/// `e` with its close-on-exec flag set (in place when not shared yet).
+fn with_cloexec(mut e: Arc<FdEntry>, cloexec: bool) -> Arc<FdEntry> {
+    if e.cloexec != cloexec {
+        Arc::make_mut(&mut e).cloexec = cloexec;
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use mamori_common::syscalls;
@@ -188,11 +197,11 @@ mod tests {
         }
     }
 
-    fn file(name: &str) -> Option<FdEntry> {
-        Some(FdEntry {
+    fn file(name: &str) -> Option<Arc<FdEntry>> {
+        Some(Arc::new(FdEntry {
             name: Some(name.as_bytes().to_vec()),
             ..FdEntry::default()
-        })
+        }))
     }
 
     fn name(fds: &Fds, fd: i64) -> Option<&[u8]> {
@@ -213,16 +222,13 @@ mod tests {
             rport: 443,
             ..SockTuple::default()
         };
-        fds.apply(
-            &ev("socket", [2, 1, 0, 0, 0, 0], 5),
-            Some(FdEntry::default()),
-        );
+        fds.apply(&ev("socket", [2, 1, 0, 0, 0, 0], 5), Some(Arc::default()));
         fds.apply(
             &ev("connect", [5, 0, 16, 0, 0, 0], 0),
-            Some(FdEntry {
+            Some(Arc::new(FdEntry {
                 sock: Some(sock),
                 ..FdEntry::default()
-            }),
+            })),
         );
         fds.apply(&ev("dup2", [5, 1, 0, 0, 0, 0], 1), None);
         assert_eq!(fds.get(1).unwrap().sock.unwrap().rport, 443);

@@ -97,7 +97,7 @@ impl State {
             self.processes
                 .get(ev.task.tgid)
                 .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
-                .map(|v| v.entry())
+                .map(|v| Arc::new(v.entry()))
         });
         self.apply_after_seen(ev, seen);
     }
@@ -105,7 +105,7 @@ impl State {
     /// [`State::apply_after`] with the event's descriptor as the detector
     /// saw it, when the event changes the fd table (`Some`): it is not
     /// worked out twice.
-    pub fn apply_after_seen(&mut self, ev: &Event, seen: Option<Option<fds::FdEntry>>) {
+    pub fn apply_after_seen(&mut self, ev: &Event, seen: Option<Option<Arc<fds::FdEntry>>>) {
         if ev.ret == 0
             && crate::detect::extract::changes_ids(ev)
             && let Some(p) = self.processes.get_mut(ev.task.tgid)
