@@ -54,6 +54,8 @@ pub enum Node {
     Not(Box<Node>),
     Const(bool),
     Test(Box<Test>),
+    /// Negated conjunctions keyed on one field (see [`crate::except`]).
+    Except(Box<crate::except::Except>),
 }
 
 /// A field and the transformers applied to it.
@@ -91,14 +93,50 @@ pub enum Matcher {
 #[derive(Debug)]
 pub enum StrMatch {
     Eq(Box<[u8]>),
-    In(HashSet<Box<[u8]>>),
+    In(ByteSet),
     Contains(Box<memmem::Finder<'static>>),
     IContains(Box<[u8]>),
     StartsWith(Box<[u8]>),
     EndsWith(Box<[u8]>),
-    PMatch(HashSet<Box<[u8]>>),
+    PMatch(ByteSet),
     Glob(Box<[u8]>, bool),
     Regex(Box<regex::bytes::Regex>),
+}
+
+/// A set of byte strings that knows the lengths of its members: most
+/// probes miss (a path is not a sensitive file, an ancestor is not a
+/// listed tool), and most misses are decided by length, without hashing.
+#[derive(Debug, Default)]
+pub struct ByteSet {
+    /// Bit `min(len, 63)` for each member's length.
+    lens: u64,
+    set: HashSet<Box<[u8]>>,
+}
+
+impl ByteSet {
+    pub(crate) fn len_bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.set.iter().map(AsRef::as_ref)
+    }
+
+    #[inline]
+    pub fn contains(&self, b: &[u8]) -> bool {
+        self.lens & Self::len_bit(b.len()) != 0 && self.set.contains(b)
+    }
+}
+
+impl FromIterator<Box<[u8]>> for ByteSet {
+    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(items: I) -> Self {
+        let mut out = Self::default();
+        for b in items {
+            out.lens |= Self::len_bit(b.len());
+            out.set.insert(b);
+        }
+        out
+    }
 }
 
 /// Compilation failures (invalid regex).
@@ -124,6 +162,9 @@ fn ordered(v: &[CExpr], slots: &mut Slots, and: bool) -> Result<Box<[Node]>, Com
         .iter()
         .map(|x| compile(x, slots))
         .collect::<Result<_, _>>()?;
+    if and {
+        nodes = crate::except::group(nodes);
+    }
     // An `and` stops at the first false child, an `or` at the first true
     // one: evaluate first what most likely stops it, at the lowest cost.
     nodes.sort_by_key(|n| {
@@ -145,6 +186,8 @@ fn p_true(n: &Node, slots: &[(Field, FieldArg)]) -> u32 {
         Node::Not(x) => 100 - p_true(x, slots),
         Node::And(v) => v.iter().map(|x| p_true(x, slots)).min().unwrap_or(100),
         Node::Or(v) => v.iter().map(|x| p_true(x, slots)).max().unwrap_or(0),
+        // An exception rarely applies.
+        Node::Except(_) => 95,
         Node::Test(t) if t.negate => 90,
         Node::Test(t) => match &t.matcher {
             Matcher::Str(StrMatch::Eq(_) | StrMatch::In(_))
@@ -192,6 +235,7 @@ fn cost(n: &Node) -> u32 {
         Node::Const(_) => 0,
         Node::Not(x) => cost(x),
         Node::And(v) | Node::Or(v) => v.iter().map(cost).sum::<u32>() + 1,
+        Node::Except(_) => 3,
         Node::Test(t) => {
             let base = match &t.matcher {
                 Matcher::Exists | Matcher::Bool(_) | Matcher::IntCmp(..) | Matcher::IntIn(_) => 1,
@@ -299,7 +343,7 @@ fn test(c: &Cmp, slots: &mut Slots) -> Result<Test, CompileError> {
             }
         }
         // An empty list matches nothing.
-        None => Matcher::Str(StrMatch::In(HashSet::default())),
+        None => Matcher::Str(StrMatch::In(ByteSet::default())),
         Some(Typed::Str(_) | Typed::Bytes(_)) => Matcher::Str(str_match(op, values)?),
     };
     Ok(Test {

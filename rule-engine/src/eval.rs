@@ -116,6 +116,16 @@ pub fn eval<'e, E: Extract + ?Sized>(
         Node::Not(x) => !eval(x, slots, ex, cache),
         Node::And(v) => v.iter().all(|n| eval(n, slots, ex, cache)),
         Node::Or(v) => v.iter().any(|n| eval(n, slots, ex, cache)),
+        Node::Except(x) => {
+            // A missing value has no exceptions: `f = v` is false.
+            let cases = match cache.get(x.slot, slots, ex) {
+                Some(v) => x.cases_for(v),
+                None => return true,
+            };
+            !cases
+                .iter()
+                .any(|&i| eval(&x.bodies[i as usize], slots, ex, cache))
+        }
         Node::Test(t) => {
             let id = t.id as usize;
             if id >= TESTS {

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod compile;
 pub mod diag;
 pub mod eval;
+pub mod except;
 pub mod explain;
 pub mod fields;
 pub mod format;

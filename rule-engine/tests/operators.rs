@@ -232,3 +232,51 @@ fn precedence_and_grouping() {
     ));
     assert!(matches("evt.type = openat and not not fd.name = /a", &e));
 }
+
+/// Negated conjunctions keyed on one field are evaluated through a lookup
+/// of that field's value (`except.rs`); each must keep its meaning.
+#[test]
+fn exceptions_keyed_on_one_field() {
+    let cond = "evt.type = openat \
+        and not (proc.name = a and fd.name = /x) \
+        and not proc.name = b \
+        and not (proc.name in (c, d) and fd.name startswith /y) \
+        and not (proc.name = a and fd.name = /w) \
+        and not (fd.num = 7 and proc.name = e)";
+    let ev = |name: Option<&str>, path: &str, num: i64| {
+        let e = Ev::new("openat").s(F::FdName, path).i(F::FdNum, num);
+        match name {
+            Some(n) => e.s(F::ProcName, n),
+            None => e,
+        }
+    };
+    for (name, path, num, want) in [
+        (Some("a"), "/x", 3, false),
+        (Some("a"), "/w", 3, false),
+        (Some("a"), "/z", 3, true),
+        (Some("b"), "/z", 3, false),
+        (Some("c"), "/y1", 3, false),
+        (Some("d"), "/y", 3, false),
+        (Some("c"), "/z", 3, true),
+        (Some("e"), "/z", 7, false),
+        (Some("e"), "/z", 8, true),
+        (Some("zz"), "/x", 3, true),
+        (None, "/x", 7, true),
+    ] {
+        assert_eq!(
+            matches(cond, &ev(name, path, num)),
+            want,
+            "{name:?} {path} {num}"
+        );
+    }
+    // Several values of the field: an exception applies when any does.
+    let many = Ev::new("openat").s(F::FdName, "/x").arg(
+        F::ProcAname,
+        FieldArg::None,
+        Value::Many(vec![Value::str(b"q"), Value::str(b"b")]),
+    );
+    let cond = "evt.type = openat and not proc.aname = b and not (proc.aname = a and fd.name = /x)";
+    assert!(!matches(cond, &many));
+    let cond = "evt.type = openat and not proc.aname = z and not (proc.aname = a and fd.name = /x)";
+    assert!(matches(cond, &many));
+}
