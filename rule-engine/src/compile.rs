@@ -103,28 +103,59 @@ pub enum StrMatch {
     Regex(Box<regex::bytes::Regex>),
 }
 
-/// A set of byte strings that knows the lengths of its members: most
-/// probes miss (a path is not a sensitive file, an ancestor is not a
-/// listed tool), and most misses are decided by length, without hashing.
-#[derive(Debug, Default)]
-pub struct ByteSet {
-    /// Bit `min(len, 63)` for each member's length.
+/// Byte strings (each with a value) that know their lengths: most probes
+/// miss (a path is not a sensitive file, an ancestor is not a listed
+/// tool), and most misses are decided by length, without hashing.
+#[derive(Debug)]
+pub struct ByteMap<V> {
+    /// Bit `min(len, 63)` for each key's length.
     lens: u64,
-    set: HashSet<Box<[u8]>>,
+    map: rustc_hash::FxHashMap<Box<[u8]>, V>,
 }
 
-impl ByteSet {
-    pub(crate) fn len_bit(len: usize) -> u64 {
+/// A [`ByteMap`] without values: `in` and `pmatch` lists.
+pub type ByteSet = ByteMap<()>;
+
+impl<V> Default for ByteMap<V> {
+    fn default() -> Self {
+        Self {
+            lens: 0,
+            map: Default::default(),
+        }
+    }
+}
+
+impl<V> ByteMap<V> {
+    fn len_bit(len: usize) -> u64 {
         1 << len.min(63)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.set.iter().map(AsRef::as_ref)
+    #[inline]
+    pub fn get(&self, b: &[u8]) -> Option<&V> {
+        if self.lens & Self::len_bit(b.len()) == 0 {
+            return None;
+        }
+        self.map.get(b)
     }
 
+    /// The value of `key`, inserted as the default when new.
+    pub fn get_or_default(&mut self, key: Box<[u8]>) -> &mut V
+    where
+        V: Default,
+    {
+        self.lens |= Self::len_bit(key.len());
+        self.map.entry(key).or_default()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.map.keys().map(AsRef::as_ref)
+    }
+}
+
+impl ByteSet {
     #[inline]
     pub fn contains(&self, b: &[u8]) -> bool {
-        self.lens & Self::len_bit(b.len()) != 0 && self.set.contains(b)
+        self.get(b).is_some()
     }
 }
 
@@ -132,8 +163,7 @@ impl FromIterator<Box<[u8]>> for ByteSet {
     fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(items: I) -> Self {
         let mut out = Self::default();
         for b in items {
-            out.lens |= Self::len_bit(b.len());
-            out.set.insert(b);
+            out.get_or_default(b);
         }
         out
     }

@@ -12,7 +12,7 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::{
-    compile::{ByteSet, Matcher, Node, StrMatch, Test},
+    compile::{ByteMap, Matcher, Node, StrMatch, Test},
     value::Value,
 };
 
@@ -20,11 +20,9 @@ use crate::{
 #[derive(Debug)]
 pub struct Except {
     pub slot: u16,
-    /// Bit `min(len, 63)` of each key's length: most values miss.
-    lens: u64,
     /// For each value of the field, the exceptions (indices into `bodies`)
     /// that apply.
-    cases: HashMap<Box<[u8]>, Vec<u32>>,
+    cases: ByteMap<Vec<u32>>,
     /// What else each exception requires (`Const(true)`: nothing).
     pub bodies: Vec<Node>,
 }
@@ -47,9 +45,6 @@ impl Except {
                 rendered.as_bytes()
             }
         };
-        if self.lens & ByteSet::len_bit(b.len()) == 0 {
-            return;
-        }
         if let Some(ix) = self.cases.get(b) {
             out.extend(ix);
         }
@@ -74,7 +69,7 @@ fn guard(n: &Node) -> Option<(u16, Vec<&[u8]>)> {
     }
     let values = match matcher {
         Matcher::Str(StrMatch::Eq(v)) => vec![v.as_ref()],
-        Matcher::Str(StrMatch::In(set)) => set.iter().collect(),
+        Matcher::Str(StrMatch::In(set)) => set.keys().collect(),
         _ => return None,
     };
     Some((lhs.slot, values))
@@ -143,8 +138,7 @@ pub fn group(nodes: Vec<Node>) -> Vec<Node> {
             None => {
                 groups.push(Except {
                     slot,
-                    lens: 0,
-                    cases: HashMap::default(),
+                    cases: ByteMap::default(),
                     bodies: Vec::new(),
                 });
                 groups.len() - 1
@@ -154,8 +148,7 @@ pub fn group(nodes: Vec<Node>) -> Vec<Node> {
         let body_ix = g.bodies.len() as u32;
         g.bodies.push(body);
         for v in values {
-            g.lens |= ByteSet::len_bit(v.len());
-            g.cases.entry(v).or_default().push(body_ix);
+            g.cases.get_or_default(v).push(body_ix);
         }
     }
     out.extend(groups.into_iter().map(|g| Node::Except(Box::new(g))));

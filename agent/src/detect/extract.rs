@@ -165,7 +165,7 @@ impl<'a> View<'a> {
 
     /// What the descriptor table keeps of the event's descriptor.
     pub fn fd_entry(&self) -> Option<std::sync::Arc<crate::state::fds::FdEntry>> {
-        self.fd().map(|v| std::sync::Arc::new(v.entry()))
+        self.fd().map(FdView::entry)
     }
 
     fn ancestor(&self, n: u32) -> Option<&'a Process> {
@@ -544,7 +544,10 @@ pub fn resolve<'a>(base: &[u8], raw: &'a [u8]) -> Cow<'a, [u8]> {
 /// The syscalls that change a process's user or group ids.
 pub fn changes_ids(ev: &Event) -> bool {
     use mamori_common::syscalls::{SETGID, SETRESGID, SETRESUID, SETUID};
-    matches!(ev.ty, crate::event::EventType::Syscall(s) if matches!(s.nr, SETUID | SETRESUID | SETGID | SETRESGID))
+    matches!(
+        ev.syscall_nr(),
+        Some(SETUID | SETRESUID | SETGID | SETRESGID)
+    )
 }
 
 #[cfg(test)]

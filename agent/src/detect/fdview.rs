@@ -3,7 +3,7 @@
 //! events that carry only a number (close, dup) take it from the process's
 //! descriptor table.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use mamori_rules::{Field as F, Value};
 
@@ -134,9 +134,9 @@ impl<'a> FdView<'a> {
         self.sock
     }
 
-    /// What the descriptor table keeps of this descriptor.
-    pub fn entry(&self) -> FdEntry {
-        FdEntry {
+    /// What the descriptor table keeps of this descriptor, ready to share.
+    pub fn entry(&self) -> Arc<FdEntry> {
+        Arc::new(FdEntry {
             name: self.name.as_deref().map(<[u8]>::to_vec),
             // Kept only when it differs: most paths are passed absolute.
             raw: self
@@ -147,7 +147,7 @@ impl<'a> FdView<'a> {
             sock: self.sock.copied(),
             server: self.server,
             cloexec: false,
-        }
+        })
     }
 
     /// `(type, typechar)` of the descriptor.

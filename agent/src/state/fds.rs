@@ -77,12 +77,12 @@ impl Fds {
     /// Whether `apply` may change anything for this event.
     pub fn changed_by(ev: &Event) -> bool {
         use mamori_common::syscalls::*;
-        let crate::event::EventType::Syscall(s) = ev.ty else {
+        let Some(nr) = ev.syscall_nr() else {
             return false;
         };
         ev.ret >= 0
             && matches!(
-                s.nr,
+                nr,
                 OPEN | OPENAT
                     | OPENAT2
                     | CREAT

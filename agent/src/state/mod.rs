@@ -80,12 +80,8 @@ impl State {
             Detail::Fork { .. } => self.processes.fork(ev),
             _ => {
                 self.processes.ensure(ev.task.tgid, ev);
-                if ev.ret == 0
-                    && matches!(
-                        ev.syscall_nr(),
-                        Some(mamori_common::syscalls::CHDIR | mamori_common::syscalls::FCHDIR)
-                    )
-                {
+                use mamori_common::syscalls::{CHDIR, FCHDIR};
+                if ev.ret == 0 && matches!(ev.syscall_nr(), Some(CHDIR | FCHDIR)) {
                     self.processes.chdir(ev);
                 }
             }
@@ -97,7 +93,7 @@ impl State {
             self.processes
                 .get(ev.task.tgid)
                 .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
-                .map(|v| Arc::new(v.entry()))
+                .map(|v| v.entry())
         });
         self.apply_after_seen(ev, seen);
     }
