@@ -17,15 +17,27 @@ pub fn root() -> PathBuf {
 
 /// Runs `program args`, failing on a non-zero exit.
 pub fn run(program: impl AsRef<Path>, args: &[&str]) -> anyhow::Result<()> {
-    let program = program.as_ref();
-    eprintln!("+ {} {}", program.display(), args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(root())
+    checked(Command::new(program.as_ref()), args)
+}
+
+/// Runs `command args` from the workspace root, echoing it first.
+fn checked(mut command: Command, args: &[&str]) -> anyhow::Result<()> {
+    command.args(args).current_dir(root());
+    let shown = format!(
+        "{} {}",
+        command.get_program().to_string_lossy(),
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("+ {shown}");
+    let status = command
         .status()
-        .with_context(|| format!("cannot start {}", program.display()))?;
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
-        bail!("{} {} failed: {status}", program.display(), args.join(" "));
+        bail!("{shown} failed: {status}");
     }
     Ok(())
 }
@@ -44,12 +56,9 @@ pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs cargo from the workspace root (the pinned toolchain applies).
+/// Runs the pinned toolchain's cargo from the workspace root.
 pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    run(
-        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        args,
-    )
+    checked(crate::toolchain::cargo(), args)
 }
 
 /// Runs a command and returns its stdout, or `None` if it fails to start or exits non-zero.

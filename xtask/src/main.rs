@@ -13,8 +13,10 @@ mod bench;
 mod cmd;
 mod es;
 mod image;
+mod pin;
 mod setup;
 mod test;
+mod toolchain;
 
 use clap::{Parser, Subcommand};
 

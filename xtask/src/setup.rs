@@ -5,10 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::cmd;
+use crate::{cmd, toolchain};
 
-/// Must match rust-toolchain.toml and agent/build.rs.
-pub const TOOLCHAIN: &str = "nightly-2026-06-24";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -92,30 +90,43 @@ fn apt() -> anyhow::Result<()> {
     cmd::run("apt-get", &args)
 }
 
+/// The pinned toolchain and its components (see `toolchain.rs`).
 fn toolchain() -> anyhow::Result<()> {
+    let pin = toolchain::pin();
     let have = cmd::output("rustup", &["toolchain", "list"]).unwrap_or_default();
     let components = cmd::output(
         "rustup",
-        &["component", "list", "--installed", "--toolchain", TOOLCHAIN],
+        &[
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            &pin.channel,
+        ],
     )
     .unwrap_or_default();
-    if have.contains(TOOLCHAIN)
-        && ["rust-src", "rustfmt", "clippy"]
+    if have.lines().any(|l| l.starts_with(&pin.channel))
+        && pin
+            .components
             .iter()
-            .all(|c| components.contains(c))
+            .all(|c| components.lines().any(|l| l.starts_with(c.as_str())))
     {
         return Ok(());
     }
+    eprintln!(
+        "setup: installing the pinned Rust toolchain {} (about 300 MB, once)",
+        pin.channel
+    );
     cmd::run(
         "rustup",
         &[
             "toolchain",
             "install",
-            TOOLCHAIN,
+            &pin.channel,
             "--profile",
             "minimal",
             "-c",
-            "rust-src,rustfmt,clippy",
+            &pin.components.join(","),
         ],
     )
 }
@@ -137,21 +148,16 @@ fn bpf_linker() -> anyhow::Result<()> {
         std::env::set_var("LLVM_PREFIX", LLVM_PREFIX);
         std::env::set_var("LLVM_SYS_221_PREFIX", LLVM_PREFIX);
     }
-    let toolchain = format!("+{TOOLCHAIN}");
-    cmd::run(
-        "cargo",
-        &[
-            &toolchain,
-            "install",
-            "bpf-linker",
-            "--version",
-            BPF_LINKER_VERSION,
-            "--locked",
-            "--no-default-features",
-            "--features",
-            "llvm-22",
-        ],
-    )
+    cmd::cargo(&[
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "llvm-22",
+    ])
     .context("installing bpf-linker")
 }
 

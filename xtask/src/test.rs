@@ -1,7 +1,7 @@
 //! `cargo xtask test`: lints, unit tests, then the end-to-end tests, which
 //! load the real programs and so run as root, one at a time.
 
-use crate::{cmd, es, setup::TOOLCHAIN};
+use crate::{cmd, es};
 
 pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     if lint {
@@ -55,24 +55,19 @@ fn clippy_ebpf() -> anyhow::Result<()> {
     let flags = "--cfg=bpf_target_arch=\"x86_64\"";
     // SAFETY: single-threaded; read by the child cargo.
     unsafe { std::env::set_var("CARGO_ENCODED_RUSTFLAGS", flags) };
-    let toolchain = format!("+{TOOLCHAIN}");
-    let r = cmd::run(
-        "cargo",
-        &[
-            &toolchain,
-            "clippy",
-            "--package",
-            "mamori-ebpf",
-            "--release",
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    let r = cmd::cargo(&[
+        "clippy",
+        "--package",
+        "mamori-ebpf",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     unsafe { std::env::remove_var("CARGO_ENCODED_RUSTFLAGS") };
     r
 }
