@@ -143,19 +143,30 @@ fn connect_event(pid: u32, comm: &str, port: u16) -> Event {
 }
 
 fn main() {
+    // Falco's stable rules (not in this repository): MAMORI_BENCH_RULES
+    // names rules files, else MAMORI_FALCO_RULES_DIR or
+    // shared/compat/falco-rules beside the clone holds them.
     let paths = std::env::var("MAMORI_BENCH_RULES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/compat/falco-rules/falco_rules.yaml"
-        )
-        .to_owned()
+        let dir = std::env::var("MAMORI_FALCO_RULES_DIR").unwrap_or_else(|_| {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/compat/falco-rules"
+            )
+            .to_owned()
+        });
+        format!("{dir}/falco_rules.yaml")
     });
     let files: Vec<SourceFile> = paths
         .split(':')
         .map(|p| {
             SourceFile::new(
                 p,
-                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{p}: {e}")),
+                std::fs::read_to_string(p).unwrap_or_else(|e| {
+                    panic!(
+                        "{p}: {e}: this benchmark runs Falco's stable rules; set \
+                         MAMORI_FALCO_RULES_DIR to a directory holding falco_rules.yaml"
+                    )
+                }),
             )
         })
         .collect();

@@ -16,6 +16,8 @@ pub struct Agent {
     child: Child,
     pub port: u16,
     alerts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Reads stdout into `alerts`; ends at the agent's exit.
+    reader: Option<std::thread::JoinHandle<()>>,
     /// The agent's log, when captured (`start_logged`).
     log: Arc<Mutex<String>>,
 }
@@ -94,7 +96,7 @@ impl Agent {
         let alerts = Arc::new(Mutex::new(Vec::new()));
         let sink = alerts.clone();
         let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
                 let v: serde_json::Value = serde_json::from_str(&line)
@@ -106,6 +108,7 @@ impl Agent {
             child,
             port,
             alerts,
+            reader: Some(reader),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -171,8 +174,22 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then the exit status and every alert, those raised while
+    /// the agent drained included.
+    pub fn stop_with_alerts(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let status = self.terminate();
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the alert reader panicked");
+        }
+        (status, self.alerts())
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -285,6 +285,28 @@ pub fn rules(dir: &Path, port: u16) -> Vec<String> {
     ]
 }
 
+/// Rules that fire on nothing but this test's own file: the returned
+/// marker (`dir/marker`), opened. Delivery tests count alerts and spool
+/// entries; with these rules nothing else on the host can add to what they
+/// count.
+pub fn marker_rules(dir: &Path) -> (Vec<String>, String) {
+    let marker = dir.join("marker");
+    fs::write(&marker, "x").unwrap();
+    let marker = marker.to_str().unwrap().to_owned();
+    let path = dir.join("marker-rules.yaml");
+    fs::write(
+        &path,
+        format!(
+            "- rule: Test marker read\n  desc: the delivery test opened its own marker file\n  \
+             condition: evt.type in (open, openat, openat2) and fd.name = \"{marker}\"\n  \
+             output: marker %fd.name read by %proc.name (proc.pid=%proc.pid)\n  \
+             priority: WARNING\n  tags: [filesystem, T1005, mitre_collection]\n"
+        ),
+    )
+    .unwrap();
+    (vec!["-r".into(), path.to_str().unwrap().into()], marker)
+}
+
 /// The agent with config `cfg` and rules arguments `rules`.
 pub fn start_agent(cfg: &Path, rules: &[String]) -> Agent {
     let mut args: Vec<&str> = vec!["-c", cfg.to_str().unwrap()];

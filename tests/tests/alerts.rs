@@ -201,9 +201,9 @@ fn default_rules_fire_on_real_behaviour() {
         "Reverse shell tool started",
         vec![f("proc.cmdline", format!("bash -c {cmd}"))],
     );
-    spawn(&nginx, &["-c", "sh -c true; true"]);
+    let nginx_pid = spawn(&nginx, &["-c", "sh -c true; true"]);
     want.push(
-        Who::Field("proc.pname", "nginx".into()),
+        Who::Field("proc.ppid", nginx_pid.to_string()),
         "Shell spawned by a network server",
         vec![f("proc.name", "sh")],
     );
@@ -415,24 +415,13 @@ fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
     ]);
     let full_id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let alert = loop {
-        let found = agent
-            .alerts()
-            .into_iter()
-            .find(|a| a["rule"] == "Shell started in a container");
-        if let Some(a) = found {
-            break a;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no container shell alert: {:?}",
-            agent.alerts()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let short_id = &full_id[..12];
+    let alert = agent
+        .wait_alert_where("Shell started in a container", |f| {
+            f["container.id"] == short_id
+        })
+        .unwrap_or_else(|| panic!("no container shell alert: {:?}", agent.alerts()));
     let f = &alert["output_fields"];
-    assert_eq!(f["container.id"], full_id[..12], "{alert}");
     assert_eq!(f["proc.name"], "sh");
     assert_eq!(f["user.name"], "root", "from the container's own passwd");
     assert!(
@@ -441,11 +430,21 @@ fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
             .unwrap()
             .contains("cat /etc/passwd")
     );
-    // The runtime's own namespace work is not an alert.
+    // The runtime's own namespace work for this container is not an alert:
+    // in the container, or on the host by a helper naming this container
+    // (its id or rootfs on the command line). Other hosts' processes are
+    // not this test's business.
+    let ours = |f: &serde_json::Value| {
+        let cmdline = f["proc.cmdline"].as_str().unwrap_or_default();
+        f["container.id"] == short_id
+            || (f["container.id"] == "host"
+                && (cmdline.contains(&full_id) || cmdline.contains(dir.to_str().unwrap())))
+    };
     let noisy: Vec<String> = agent
         .alerts()
         .iter()
         .filter(|a| a["rule"] == "Namespace change by unexpected process")
+        .filter(|a| ours(&a["output_fields"]))
         .map(|a| a["output"].to_string())
         .collect();
     assert!(noisy.is_empty(), "{noisy:?}");

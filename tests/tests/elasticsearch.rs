@@ -8,8 +8,8 @@ use std::fs;
 use mamori_e2e::{
     agent::free_port,
     es::{
-        self, Node, by_pid, config, count, rules, scratch, search, shared_url, start_agent,
-        wait_until,
+        self, Node, by_pid, config, count, marker_rules, rules, scratch, search, shared_url,
+        start_agent, wait_until,
     },
     run_actor,
 };
@@ -127,15 +127,13 @@ fn alerts_arrive_as_ecs_documents() {
         props["mamori"]["properties"]["output_fields"]["type"],
         "flattened"
     );
-    // Searchable by Falco field through the flattened object.
-    assert_eq!(
-        count(
-            &url,
-            &index,
-            json!({"term": {"mamori.output_fields.fd.name": "/etc/shadow"}})
-        ),
-        1
-    );
+    // Searchable by Falco field through the flattened object (this test's
+    // process only: anything on the host may read /etc/shadow meanwhile).
+    let by_field = json!({"bool": {"filter": [
+        {"term": {"mamori.output_fields.fd.name": "/etc/shadow"}},
+        {"term": {"mamori.output_fields.proc.pid": file_pid}}
+    ]}});
+    assert_eq!(count(&url, &index, by_field), 1);
     assert!(agent.metric("mamori_elasticsearch_indexed_total").unwrap() >= 3.0);
     assert!(
         agent
@@ -156,15 +154,16 @@ fn an_outage_loses_and_duplicates_nothing() {
     let mut node = Node::start(&dir.join("node"), es_port);
     let url = node.url.clone();
     let cfg = config(&dir, &url, "outage", "    batch_size: 200\n");
-    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let (rules, marker) = marker_rules(&dir);
+    let agent = start_agent(&cfg, &rules);
     // The agent has installed its templates and delivers: prove it.
-    let first = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let first = run_actor(&["open", &marker], Some(true)).pid;
     wait_until(30, "the first alert", || {
         count(&url, "logs-mamori.alerts-outage", by_pid(first)) == 1
     });
 
     node.stop();
-    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    let pid = run_actor(&["open-n", &marker, "1000"], Some(true)).pid;
     wait_until(60, "1,000 alerts in the spool", || {
         agent.metric("mamori_elasticsearch_spooled_total") >= Some(1001.0)
     });
@@ -220,8 +219,9 @@ fn kill_9_mid_flush_loses_and_duplicates_nothing() {
         &ns,
         "    batch_size: 5\n    flush_interval_ms: 0\n",
     );
-    let agent = start_agent(&cfg, &rules(&dir, 1));
-    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    let (rules, marker) = marker_rules(&dir);
+    let agent = start_agent(&cfg, &rules);
+    let pid = run_actor(&["open-n", &marker, "1000"], Some(true)).pid;
     wait_until(60, "delivery under way", || {
         agent.metric("mamori_elasticsearch_indexed_total") >= Some(50.0)
     });
@@ -233,7 +233,7 @@ fn kill_9_mid_flush_loses_and_duplicates_nothing() {
         "the kill came after delivery finished ({indexed_at_kill} indexed); the test proves nothing"
     );
 
-    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let agent = start_agent(&cfg, &rules);
     wait_until(120, "the rest delivered after the restart", || {
         count(&url, &index, by_pid(pid)) >= 1000
     });
@@ -268,8 +268,9 @@ fn refused_documents_go_to_the_dead_letter_stream() {
             "template": {"mappings": {"properties": {"file": {"properties": {"path": {"type": "long"}}}}}}
         })),
     );
-    let agent = start_agent(&config(&dir, &url, &ns, ""), &rules(&dir, 1));
-    let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let (rules, marker) = marker_rules(&dir);
+    let agent = start_agent(&config(&dir, &url, &ns, ""), &rules);
+    let pid = run_actor(&["open", &marker], Some(true)).pid;
     let dl = format!("logs-mamori.deadletter-{ns}");
     wait_until(30, "the dead letter", || {
         count(&url, &dl, json!({"match_all": {}})) >= 1
@@ -281,7 +282,7 @@ fn refused_documents_go_to_the_dead_letter_stream() {
     assert!(reason.contains("file.path"), "{reason}");
     let original: Value = serde_json::from_str(d["event"]["original"].as_str().unwrap()).unwrap();
     assert_eq!(original["process"]["pid"], pid);
-    assert_eq!(original["file"]["path"], "/etc/shadow");
+    assert_eq!(original["file"]["path"], marker.as_str());
     assert_eq!(d["event"]["id"], original["event"]["id"]);
     assert_eq!(
         count(&url, &format!("logs-mamori.alerts-{ns}"), by_pid(pid)),
@@ -307,8 +308,9 @@ fn daily_indices_for_clusters_without_data_streams() {
     let dir = scratch("daily");
     let ns = format!("daily{}", std::process::id());
     let cfg = config(&dir, &url, &ns, "    index: daily\n");
-    let agent = start_agent(&cfg, &rules(&dir, 1));
-    let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let (rules, marker) = marker_rules(&dir);
+    let agent = start_agent(&cfg, &rules);
+    let pid = run_actor(&["open", &marker], Some(true)).pid;
     let pattern = format!("mamori-alerts-{ns}-*");
     wait_until(30, "the alert in a daily index", || {
         count(&url, &pattern, by_pid(pid)) == 1
@@ -363,8 +365,9 @@ fn a_full_spool_drops_the_oldest_and_says_so() {
     // Nothing listens on this port: every request fails.
     let dead = format!("http://127.0.0.1:{}", free_port());
     let small = "    spool_max_mib: 1\n";
-    let agent = start_agent(&config(&dir, &dead, &ns, small), &rules(&dir, 1));
-    let pid = run_actor(&["open-n", "/etc/shadow", "1000"], Some(true)).pid;
+    let (rules, marker) = marker_rules(&dir);
+    let agent = start_agent(&config(&dir, &dead, &ns, small), &rules);
+    let pid = run_actor(&["open-n", &marker, "1000"], Some(true)).pid;
     wait_until(60, "the alerts spooled", || {
         agent.metric("mamori_elasticsearch_spooled_total") >= Some(1000.0)
     });
@@ -379,7 +382,7 @@ fn a_full_spool_drops_the_oldest_and_says_so() {
     assert!(agent.stop().success());
 
     // Back with Elasticsearch: what is left is delivered, with the notice.
-    let agent = start_agent(&config(&dir, &url, &ns, small), &rules(&dir, 1));
+    let agent = start_agent(&config(&dir, &url, &ns, small), &rules);
     let index = format!("logs-mamori.alerts-{ns}");
     let internal = json!({"term": {"rule.name": "mamori internal: spool full"}});
     wait_until(60, "the spool-full alert", || {
@@ -414,7 +417,7 @@ fn a_long_outage_raises_one_internal_alert() {
     let dir = scratch("down");
     let dead = format!("http://127.0.0.1:{}", free_port());
     let cfg = config(&dir, &dead, "down", "    down_alert_s: 2\n");
-    let agent = start_agent(&cfg, &rules(&dir, 1));
+    let agent = start_agent(&cfg, &marker_rules(&dir).0);
     let find = || {
         agent
             .alerts()

@@ -11,10 +11,9 @@ use std::{
 
 use mamori_e2e::{
     agent::{Agent, free_port},
-    es::{Node, by_pid, config, count, rules, scratch, start_agent, wait_until},
+    es::{Node, by_pid, config, count, marker_rules, scratch, start_agent, wait_until},
     run_actor,
 };
-use serde_json::json;
 
 /// Test certificates made with openssl: a CA, a server certificate for
 /// `localhost` signed by it (in a PKCS#12 store for the node's HTTPS
@@ -193,6 +192,8 @@ fn tls_and_credentials() {
             Some("certificate"),
         ),
     ];
+    // (case, pid of the process whose alert it sent)
+    let mut pids = Vec::new();
     for (name, extra, failure) in cases {
         let case_dir = dir.join(name);
         fs::create_dir_all(&case_dir).unwrap();
@@ -202,11 +203,12 @@ fn tls_and_credentials() {
             https.clone()
         };
         let cfg = config(&case_dir, &url, name, &extra);
-        let rules = rules(&case_dir, 1);
+        let (rules, marker) = marker_rules(&case_dir);
         let mut args: Vec<&str> = vec!["-c", cfg.to_str().unwrap()];
         args.extend(rules.iter().map(String::as_str));
         let agent = Agent::start_logged(&args);
-        let pid = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+        let pid = run_actor(&["open", &marker], Some(true)).pid;
+        pids.push((name, pid));
         let index = format!("logs-mamori.alerts-{name}");
         let log = match failure {
             None => {
@@ -262,17 +264,12 @@ fn tls_and_credentials() {
             certs.ca.display()
         ),
     );
-    let agent = start_agent(&cfg, &rules(&case_dir, 1));
+    let agent = start_agent(&cfg, &marker_rules(&case_dir).0);
+    let (_, pid) = pids.iter().find(|(name, _)| *name == "badpw").unwrap();
     wait_until(
         30,
         "the spooled alert delivered with the right password",
-        || {
-            count(
-                &node.url,
-                "logs-mamori.alerts-badpw",
-                json!({"match_all": {}}),
-            ) >= 1
-        },
+        || count(&node.url, "logs-mamori.alerts-badpw", by_pid(*pid)) == 1,
     );
     assert!(agent.stop().success());
 }

@@ -79,7 +79,7 @@ fn a_recording_replays_to_the_same_alerts() {
     assert_eq!(mine(&keys(&replayed)), mine(&keys(&live)));
     let a = replayed
         .iter()
-        .find(|a| a["rule"] == "SSH private key read")
+        .find(|a| a["rule"] == "SSH private key read" && a["output_fields"]["proc.pid"] == ssh)
         .unwrap();
     assert_eq!(a["output_fields"]["fd.name"], key.to_str().unwrap());
     assert_eq!(a["output_fields"]["proc.name"], "mamori-actor");
