@@ -201,9 +201,12 @@ fn default_rules_fire_on_real_behaviour() {
         "Reverse shell tool started",
         vec![f("proc.cmdline", format!("bash -c {cmd}"))],
     );
-    let nginx_pid = spawn(&nginx, &["-c", "sh -c true; true"]);
+    // The shell's pid is not ours to know: its parent's command line, unique
+    // to this run, finds it.
+    let server_script = format!("sh -c true; : mamori-e2e-{}", std::process::id());
+    spawn(&nginx, &["-c", &server_script]);
     want.push(
-        Who::Field("proc.ppid", nginx_pid.to_string()),
+        Who::Field("proc.pcmdline", format!("nginx -c {server_script}")),
         "Shell spawned by a network server",
         vec![f("proc.name", "sh")],
     );
