@@ -291,8 +291,99 @@ pub enum Counter {
     LostNoScratch = 2,
     /// Events from the agent itself, skipped.
     SkippedSelf = 3,
+    /// Opens no loaded rule could match, dropped by the prefilter before a
+    /// record was built.
+    Filtered = 4,
 }
-pub const COUNTERS: u32 = 4;
+pub const COUNTERS: u32 = 5;
+
+/// Terms the open prefilter can hold (bits of a `u64`).
+pub const PREFILTER_TERMS: usize = 64;
+/// Longest name a [`NameKey`] holds; longer names match no exact entry.
+pub const NAME_KEY_LEN: usize = 62;
+/// Distinct suffix lengths the kernel looks up.
+pub const PREFILTER_SUFFIXES: usize = 4;
+/// Open flags a term can require (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`).
+pub const PREFILTER_FLAGS: usize = 4;
+
+/// The open prefilter as the kernel tests it (the rules' over-approximation
+/// of the opens they can match, from `mamori_rules::prefilter`): a set of
+/// terms, each a bit, narrowed by masks. An open is sent when some term of
+/// its syscall survives. All zero means no filter: everything is sent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenFilter {
+    /// Bit `i` set: the filter applies to [`OpenFilter::slot`] `i`.
+    pub active: u32,
+    /// Suffix lengths looked up in [`NameKind::Suffix`] (0: unused).
+    pub suffix_lens: [u8; PREFILTER_SUFFIXES],
+    /// Terms of each syscall, by slot.
+    pub type_terms: [u64; 4],
+    /// Terms that need the open to have succeeded.
+    pub success: u64,
+    /// Terms that allow each `flags & O_ACCMODE` value.
+    pub access: [u64; 4],
+    /// The flags terms may require, and which terms require each.
+    pub flag_bits: [u32; PREFILTER_FLAGS],
+    pub flag_terms: [u64; PREFILTER_FLAGS],
+    /// Terms that need "../" in the path as passed (`fd.nameraw`).
+    pub dotdot: u64,
+    /// Terms that constrain the last path component.
+    pub name: u64,
+    /// Terms that constrain the component before it.
+    pub dir: u64,
+}
+
+impl OpenFilter {
+    /// The slot of an open syscall, or `None` for another syscall.
+    pub const fn slot(nr: u32) -> Option<usize> {
+        match nr {
+            syscalls::OPEN => Some(0),
+            syscalls::OPENAT => Some(1),
+            syscalls::OPENAT2 => Some(2),
+            syscalls::CREAT => Some(3),
+            _ => None,
+        }
+    }
+}
+
+/// What a [`NameKey`] names.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// The last path component, whole.
+    Last = 1,
+    /// The last `len` bytes of the last path component.
+    Suffix = 2,
+    /// The component before the last, whole.
+    Dir = 3,
+}
+
+/// Key of the prefilter's name map; the value is the mask of terms that
+/// accept the name. Unused bytes are zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameKey {
+    pub kind: u8,
+    pub len: u8,
+    pub bytes: [u8; NAME_KEY_LEN],
+}
+
+impl NameKey {
+    /// The key of `name`, or `None` when it is too long to be one.
+    pub fn new(kind: NameKind, name: &[u8]) -> Option<Self> {
+        if name.len() > NAME_KEY_LEN {
+            return None;
+        }
+        let mut bytes = [0; NAME_KEY_LEN];
+        bytes[..name.len()].copy_from_slice(name);
+        Some(Self {
+            kind: kind as u8,
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+}
 
 /// Run-time settings the loader writes into `.rodata` before load.
 #[repr(C)]
@@ -325,6 +416,8 @@ const _: () = {
     assert!(size_of::<SockTuple>() == 48);
     assert!(size_of::<FileInfo>() == 24);
     assert!(size_of::<Settings>() == 16);
+    assert!(size_of::<OpenFilter>() == 152);
+    assert!(size_of::<NameKey>() == 64);
     assert!(MAX_STR + size_of::<ParamHeader>() < MAX_RECORD);
 };
 
@@ -335,4 +428,6 @@ mod pod {
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::OpenFilter {}
+    unsafe impl aya::Pod for super::NameKey {}
 }

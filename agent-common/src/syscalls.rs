@@ -10,6 +10,7 @@
 //! | unlink(at), rmdir, mkdir(at), chmod, fchmodat, chdir, umount2 | path (user) |
 //! | rename(at/at2), link(at), symlink(at) | old path / target (user), new path / link path (user) |
 //! | fchmod, fchdir, setns, finit_module | fd path (kernel), fd [`crate::FileInfo`] |
+//! | dup, dup2, dup3 | new fd's path (kernel), its [`crate::FileInfo`], its socket [`crate::SockTuple`] |
 //! | memfd_create | name (user), fd path (kernel), fd [`crate::FileInfo`] |
 //! | mount | source, target, fstype (user) |
 //! | init_module, finit_module | module params (user) |

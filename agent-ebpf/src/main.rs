@@ -10,7 +10,7 @@
 //!   attached to `syscalls/sys_exit_<name>` of each captured syscall; they
 //!   read the arguments from the task's saved registers, so no enter
 //!   program or per-task map is needed.
-//! - `raw_sys_exit`: a raw tracepoint on `sys_exit` for captured syscalls
+//! - `raw_sys_exit`: a BTF tracepoint on the raw `sys_exit` for captured syscalls
 //!   that have no per-syscall tracepoint on this kernel (attached only then).
 //! - `sched_process_exec`, `sched_process_fork`, `sched_process_exit`:
 //!   BTF tracepoints giving the kernel's view of process life.
@@ -24,6 +24,7 @@ mod fd;
 mod kernel;
 mod maps;
 mod path;
+mod prefilter;
 mod record;
 mod sched;
 mod sys_file;

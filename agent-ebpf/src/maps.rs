@@ -3,9 +3,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use mamori_common::{COUNTERS as N_COUNTERS, KernelOffsets, MAX_SYSCALLS, SCRATCH_SIZE, Settings};
+use mamori_common::{
+    COUNTERS as N_COUNTERS, KernelOffsets, MAX_SYSCALLS, NameKey, OpenFilter, SCRATCH_SIZE,
+    Settings,
+};
 
 /// Records to userspace. The loader sets the size.
 #[map]
@@ -19,6 +22,15 @@ pub static SCRATCH: Array<[u8; SCRATCH_SIZE]> = Array::with_max_entries(1, 0);
 /// Non-zero at index `nr` when syscall `nr` is wanted by some rule.
 #[map]
 pub static ENABLED: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// The open prefilter (all zero: none). Written by the agent at start and
+/// at every rules reload.
+#[map]
+pub static OPEN_FILTER: Array<OpenFilter> = Array::with_max_entries(1, 0);
+
+/// Names the open prefilter looks up: the mask of the terms each admits.
+#[map]
+pub static NAME_MASKS: HashMap<NameKey, u64> = HashMap::with_max_entries(4096, 0);
 
 /// Per-CPU counters, indexed by `mamori_common::Counter`.
 #[map]

@@ -4,7 +4,8 @@
 //! `[0, MAX_RECORD + MAX_STR + 8)` the record being built; every write
 //! offset is masked to `MAX_RECORD - 1`, so the verifier can bound it.
 //! `[PATH_AREA, PATH_AREA + 8192 + 256)` where `path.rs` builds a path
-//! backwards before copying it into the record.
+//! backwards before copying it into the record; then the walk's state and
+//! the prefilter's raw-path area (`PREFILTER_AREA`, 256 bytes).
 
 use aya_ebpf::{
     cty::c_void,
@@ -26,6 +27,8 @@ use crate::{
 pub const PATH_AREA: u64 = 40960;
 /// A u64 cell for loop state the verifier must not track (see `path.rs`).
 pub const WALK_STATE: u64 = PATH_AREA + 8192 + 512;
+/// 256 bytes where the prefilter reads a raw path (see `prefilter.rs`).
+pub const PREFILTER_AREA: u64 = WALK_STATE + 64;
 const MASK: u32 = MAX_RECORD as u32 - 1;
 const HEADER_LEN: u32 = size_of::<EventHeader>() as u32;
 const PARAM_HDR: u32 = size_of::<ParamHeader>() as u32;

@@ -1,13 +1,15 @@
 //! `sys_exit_file`: syscalls on paths and file descriptors.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use mamori_common::syscalls::*;
+use mamori_common::{Counter, syscalls::*};
 
 use crate::{
-    fd::{push_fd, push_no_fd},
-    kernel::current_task,
+    fd::{push_fd, push_no_fd, push_sock},
+    kernel::{current_regs, current_task},
+    maps::count,
+    prefilter,
     record::Record,
-    syscall::{begin, exit_args},
+    syscall::{exit_args, start, wanted},
 };
 
 #[tracepoint]
@@ -16,7 +18,16 @@ pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
         let Some((nr, ret)) = exit_args(&ctx) else {
             return 0;
         };
-        let Some((mut rec, a)) = begin(nr, ret) else {
+        if !wanted(nr) {
+            return 0;
+        }
+        let a = current_regs().args;
+        // No rule could match this open: drop it before any record is built.
+        if !prefilter::admits(nr, ret, &a, current_task()) {
+            count(Counter::Filtered);
+            return 0;
+        }
+        let Some(mut rec) = start(nr, ret, &a) else {
             return 0;
         };
         params(&mut rec, nr, &a, ret);
@@ -57,6 +68,12 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
             rec.push_user_str(a[2]);
         }
         FCHMOD | FCHDIR => push_fd(rec, task, a[0] as i32 as i64),
+        // What the new descriptor refers to, from the kernel's objects: a
+        // rule on dup needs no descriptor table kept from every open.
+        DUP | DUP2 | DUP3 => {
+            push_fd(rec, task, ret);
+            push_sock(rec, task, ret);
+        }
         MOUNT => {
             rec.push_user_str(a[0]);
             rec.push_user_str(a[1]);

@@ -23,22 +23,37 @@ pub unsafe fn exit_args(ctx: &TracePointContext) -> Option<(u32, i64)> {
     Some((nr, ret))
 }
 
-/// Starts a syscall record when `nr` is wanted and the caller is not the
-/// agent. Returns the record and the argument registers.
+/// Whether syscall `nr` is wanted and the caller is not the agent.
 #[inline(always)]
-pub unsafe fn begin(nr: u32, ret: i64) -> Option<(Record, [u64; 6])> {
+pub unsafe fn wanted(nr: u32) -> bool {
     if !enabled(nr) {
-        return None;
+        return false;
     }
     if is_self() {
         count(Counter::SkippedSelf);
-        return None;
+        return false;
     }
-    let regs = current_regs();
+    true
+}
+
+/// Starts the record of syscall `nr` with its argument registers `args`.
+#[inline(always)]
+pub unsafe fn start(nr: u32, ret: i64, args: &[u64; 6]) -> Option<Record> {
     let rec = Record::begin(EventKind::Syscall, size_of::<SyscallBody>() as u32)?;
     // A namespace change is visible in the header of the call that made it.
     let refresh = nr == mamori_common::syscalls::SETNS || nr == mamori_common::syscalls::UNSHARE;
     fill_header(rec.header(), nr, ret, refresh);
-    (*rec.body::<SyscallBody>()).args = regs.args;
-    Some((rec, regs.args))
+    (*rec.body::<SyscallBody>()).args = *args;
+    Some(rec)
+}
+
+/// Starts a syscall record when `nr` is wanted and the caller is not the
+/// agent. Returns the record and the argument registers.
+#[inline(always)]
+pub unsafe fn begin(nr: u32, ret: i64) -> Option<(Record, [u64; 6])> {
+    if !wanted(nr) {
+        return None;
+    }
+    let regs = current_regs();
+    Some((start(nr, ret, &regs.args)?, regs.args))
 }

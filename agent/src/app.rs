@@ -21,7 +21,7 @@ use mamori_rules::{MatchMode, RuleSet, Severity};
 
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
-    capture::{self, Capture, Counters},
+    capture::{self, Capture, Counters, KernelFilter},
     detect::Detector,
     event::Event,
     outputs::{self, Sink, event_json::event_json},
@@ -86,6 +86,21 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let mut opts = settings.capture.clone();
     opts.syscalls = kernel_syscalls(&rules, settings.record.is_some());
+    let unfiltered = settings.record.is_some() || settings.events;
+    opts.prefilter = kernel_prefilter(&rules, &opts.syscalls, unfiltered);
+    if opts.prefilter.filter.active != 0 {
+        info!(
+            terms = opts
+                .prefilter
+                .filter
+                .type_terms
+                .iter()
+                .fold(0, |a, t| a | t)
+                .count_ones(),
+            names = opts.prefilter.names.len(),
+            "kernel drops opens no rule can match"
+        );
+    }
     let started = std::time::Instant::now();
     let mut capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
         .await
@@ -184,6 +199,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
     reloader.record_all = settings.record.is_some();
+    reloader.unfiltered = unfiltered;
     supervise(&mut capture, &mut reloader).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
@@ -249,9 +265,11 @@ pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 }
 
 /// What the kernel must send: the event types some rule can match, plus
-/// what the state needs: working-directory changes always, and when a rule
-/// looks at events that carry only a descriptor number (close, dup*), the
-/// syscalls that make descriptors, so the fd table can name them.
+/// what the state needs: working-directory changes always; when a rule
+/// looks at `close` (which carries only a descriptor number), every
+/// syscall that makes or re-points descriptors, so the fd table can name
+/// it; when a rule looks at dup* (described by the kernel), the socket
+/// calls, which alone tell a socket's role (client or server).
 pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> std::collections::BTreeSet<String> {
     let mut set: std::collections::BTreeSet<String> = rules
         .needed_event_types()
@@ -270,14 +288,31 @@ pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> std::collections::BTree
         );
     }
     set.extend(["chdir", "fchdir"].map(str::to_owned));
-    if ["close", "dup", "dup2", "dup3"]
-        .iter()
-        .any(|s| set.contains(*s))
-    {
+    if set.contains("close") {
         set.extend(FD_STATE.map(str::to_owned));
+    } else if ["dup", "dup2", "dup3"].iter().any(|s| set.contains(*s)) {
+        set.extend(SOCKET_ROLE.map(str::to_owned));
     }
     set
 }
+
+/// Which opens the kernel may drop: those no rule can match (the rules'
+/// prefilter). None when everything must arrive: a recording and
+/// `--events` see every event, and a rule on `close` needs every open for
+/// the descriptor table.
+pub fn kernel_prefilter(
+    rules: &RuleSet,
+    syscalls: &std::collections::BTreeSet<String>,
+    unfiltered: bool,
+) -> KernelFilter {
+    if unfiltered || syscalls.contains("close") {
+        return KernelFilter::none();
+    }
+    crate::prefilter::encode(rules.open_prefilter())
+}
+
+/// Syscalls that make a socket and so fix its role.
+const SOCKET_ROLE: [&str; 6] = ["socket", "accept", "accept4", "connect", "bind", "listen"];
 
 /// Syscalls that create, re-point or close descriptors (a close missed
 /// would leave a stale name for the number's next, untracked, use).

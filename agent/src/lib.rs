@@ -13,6 +13,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod outputs;
+pub mod prefilter;
 pub mod record;
 pub mod reload;
 pub mod rules_files;

@@ -22,6 +22,8 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     /// Recording: the kernel keeps sending every recordable syscall.
     pub record_all: bool,
+    /// Recording or `--events`: the kernel filters no open.
+    pub unfiltered: bool,
 }
 
 impl Reloader {
@@ -37,6 +39,7 @@ impl Reloader {
             tx,
             metrics,
             record_all: false,
+            unfiltered: false,
         }
     }
 
@@ -68,7 +71,12 @@ impl Reloader {
         };
         // The kernel first: the new rules must not wait for events the
         // kernel does not send yet.
-        if let Err(e) = capture.set_syscalls(&app::kernel_syscalls(&rules, self.record_all)) {
+        let syscalls = app::kernel_syscalls(&rules, self.record_all);
+        let prefilter = app::kernel_prefilter(&rules, &syscalls, self.unfiltered);
+        if let Err(e) = capture
+            .set_syscalls(&syscalls)
+            .and_then(|()| capture.set_prefilter(&prefilter))
+        {
             self.metrics.rules_reload(false);
             error!(reason = why, error = %e, "cannot capture what the new rules need; the running rules stay");
             return;

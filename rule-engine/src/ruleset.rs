@@ -12,6 +12,7 @@ use crate::{
     eval::{Cache, Extract, eval},
     fields::{Field, FieldArg},
     format::{Format, Rendered},
+    prefilter::OpenPrefilter,
     priority::Priority,
     spec,
     types::{self, Types},
@@ -74,6 +75,8 @@ pub struct RuleSet {
     pub mode: MatchMode,
     /// The definitions as loaded, for [`RuleSet::explain`].
     collected: Collected,
+    /// What an open must look like for some rule to match it.
+    prefilter: OpenPrefilter,
 }
 
 /// Event types mamori produces: the captured syscalls and `procexit`.
@@ -225,6 +228,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
 
     // Index by event type, specialising each condition for its type.
     let mut buckets: Vec<Vec<(u32, Node)>> = (0..names.len()).map(|_| Vec::new()).collect();
+    let mut prefilter = OpenPrefilter::default();
     for (i, (rule, cond)) in rules.iter().zip(&conditions).enumerate() {
         let (true, Some(cond)) = (rule.enabled, cond) else {
             continue;
@@ -237,6 +241,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
             if special == CExpr::Const(false) {
                 continue;
             }
+            prefilter.add(name, &special);
             match compile::compile(&special, &mut slots) {
                 Ok(node) => buckets[t].push((i as u32, node)),
                 Err(e) => {
@@ -271,6 +276,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
         buckets,
         mode,
         collected,
+        prefilter,
     });
     LoadResult {
         ruleset,
@@ -334,6 +340,12 @@ impl RuleSet {
             .filter(|(_, b)| !b.is_empty())
             .map(|(n, _)| *n)
             .collect()
+    }
+
+    /// What an open must look like for some enabled rule to match it (see
+    /// [`crate::prefilter`]).
+    pub fn open_prefilter(&self) -> &OpenPrefilter {
+        &self.prefilter
     }
 
     /// Number of (rule, type) pairs indexed.

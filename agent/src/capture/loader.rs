@@ -3,8 +3,8 @@
 //! Attach table: every captured syscall's exit goes to its family's
 //! tracepoint program on `syscalls/sys_exit_<name>`; a captured syscall
 //! without such a tracepoint on this kernel (`init_module` on kernels built
-//! without modules) is served by the `raw_sys_exit` raw tracepoint, which is
-//! attached only then because it runs on every syscall. The `sched_*` BTF
+//! without modules) is served by `raw_sys_exit`, a BTF tracepoint on the raw
+//! `sys_exit`, attached only then because it runs on every syscall. The `sched_*` BTF
 //! tracepoints are always attached: process state depends on them.
 
 use std::{
@@ -14,16 +14,16 @@ use std::{
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, MapData},
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    maps::{Array, HashMap, MapData},
+    programs::{BtfTracePoint, TracePoint},
 };
 use mamori_common::{
-    MAX_SYSCALLS, Settings,
+    MAX_SYSCALLS, NameKey, OpenFilter, Settings,
     syscalls::{self, Program},
 };
 use tracing::{debug, info, warn};
 
-use super::{CaptureError, Options, btf, cgroups, offsets};
+use super::{CaptureError, KernelFilter, Options, btf, cgroups, offsets};
 
 /// The compiled kernel object, built by `build.rs`.
 pub(crate) static OBJECT: &[u8] =
@@ -96,6 +96,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
     ] {
         attach_btf(&mut ebpf, name, &aya_btf)?;
     }
+    write_prefilter(&mut ebpf, &opts.prefilter)?;
     attach_syscalls(&mut ebpf, &opts.syscalls, &mut report)?;
     info!(
         tracepoints = report.tracepoints.len(),
@@ -190,10 +191,14 @@ pub(crate) fn attach_syscalls(
         }
     }
     if !report.raw.is_empty() && !raw_attached {
-        let prog: &mut RawTracePoint = program(ebpf, "raw_sys_exit")?;
-        prog.load()
+        let btf = Btf::from_sys_fs().map_err(|e| CaptureError::Attach {
+            program: "btf",
+            source: Box::new(e),
+        })?;
+        let prog: &mut BtfTracePoint = program(ebpf, "raw_sys_exit")?;
+        prog.load("sys_exit", &btf)
             .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
-        prog.attach("sys_exit")
+        prog.attach()
             .map_err(|e| CaptureError::attach("raw_sys_exit", e))?;
     }
     // Enable only once everything wanted is attached.
@@ -204,6 +209,40 @@ pub(crate) fn attach_syscalls(
         .map(|sc| sc.name.to_owned())
         .collect();
     Ok(())
+}
+
+/// Installs an open prefilter. The filter is switched off first and the new
+/// one switched on last, so while the names change every open is sent:
+/// a reload never drops what some rule, old or new, could match.
+pub(crate) fn write_prefilter(ebpf: &mut Ebpf, f: &KernelFilter) -> Result<(), CaptureError> {
+    set_filter(ebpf, &OpenFilter::default())?;
+    {
+        let map = ebpf
+            .map_mut("NAME_MASKS")
+            .ok_or(CaptureError::MissingMap("NAME_MASKS"))?;
+        let mut names: HashMap<&mut MapData, NameKey, u64> =
+            HashMap::try_from(map).map_err(|e| CaptureError::Map("NAME_MASKS", e))?;
+        let old: Vec<NameKey> = names.keys().filter_map(Result::ok).collect();
+        for k in old {
+            let _ = names.remove(&k);
+        }
+        for (k, m) in &f.names {
+            names
+                .insert(k, m, 0)
+                .map_err(|e| CaptureError::Map("NAME_MASKS", e))?;
+        }
+    }
+    set_filter(ebpf, &f.filter)
+}
+
+fn set_filter(ebpf: &mut Ebpf, f: &OpenFilter) -> Result<(), CaptureError> {
+    let map = ebpf
+        .map_mut("OPEN_FILTER")
+        .ok_or(CaptureError::MissingMap("OPEN_FILTER"))?;
+    let mut arr: Array<&mut MapData, OpenFilter> =
+        Array::try_from(map).map_err(|e| CaptureError::Map("OPEN_FILTER", e))?;
+    arr.set(0, f, 0)
+        .map_err(|e| CaptureError::Map("OPEN_FILTER", e))
 }
 
 fn write_enabled(ebpf: &mut Ebpf, enabled: &[u8]) -> Result<(), CaptureError> {

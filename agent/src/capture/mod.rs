@@ -30,7 +30,7 @@ use std::{
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use mamori_common::{COUNTERS, Counter};
+use mamori_common::{COUNTERS, Counter, NameKey, OpenFilter};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tracing::warn;
 
@@ -52,6 +52,23 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Environment bytes captured at exec (0: none).
     pub env_bytes: u32,
+    /// Which opens the kernel may drop before building a record.
+    pub prefilter: KernelFilter,
+}
+
+/// The open prefilter in the kernel's form (built by `crate::prefilter`):
+/// the masks and the names they look up. The default filters nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelFilter {
+    pub filter: OpenFilter,
+    pub names: Vec<(NameKey, u64)>,
+}
+
+impl KernelFilter {
+    /// No filter: every open is sent.
+    pub fn none() -> Self {
+        Self::default()
+    }
 }
 
 impl Default for Options {
@@ -65,6 +82,7 @@ impl Default for Options {
             wakeup_bytes: 256 << 10,
             poll_interval: Duration::from_millis(10),
             env_bytes: 4096,
+            prefilter: KernelFilter::none(),
         }
     }
 }
@@ -128,6 +146,8 @@ pub struct Counters {
     pub lost_no_scratch: Vec<u64>,
     /// The agent's own syscalls, skipped in the kernel.
     pub skipped_self: u64,
+    /// Opens no rule could match, dropped in the kernel by the prefilter.
+    pub filtered: u64,
     /// Records read from the ring.
     pub received: u64,
     /// Records that failed to decode.
@@ -177,6 +197,12 @@ impl Capture {
     /// (attaching programs it needs and has not attached yet).
     pub fn set_syscalls(&mut self, wanted: &BTreeSet<String>) -> Result<(), CaptureError> {
         loader::attach_syscalls(&mut self.ebpf, wanted, &mut self.report)
+    }
+
+    /// Follows a new ruleset's prefilter (the kernel keeps sending every
+    /// open while the maps change).
+    pub fn set_prefilter(&mut self, f: &KernelFilter) -> Result<(), CaptureError> {
+        loader::write_prefilter(&mut self.ebpf, f)
     }
 
     /// A handle that reads the counters while the reader runs.
@@ -249,6 +275,7 @@ impl CountersHandle {
             lost_ring_full: per_cpu(Counter::LostRingFull),
             lost_no_scratch: per_cpu(Counter::LostNoScratch),
             skipped_self: per_cpu(Counter::SkippedSelf).iter().sum(),
+            filtered: per_cpu(Counter::Filtered).iter().sum(),
             received: self.user.received.load(Ordering::Relaxed),
             decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
         }

@@ -1,6 +1,7 @@
 //! `fd.*` for events that carry their descriptor: opens (kernel-resolved
-//! path and inode), sockets (the kernel's addresses), and fd-taking calls;
-//! events that carry only a number (close, dup) take it from the process's
+//! path and inode), sockets (the kernel's addresses), fd-taking calls and
+//! dups (what the new descriptor refers to, read by the kernel at exit);
+//! close, which carries only a number, takes it from the process's
 //! descriptor table.
 
 use std::{borrow::Cow, sync::Arc};
@@ -107,13 +108,40 @@ impl<'a> FdView<'a> {
                 v.server = true;
             }
             RECVFROM | SENDMSG | RECVMSG => v.sock = sock(0),
-            CLOSE | DUP | DUP2 | DUP3 => {
-                // dup's descriptor is the new one, describing the old.
-                if nr != CLOSE {
-                    v.num = ev.ret;
-                }
+            CLOSE => {
                 if let Some(e) = proc.and_then(|p| p.fds.get(a[0] as i32 as i64)) {
                     v.fill_from(e);
+                }
+            }
+            DUP | DUP2 | DUP3 => {
+                // The new descriptor, as the kernel describes it at exit.
+                v.num = ev.ret;
+                let kept = proc.and_then(|p| p.fds.get(a[0] as i32 as i64));
+                let (file, sock) = (file(1), sock(2));
+                if file.is_none() && sock.is_none() {
+                    // A failed dup, or a recording from before the kernel
+                    // described it: what the table knows of the old one.
+                    if let Some(e) = kept {
+                        v.fill_from(e);
+                    }
+                } else {
+                    v.file = file;
+                    v.sock = sock;
+                    // A socket is named by its addresses, not its inode's path.
+                    v.name = if sock.is_some() { None } else { path(0) };
+                    if let Some(e) = kept.filter(|e| e.sock.is_some() && e.sock.as_ref() == sock) {
+                        // Which end this process is, only the call that
+                        // made the socket tells: the table has it when it
+                        // is this same connection.
+                        v.server = e.server;
+                        v.raw = e.raw.as_deref();
+                    } else if let Some(e) = kept.filter(|e| {
+                        e.file
+                            .is_some_and(|f| file.is_some_and(|k| k.ino == f.ino && k.dev == f.dev))
+                    }) {
+                        // The same file: the path the program passed.
+                        v.raw = e.raw.as_deref().or(e.name.as_deref());
+                    }
                 }
             }
             _ => return None,
@@ -263,7 +291,10 @@ mod tests {
     use mamori_rules::{Field as F, Value};
 
     use super::FdView;
-    use crate::event::{Detail, Event, EventType, Param, SockTuple, Task};
+    use crate::{
+        event::{Detail, Event, EventType, FileInfo, Param, SockTuple, Task},
+        state::Process,
+    };
 
     fn sock_event(ty: &str, ret: i64) -> Event {
         let mut t = SockTuple {
@@ -331,5 +362,96 @@ mod tests {
         assert_eq!(s(fd.field(F::FdSport)), "40000");
         assert_eq!(s(fd.field(F::FdNum)), "7");
         assert_eq!(s(fd.field(F::FdIsServer)), "true");
+    }
+
+    /// A dup2 onto stdout as the kernel describes it: the new descriptor's
+    /// file (a socket) and its addresses.
+    fn dup_of_socket(t: SockTuple) -> Event {
+        Event {
+            ty: EventType::Syscall(syscalls::by_name("dup2").unwrap()),
+            time_ns: 2,
+            task: Task::default(),
+            ret: 1,
+            detail: Detail::Syscall {
+                args: [7, 1, 0, 0, 0, 0],
+                params: vec![
+                    Param::Path {
+                        path: "/".into(),
+                        partial: true,
+                    },
+                    Param::File(FileInfo {
+                        mode: 0o140777,
+                        ..FileInfo::default()
+                    }),
+                    Param::Sock(t),
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn dup_is_described_by_the_kernel_and_keeps_the_role_the_table_knows() {
+        let accept = sock_event("accept4", 7);
+        let Detail::Syscall { params, .. } = &accept.detail else {
+            unreachable!()
+        };
+        let Param::Sock(t) = params[0] else {
+            unreachable!()
+        };
+        let dup = dup_of_socket(t);
+
+        // No table: the kernel's description alone, the client end assumed.
+        let fd = FdView::of(&dup, None).unwrap();
+        assert_eq!(s(fd.field(F::FdNum)), "1");
+        assert_eq!(s(fd.field(F::FdTypechar)), "4");
+        assert_eq!(s(fd.field(F::FdIsServer)), "false");
+        assert_eq!(s(fd.field(F::FdName)), "10.0.0.5:40000->93.184.216.34:443");
+
+        // The accept made fd 7 the server end; the dup of that same socket
+        // keeps it.
+        let mut p = Process::stub(&accept);
+        let seen = FdView::of(&accept, None).unwrap().entry();
+        p.fds.apply(&accept, Some(seen));
+        let fd = FdView::of(&dup, Some(&p)).unwrap();
+        assert_eq!(s(fd.field(F::FdIsServer)), "true");
+        assert_eq!(s(fd.field(F::FdName)), "93.184.216.34:443->10.0.0.5:40000");
+
+        // A table entry for another socket under that number is not trusted.
+        let mut other = t;
+        other.rport = 8443;
+        let dup = dup_of_socket(other);
+        let fd = FdView::of(&dup, Some(&p)).unwrap();
+        assert_eq!(s(fd.field(F::FdIsServer)), "false");
+    }
+
+    #[test]
+    fn dup_of_a_file_is_named_by_the_kernel_without_a_table() {
+        let dup = Event {
+            ty: EventType::Syscall(syscalls::by_name("dup3").unwrap()),
+            time_ns: 3,
+            task: Task::default(),
+            ret: 2,
+            detail: Detail::Syscall {
+                args: [9, 2, 0, 0, 0, 0],
+                params: vec![
+                    Param::Path {
+                        path: "/var/log/app.log".into(),
+                        partial: false,
+                    },
+                    Param::File(FileInfo {
+                        mode: 0o100644,
+                        ino: 42,
+                        ..FileInfo::default()
+                    }),
+                    Param::Absent,
+                ],
+            },
+        };
+        let fd = FdView::of(&dup, None).unwrap();
+        assert_eq!(s(fd.field(F::FdName)), "/var/log/app.log");
+        assert_eq!(s(fd.field(F::FdDirectory)), "/var/log");
+        assert_eq!(s(fd.field(F::FdTypechar)), "f");
+        assert_eq!(s(fd.field(F::FdNum)), "2");
+        assert_eq!(s(fd.field(F::FdIno)), "42");
     }
 }

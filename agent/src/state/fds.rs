@@ -1,7 +1,9 @@
 //! Each process's descriptor table, as the event stream shows it: what an
-//! fd number refers to, so `close`, `dup2` and the like carry `fd.name`
-//! and the socket's addresses (the rule on a shell's stdin/stdout
-//! redirected to a socket needs it).
+//! fd number refers to, so `close` carries `fd.name` and the socket's
+//! addresses. A dup is described by the kernel itself; the table adds only
+//! which end of a connection the process is (a socket's role is known only
+//! from the call that made it), so rules on dup need the socket calls here,
+//! not every open.
 //!
 //! Kept by opens, sockets, accepts, connects and binds (their exit, so
 //! only descriptors that exist), dups and closes; copied on fork (entries
@@ -143,6 +145,13 @@ impl Fds {
                 self.insert(arg_fd, Arc::new(e));
             }
             DUP | DUP2 | DUP3 => {
+                let cloexec = nr == DUP3 && a[2] & O_CLOEXEC != 0;
+                // The kernel's description of the new descriptor (the view
+                // adds what the table knew), when the event has one.
+                if let Some(e) = seen.filter(|e| e.file.is_some() || e.sock.is_some()) {
+                    self.insert(ev.ret, with_cloexec(e, cloexec));
+                    return;
+                }
                 let Some(old) = self.map.get(&(arg_fd as i32)) else {
                     // Unknown source: the target no longer holds what we knew.
                     if let Ok(fd) = i32::try_from(ev.ret) {
@@ -150,7 +159,6 @@ impl Fds {
                     }
                     return;
                 };
-                let cloexec = nr == DUP3 && a[2] & O_CLOEXEC != 0;
                 let e = if old.cloexec == cloexec {
                     old.clone()
                 } else {

@@ -73,7 +73,8 @@ impl Process {
         self
     }
 
-    fn stub(ev: &Event) -> Self {
+    /// What the header alone tells of a process mamori has not seen start.
+    pub(crate) fn stub(ev: &Event) -> Self {
         Self {
             pid: ev.task.tgid,
             ppid: ev.task.ppid,

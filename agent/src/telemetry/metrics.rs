@@ -176,6 +176,13 @@ impl Metrics {
                 "mamori_kernel_self_events_skipped_total {}",
                 c.skipped_self
             );
+            family(
+                &mut out,
+                "mamori_kernel_events_filtered_total",
+                "counter",
+                "Opens no loaded rule could match, dropped in the kernel before a record was built.",
+            );
+            let _ = writeln!(out, "mamori_kernel_events_filtered_total {}", c.filtered);
         }
         family(
             &mut out,

@@ -31,6 +31,29 @@ fn main() {
                 assert!(fd >= 0, "open failed");
                 libc::close(fd);
             }
+            // open-via SYSCALL PATH: read-only open through open(2),
+            // openat2(2) or creat(2) (which writes), then close
+            "open-via" => {
+                let path = cstr(&arg(2));
+                let fd = match String::from_utf8(arg(1)).unwrap().as_str() {
+                    "open" => libc::syscall(libc::SYS_open, path.as_ptr(), libc::O_RDONLY),
+                    "creat" => libc::syscall(libc::SYS_creat, path.as_ptr(), 0o600),
+                    "openat2" => {
+                        // struct open_how { u64 flags; u64 mode; u64 resolve; }
+                        let how = [libc::O_RDONLY as u64, 0u64, 0u64];
+                        libc::syscall(
+                            libc::SYS_openat2,
+                            libc::AT_FDCWD,
+                            path.as_ptr(),
+                            how.as_ptr(),
+                            24usize,
+                        )
+                    }
+                    other => panic!("open-via: unknown syscall {other}"),
+                };
+                assert!(fd >= 0, "open-via failed");
+                libc::close(fd as i32);
+            }
             // open-n PATH N: open and close PATH N times
             "open-n" => {
                 let n: u32 = String::from_utf8(arg(2)).unwrap().parse().unwrap();

@@ -1,0 +1,228 @@
+//! The open prefilter: whether some loaded rule could match this open,
+//! decided before any record is built (`mamori_common::OpenFilter`; the
+//! agent's `capture::prefilter` is the reference this mirrors).
+//!
+//! Cheapest first: the result and the flags are already in registers; the
+//! raw path is read only when a term needs "../"; the last two path
+//! components only when a term names them. Those components are found by
+//! the same steps as the path walk (`path.rs`): a mount root stands for its
+//! mountpoint, the task's root or the top of the mount tree ends the path.
+//! Anything unreadable admits the open: the filter never guesses "no".
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::generated::{
+        bpf_get_smp_processor_id, bpf_probe_read_kernel, bpf_probe_read_user_str,
+    },
+};
+use mamori_common::{
+    NAME_KEY_LEN, NameKey, NameKind, OpenFilter, PREFILTER_FLAGS, PREFILTER_SUFFIXES,
+    syscalls::{CREAT, OPEN, OPENAT},
+};
+
+use crate::{
+    bound::bound,
+    fd::fd_file,
+    kernel::{ptr, read},
+    maps::{NAME_MASKS, OPEN_FILTER, SCRATCH, off},
+    path::{file_path, task_root},
+    record::PREFILTER_AREA,
+};
+
+const ALL: u64 = u64::MAX;
+/// Bytes of the raw path searched for "../".
+const RAW_SCAN: usize = 256;
+/// Mount crossings followed to find one component.
+const CROSSINGS: usize = 4;
+
+/// True when some term of `nr`'s filter may hold for this open (or no
+/// filter applies to `nr`).
+#[inline(always)]
+pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
+    let Some(slot) = OpenFilter::slot(nr) else {
+        return true;
+    };
+    let Some(f) = OPEN_FILTER.get_ptr(0) else {
+        return true;
+    };
+    let f = &*f;
+    if f.active & (1 << slot) == 0 {
+        return true;
+    }
+    let mut cand = f.type_terms[slot & 3];
+    if ret < 0 {
+        cand &= !f.success;
+    }
+    // openat2's flags are in user memory: not tested here.
+    let flags = match nr {
+        OPEN => Some(a[1]),
+        OPENAT => Some(a[2]),
+        CREAT => Some(0o1101),
+        _ => None,
+    };
+    if let Some(fl) = flags {
+        cand &= f.access[(fl & 3) as usize];
+        for i in 0..PREFILTER_FLAGS {
+            if fl as u32 & f.flag_bits[i] == 0 {
+                cand &= !f.flag_terms[i];
+            }
+        }
+    }
+    if cand & f.dotdot != 0 {
+        let path = if nr == OPEN || nr == CREAT {
+            a[0]
+        } else {
+            a[1]
+        };
+        if !has_dotdot(path) {
+            cand &= !f.dotdot;
+        }
+    }
+    if cand != 0 && ret >= 0 && cand & (f.name | f.dir) != 0 {
+        let (name, dir) = masks(task, ret, f);
+        cand &= !f.name | name;
+        cand &= !f.dir | dir;
+    }
+    cand != 0
+}
+
+/// Whether the path as passed may contain "../" (true when it cannot be
+/// read whole).
+#[inline(always)]
+unsafe fn has_dotdot(path: u64) -> bool {
+    let Some(buf) = SCRATCH.get_ptr_mut(bpf_get_smp_processor_id()) else {
+        return true;
+    };
+    let area = (buf as *mut u8).add(PREFILTER_AREA as usize);
+    let n = bpf_probe_read_user_str(area as *mut c_void, RAW_SCAN as u32, path as *const c_void);
+    if n <= 0 || n as usize >= RAW_SCAN {
+        return true;
+    }
+    let len = n as usize - 1;
+    for i in 0..RAW_SCAN - 2 {
+        if i + 2 >= len {
+            break;
+        }
+        if core::ptr::read_volatile(area.add(i)) == b'.'
+            && core::ptr::read_volatile(area.add(i + 1)) == b'.'
+            && core::ptr::read_volatile(area.add(i + 2)) == b'/'
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// `(mask of the last component, mask of the one before)`: the terms each
+/// name admits. All ones when unknown; the dir mask is 0 when the file
+/// sits at the root (no term names "/").
+#[inline(always)]
+unsafe fn masks(task: u64, fd: i64, f: &OpenFilter) -> (u64, u64) {
+    let file = fd_file(task, fd);
+    if file == 0 {
+        return (ALL, ALL);
+    }
+    let (d0, m0) = file_path(file);
+    let root = task_root(task);
+    let Some((d, m)) = component(d0, m0, &root) else {
+        return (ALL, ALL);
+    };
+    let name = if f.name != 0 { last_mask(d, f) } else { ALL };
+    let dir = if f.dir == 0 {
+        ALL
+    } else {
+        let parent = ptr(d, off!(dentry_parent));
+        if parent == 0 || parent == d {
+            0
+        } else {
+            match component(parent, m, &root) {
+                Some((p, _)) => lookup_whole(p, NameKind::Dir),
+                None => 0,
+            }
+        }
+    };
+    (name, dir)
+}
+
+/// The dentry whose name is the path's component at `(d, mnt)`: a mount
+/// root stands for its mountpoint. `None` when the path ends here (the
+/// task's root, the top of the mount tree) or the crossings run out.
+#[inline(always)]
+unsafe fn component(mut d: u64, mut mnt: u64, root: &(u64, u64)) -> Option<(u64, u64)> {
+    let mount_mnt = off!(mount_mnt) as u64;
+    for _ in 0..CROSSINGS {
+        if d == root.0 && mnt == root.1 {
+            return None;
+        }
+        if d != ptr(mnt, off!(vfsmount_root)) {
+            return Some((d, mnt));
+        }
+        let mount = mnt.wrapping_sub(mount_mnt);
+        let parent = ptr(mount, off!(mount_parent));
+        if parent == mount || parent == 0 {
+            return None;
+        }
+        d = ptr(mount, off!(mount_mountpoint));
+        mnt = parent + mount_mnt;
+    }
+    None
+}
+
+/// Terms admitted by the name of `d` (whole, and its suffixes).
+#[inline(always)]
+unsafe fn last_mask(d: u64, f: &OpenFilter) -> u64 {
+    let len = read::<u32>(d, off!(dentry_name_len)).unwrap_or(u32::MAX) as u64;
+    let name = ptr(d, off!(dentry_name_ptr));
+    if name == 0 || len > 255 {
+        return ALL;
+    }
+    let mut mask = lookup(name, len, 0, NameKind::Last);
+    for i in 0..PREFILTER_SUFFIXES {
+        let l = f.suffix_lens[i] as u64;
+        if l != 0 && l <= len {
+            mask |= lookup(name, l, len - l, NameKind::Suffix);
+        }
+    }
+    mask
+}
+
+/// Terms admitted by the whole name of `d`.
+#[inline(always)]
+unsafe fn lookup_whole(d: u64, kind: NameKind) -> u64 {
+    let len = read::<u32>(d, off!(dentry_name_len)).unwrap_or(u32::MAX) as u64;
+    let name = ptr(d, off!(dentry_name_ptr));
+    if name == 0 || len > 255 {
+        return ALL;
+    }
+    lookup(name, len, 0, kind)
+}
+
+/// The mask stored for the `len` bytes at `name + skip`, 0 when none (a
+/// name too long for a key matches no entry); all ones when unreadable.
+#[inline(always)]
+unsafe fn lookup(name: u64, len: u64, skip: u64, kind: NameKind) -> u64 {
+    if len > NAME_KEY_LEN as u64 {
+        return 0;
+    }
+    let mut key = NameKey {
+        kind: kind as u8,
+        len: len as u8,
+        bytes: [0; NAME_KEY_LEN],
+    };
+    let n = bound(len, 63) as u32;
+    if n > NAME_KEY_LEN as u32 {
+        return 0;
+    }
+    if bpf_probe_read_kernel(
+        key.bytes.as_mut_ptr() as *mut c_void,
+        n,
+        (name + skip) as *const c_void,
+    ) != 0
+    {
+        return ALL;
+    }
+    match NAME_MASKS.get(&key) {
+        Some(m) => *m,
+        None => 0,
+    }
+}
