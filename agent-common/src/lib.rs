@@ -330,6 +330,8 @@ pub struct OpenFilter {
     pub dotdot: u64,
     /// Terms that constrain the last path component.
     pub name: u64,
+    /// Terms among those that accept a suffix of it.
+    pub suffix: u64,
     /// Terms that constrain the component before it.
     pub dir: u64,
 }
@@ -416,7 +418,7 @@ const _: () = {
     assert!(size_of::<SockTuple>() == 48);
     assert!(size_of::<FileInfo>() == 24);
     assert!(size_of::<Settings>() == 16);
-    assert!(size_of::<OpenFilter>() == 152);
+    assert!(size_of::<OpenFilter>() == 160);
     assert!(size_of::<NameKey>() == 64);
     assert!(MAX_STR + size_of::<ParamHeader>() < MAX_RECORD);
 };

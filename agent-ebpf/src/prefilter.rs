@@ -78,12 +78,63 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
             cand &= !f.dotdot;
         }
     }
-    if cand != 0 && ret >= 0 && cand & (f.name | f.dir) != 0 {
-        let (name, dir) = masks(task, ret, f);
-        cand &= !f.name | name;
-        cand &= !f.dir | dir;
+    if cand == 0 || ret < 0 || cand & (f.name | f.dir) == 0 {
+        return cand != 0;
+    }
+    // The last component first: with most rules it alone rules an open out.
+    let file = fd_file(task, ret);
+    if file == 0 {
+        return true;
+    }
+    let (d0, m0) = file_path(file);
+    // A file that is the task's root has no name a rule can hold, whatever
+    // this finds; the root matters only for the component before.
+    let Some((d, m)) = component(d0, m0, &(0, 0)) else {
+        return true;
+    };
+    let head = dentry_head(d);
+    if cand & f.name != 0 {
+        cand &= !f.name | last_mask(&head, cand, f);
+        if cand == 0 {
+            return false;
+        }
+    }
+    if cand & f.dir != 0 {
+        cand &= !f.dir | dir_mask(d, m, head.parent, task);
     }
     cand != 0
+}
+
+/// What a dentry's name and parent are.
+struct Head {
+    parent: u64,
+    len: u64,
+    name: u64,
+}
+
+/// `d_parent` and `d_name` of `d`: one read where they sit together (as
+/// on every kernel since 3.x: `d_parent`, then `d_name`'s hash, length and
+/// pointer).
+#[inline(always)]
+unsafe fn dentry_head(d: u64) -> Head {
+    let (p, l, n) = (
+        off!(dentry_parent),
+        off!(dentry_name_len),
+        off!(dentry_name_ptr),
+    );
+    if l == p.wrapping_add(12) && n == p.wrapping_add(16) {
+        let v = read::<[u64; 3]>(d, p).unwrap_or([0; 3]);
+        return Head {
+            parent: v[0],
+            len: v[1] >> 32,
+            name: v[2],
+        };
+    }
+    Head {
+        parent: ptr(d, p),
+        len: read::<u32>(d, l).unwrap_or(u32::MAX) as u64,
+        name: ptr(d, n),
+    }
 }
 
 /// Whether the path as passed may contain "../" (true when it cannot be
@@ -113,35 +164,24 @@ unsafe fn has_dotdot(path: u64) -> bool {
     false
 }
 
-/// `(mask of the last component, mask of the one before)`: the terms each
-/// name admits. All ones when unknown; the dir mask is 0 when the file
-/// sits at the root (no term names "/").
+/// Terms the component before the last admits: 0 when the file sits at
+/// the root (no term names "/"), all when it cannot be read.
 #[inline(always)]
-unsafe fn masks(task: u64, fd: i64, f: &OpenFilter) -> (u64, u64) {
-    let file = fd_file(task, fd);
-    if file == 0 {
-        return (ALL, ALL);
+unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64) -> u64 {
+    if parent == 0 || parent == d {
+        return 0;
     }
-    let (d0, m0) = file_path(file);
     let root = task_root(task);
-    let Some((d, m)) = component(d0, m0, &root) else {
-        return (ALL, ALL);
-    };
-    let name = if f.name != 0 { last_mask(d, f) } else { ALL };
-    let dir = if f.dir == 0 {
-        ALL
-    } else {
-        let parent = ptr(d, off!(dentry_parent));
-        if parent == 0 || parent == d {
-            0
-        } else {
-            match component(parent, m, &root) {
-                Some((p, _)) => lookup_whole(p, NameKind::Dir),
-                None => 0,
+    match component(parent, mnt, &root) {
+        Some((p, _)) => {
+            let head = dentry_head(p);
+            if head.name == 0 || head.len > 255 {
+                return ALL;
             }
+            lookup(head.name, head.len, 0, NameKind::Dir)
         }
-    };
-    (name, dir)
+        None => 0,
+    }
 }
 
 /// The dentry whose name is the path's component at `(d, mnt)`: a mount
@@ -168,33 +208,23 @@ unsafe fn component(mut d: u64, mut mnt: u64, root: &(u64, u64)) -> Option<(u64,
     None
 }
 
-/// Terms admitted by the name of `d` (whole, and its suffixes).
+/// Terms the last component admits (whole; its suffixes only when a
+/// remaining term accepts one): all when it cannot be read.
 #[inline(always)]
-unsafe fn last_mask(d: u64, f: &OpenFilter) -> u64 {
-    let len = read::<u32>(d, off!(dentry_name_len)).unwrap_or(u32::MAX) as u64;
-    let name = ptr(d, off!(dentry_name_ptr));
-    if name == 0 || len > 255 {
+unsafe fn last_mask(head: &Head, cand: u64, f: &OpenFilter) -> u64 {
+    if head.name == 0 || head.len > 255 {
         return ALL;
     }
-    let mut mask = lookup(name, len, 0, NameKind::Last);
-    for i in 0..PREFILTER_SUFFIXES {
-        let l = f.suffix_lens[i] as u64;
-        if l != 0 && l <= len {
-            mask |= lookup(name, l, len - l, NameKind::Suffix);
+    let mut mask = lookup(head.name, head.len, 0, NameKind::Last);
+    if cand & f.suffix != 0 {
+        for i in 0..PREFILTER_SUFFIXES {
+            let l = f.suffix_lens[i] as u64;
+            if l != 0 && l <= head.len {
+                mask |= lookup(head.name, l, head.len - l, NameKind::Suffix);
+            }
         }
     }
     mask
-}
-
-/// Terms admitted by the whole name of `d`.
-#[inline(always)]
-unsafe fn lookup_whole(d: u64, kind: NameKind) -> u64 {
-    let len = read::<u32>(d, off!(dentry_name_len)).unwrap_or(u32::MAX) as u64;
-    let name = ptr(d, off!(dentry_name_ptr));
-    if name == 0 || len > 255 {
-        return ALL;
-    }
-    lookup(name, len, 0, kind)
 }
 
 /// The mask stored for the `len` bytes at `name + skip`, 0 when none (a

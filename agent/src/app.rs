@@ -109,6 +109,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "programs loaded and attached"
     );
+    report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
     let counters = capture.counters_handle()?;
     metrics.set_capture(counters.clone());
     metrics.set_attached();
@@ -294,6 +295,29 @@ pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> std::collections::BTree
         set.extend(SOCKET_ROLE.map(str::to_owned));
     }
     set
+}
+
+/// Names each enabled rule that watches only syscalls the kernel cannot
+/// send: such a rule is never silent about never firing.
+pub fn report_rules_that_cannot_fire(
+    rules: &RuleSet,
+    unavailable: &std::collections::BTreeSet<&'static str>,
+) {
+    for r in rules.rules.iter().filter(|r| r.enabled) {
+        if let mamori_rules::types::Types::Only(types) = &r.types
+            && !types.is_empty()
+            && types.iter().all(|t| unavailable.contains(t.as_str()))
+        {
+            warn!(
+                rule = %r.name,
+                file = %r.file,
+                line = r.line,
+                syscalls = ?types,
+                "this rule can never fire here: this kernel does not implement the syscalls it \
+                 watches (capture.watch_unimplemented: true alerts on attempts)"
+            );
+        }
+    }
 }
 
 /// Which opens the kernel may drop: those no rule can match (the rules'

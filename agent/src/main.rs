@@ -197,6 +197,8 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
     if let Some(env) = file.capture.env_bytes {
         capture.env_bytes = env;
     }
+    capture.bpf_stats = file.capture.bpf_stats.unwrap_or(false);
+    capture.watch_unimplemented = file.capture.watch_unimplemented.unwrap_or(false);
     Ok(RunSettings {
         rules,
         sinks,

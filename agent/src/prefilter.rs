@@ -97,6 +97,9 @@ pub fn encode(p: &OpenPrefilter) -> KernelFilter {
             // One name the kernel cannot look up: the term names nothing.
             if whole.chain(ends).all(|k| k.map(|k| keys.push(k)).is_some()) {
                 f.name |= bit;
+                if !n.suffix.is_empty() {
+                    f.suffix |= bit;
+                }
                 for k in keys {
                     *names.entry(k).or_default() |= bit;
                 }
@@ -154,9 +157,11 @@ pub fn admits(k: &KernelFilter, nr: u32, open: &OpenFacts) -> bool {
         let name = match &open.name {
             Some(n) => {
                 let mut m = lookup(k, NameKind::Last, n);
-                for l in f.suffix_lens.iter().map(|l| *l as usize) {
-                    if l != 0 && l <= n.len() {
-                        m |= lookup(k, NameKind::Suffix, &n[n.len() - l..]);
+                if cand & f.suffix != 0 {
+                    for l in f.suffix_lens.iter().map(|l| *l as usize) {
+                        if l != 0 && l <= n.len() {
+                            m |= lookup(k, NameKind::Suffix, &n[n.len() - l..]);
+                        }
                     }
                 }
                 m

@@ -81,6 +81,7 @@ impl Reloader {
             error!(reason = why, error = %e, "cannot capture what the new rules need; the running rules stay");
             return;
         }
+        app::report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
         self.metrics.rules_reload(true);
         info!(
             reason = why,

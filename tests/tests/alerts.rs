@@ -135,7 +135,13 @@ fn default_rules_fire_on_real_behaviour() {
     assert!(mounted, "mounting a named cgroup v1 hierarchy failed");
     clean.mounts.push(cg.clone().into());
 
-    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    // Module loading may be compiled out of this kernel: watch attempts anyway.
+    let agent = Agent::start(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "-o",
+        "capture.watch_unimplemented=true",
+    ]);
     let mut want = Expectations::default();
 
     // credential access
@@ -453,6 +459,34 @@ fn a_shell_in_a_podman_container_is_reported_with_its_container_id() {
     assert!(noisy.is_empty(), "{noisy:?}");
     assert!(agent.stop().success());
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// On a kernel that does not implement a syscall a rule watches (module
+/// loading compiled out), the rule is named at start as one that cannot
+/// fire; asked to, the agent watches the attempts.
+#[test]
+fn a_rule_on_unimplemented_syscalls_is_reported_at_start() {
+    let unimplemented =
+        !Path::new("/sys/kernel/tracing/events/syscalls/sys_exit_init_module").exists();
+    let agent = Agent::start_logged(&["-r", repo_rules().to_str().unwrap()]);
+    let pid = run_actor(&["init-module"], None).pid;
+    let fired = agent
+        .wait_alert("Kernel module load attempted", pid)
+        .is_some();
+    let log = agent.log();
+    assert!(agent.stop().success());
+    let named = log.lines().any(|l| {
+        l.contains("this rule can never fire here") && l.contains("Kernel module load attempted")
+    });
+    if unimplemented {
+        assert!(named, "the rule is not named at start:\n{log}");
+        assert!(!fired, "watched although not asked to");
+    } else {
+        assert!(
+            !named && fired,
+            "a kernel with modules: the rule works\n{log}"
+        );
+    }
 }
 
 /// Every default rule has a trigger in this file or in `container_rules.rs`.

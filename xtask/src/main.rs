@@ -46,11 +46,14 @@ enum Command {
         #[arg(long)]
         no_lint: bool,
     },
-    /// Benchmarks: `capture` (syscall overhead of the agent) or `rules`
-    /// (rule evaluation throughput).
+    /// Benchmarks: `capture` (what the agent costs workloads, against no
+    /// agent and bpftrace), `rules` (rule evaluation), `state`, `delivery`.
     Bench {
         #[arg(default_value = "capture")]
         what: String,
+        /// Fewer rounds and shorter loops (a few minutes instead of ~30).
+        #[arg(long)]
+        quick: bool,
     },
     /// The test Elasticsearch node: `build`, `start`, `stop` or `status`.
     Es { what: String },
@@ -80,10 +83,10 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             test::run(filter.as_deref(), !no_lint)
         }
-        Command::Bench { what } => {
+        Command::Bench { what, quick } => {
             setup::run()?;
             build()?;
-            bench::run(&what)
+            bench::run(&what, quick)
         }
         Command::Es { what } => {
             if what != "status" && what != "stop" {

@@ -1,10 +1,12 @@
 //! Loading the kernel object and attaching its programs.
 //!
 //! Attach table: every captured syscall's exit goes to its family's
-//! tracepoint program on `syscalls/sys_exit_<name>`; a captured syscall
-//! without such a tracepoint on this kernel (`init_module` on kernels built
-//! without modules) is served by `raw_sys_exit`, a BTF tracepoint on the raw
-//! `sys_exit`, attached only then because it runs on every syscall. The `sched_*` BTF
+//! tracepoint program on `syscalls/sys_exit_<name>`. A syscall without
+//! such a tracepoint is one this kernel does not implement (`init_module`
+//! on kernels built without modules): calls fail with ENOSYS. Attempts are
+//! watched only on request (`capture.watch_unimplemented`), by
+//! `raw_sys_exit`, a BTF tracepoint on the raw `sys_exit`, because it runs
+//! on every syscall of the host. The `sched_*` BTF
 //! tracepoints are always attached: process state depends on them.
 
 use std::{
@@ -42,8 +44,13 @@ pub struct AttachReport {
     pub tracepoints: BTreeSet<&'static str>,
     /// Syscalls captured through the raw `sys_exit` fallback.
     pub raw: BTreeSet<&'static str>,
-    /// Requested syscalls that cannot be captured on this kernel.
+    /// Requested syscalls this kernel does not implement (no exit
+    /// tracepoint: compiled out, so every call fails with ENOSYS) and that
+    /// are not watched (see [`AttachReport::watch_unimplemented`]).
     pub unavailable: BTreeSet<&'static str>,
+    /// Watch calls of unimplemented syscalls anyway, through `raw_sys_exit`
+    /// on every syscall of the host (`capture.watch_unimplemented`).
+    pub watch_unimplemented: bool,
     /// Optional kernel members missing on this kernel (fields left empty).
     pub missing_members: Vec<String>,
     /// The cgroup hierarchy used for container ids.
@@ -83,6 +90,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
     let mut report = AttachReport {
         missing_members: resolved.missing_optional,
         cgroup_hierarchy,
+        watch_unimplemented: opts.watch_unimplemented,
         ..Default::default()
     };
     let aya_btf = Btf::from_sys_fs().map_err(|e| CaptureError::Attach {
@@ -105,7 +113,12 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         "capture attached"
     );
     if !report.unavailable.is_empty() {
-        warn!(syscalls = ?report.unavailable, "syscalls cannot be captured on this kernel");
+        warn!(
+            syscalls = ?report.unavailable,
+            "this kernel does not implement these syscalls (every call fails with ENOSYS); \
+             attempts are not watched: capture.watch_unimplemented: true watches them at the \
+             cost of a BPF program on every syscall of the host"
+        );
     }
     if !report.missing_members.is_empty() {
         debug!(members = ?report.missing_members, "optional kernel members missing");
@@ -172,7 +185,7 @@ pub(crate) fn attach_syscalls(
         } else if has_exit_tracepoint(sc.tracepoint()) {
             by_program.entry(prog).or_default().push(sc);
             enabled[sc.nr as usize] = ENABLED_TRACEPOINT;
-        } else if sc.program == Program::Proc {
+        } else if sc.program == Program::Proc && report.watch_unimplemented {
             enabled[sc.nr as usize] = ENABLED_VIA_RAW;
             report.raw.insert(sc.name);
         } else {

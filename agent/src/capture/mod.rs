@@ -54,6 +54,11 @@ pub struct Options {
     pub env_bytes: u32,
     /// Which opens the kernel may drop before building a record.
     pub prefilter: KernelFilter,
+    /// Turn on the kernel's BPF run-time statistics while capturing.
+    pub bpf_stats: bool,
+    /// Watch calls of syscalls this kernel does not implement, at the cost
+    /// of a program on every syscall of the host.
+    pub watch_unimplemented: bool,
 }
 
 /// The open prefilter in the kernel's form (built by `crate::prefilter`):
@@ -83,6 +88,8 @@ impl Default for Options {
             poll_interval: Duration::from_millis(10),
             env_bytes: 4096,
             prefilter: KernelFilter::none(),
+            bpf_stats: false,
+            watch_unimplemented: false,
         }
     }
 }
@@ -154,6 +161,14 @@ pub struct Counters {
     pub decode_errors: u64,
 }
 
+/// One kernel program's runs, from the kernel's BPF statistics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramRuns {
+    pub name: String,
+    pub runs: u64,
+    pub run_ns: u64,
+}
+
 impl Counters {
     /// Everything lost, kernel and user side.
     pub fn lost(&self) -> u64 {
@@ -175,6 +190,8 @@ pub struct Capture {
     ebpf: aya::Ebpf,
     report: AttachReport,
     user: Arc<UserCounters>,
+    /// Keeps the kernel's BPF statistics on while it lives.
+    _stats: Option<std::os::fd::OwnedFd>,
 }
 
 impl Capture {
@@ -182,10 +199,22 @@ impl Capture {
     pub fn start(opts: &Options) -> Result<Self, CaptureError> {
         mounts::ensure()?;
         let loaded = loader::load(opts)?;
+        let stats = if opts.bpf_stats {
+            match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    warn!(error = %e, "cannot turn on the kernel's BPF statistics");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Self {
             ebpf: loaded.ebpf,
             report: loaded.report,
             user: Arc::default(),
+            _stats: stats,
         })
     }
 
@@ -212,9 +241,15 @@ impl Capture {
             .take_map("COUNTERS")
             .ok_or(CaptureError::MissingMap("COUNTERS"))?;
         let map = PerCpuArray::try_from(map).map_err(|e| CaptureError::Map("COUNTERS", e))?;
+        let programs = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, p)| Some((p.info().ok()?.id(), name.to_owned())))
+            .collect();
         Ok(CountersHandle {
             map: Arc::new(map),
             user: self.user.clone(),
+            programs: Arc::new(programs),
         })
     }
 
@@ -259,6 +294,8 @@ impl Capture {
 pub struct CountersHandle {
     map: Arc<PerCpuArray<MapData, u64>>,
     user: Arc<UserCounters>,
+    /// `(kernel id, name)` of each loaded program.
+    programs: Arc<Vec<(u32, String)>>,
 }
 
 impl CountersHandle {
@@ -269,7 +306,7 @@ impl CountersHandle {
                 .map(|v| v.iter().copied().collect())
                 .unwrap_or_default()
         };
-        debug_assert_eq!(COUNTERS, 4);
+        debug_assert_eq!(COUNTERS, 5);
         Counters {
             sent: per_cpu(Counter::Sent),
             lost_ring_full: per_cpu(Counter::LostRingFull),
@@ -279,6 +316,27 @@ impl CountersHandle {
             received: self.user.received.load(Ordering::Relaxed),
             decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// Runs and run time of each kernel program (zero unless the kernel's
+    /// BPF statistics are on; programs loaded later, by a reload, are not
+    /// listed).
+    pub fn program_runs(&self) -> Vec<ProgramRuns> {
+        let mut out: Vec<ProgramRuns> = self
+            .programs
+            .iter()
+            .map(|(_, name)| ProgramRuns {
+                name: name.clone(),
+                ..ProgramRuns::default()
+            })
+            .collect();
+        for info in aya::programs::loaded_programs().filter_map(Result::ok) {
+            if let Some(i) = self.programs.iter().position(|(id, _)| *id == info.id()) {
+                out[i].runs = info.run_count();
+                out[i].run_ns = info.run_time().as_nanos() as u64;
+            }
+        }
+        out
     }
 }
 

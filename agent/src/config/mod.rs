@@ -124,6 +124,12 @@ pub struct Capture {
     pub ring_mib: Option<u32>,
     /// Bytes of environment captured at exec (0 disables).
     pub env_bytes: Option<u32>,
+    /// Turn on the kernel's BPF run-time statistics, for
+    /// `mamori_bpf_program_*` (a few ns per program run; for measuring).
+    pub bpf_stats: Option<bool>,
+    /// Watch calls of syscalls the kernel does not implement (they fail
+    /// with ENOSYS) through a program on every syscall of the host.
+    pub watch_unimplemented: Option<bool>,
 }
 
 fn yes() -> bool {

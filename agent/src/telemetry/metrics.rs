@@ -184,6 +184,38 @@ impl Metrics {
             );
             let _ = writeln!(out, "mamori_kernel_events_filtered_total {}", c.filtered);
         }
+        if let Some(h) = self.capture.get() {
+            let runs = h.program_runs();
+            if runs.iter().any(|r| r.runs > 0) {
+                family(
+                    &mut out,
+                    "mamori_bpf_program_runs_total",
+                    "counter",
+                    "Runs of each kernel program (capture.bpf_stats).",
+                );
+                for r in &runs {
+                    let _ = writeln!(
+                        out,
+                        "mamori_bpf_program_runs_total{{program=\"{}\"}} {}",
+                        r.name, r.runs
+                    );
+                }
+                family(
+                    &mut out,
+                    "mamori_bpf_program_run_seconds_total",
+                    "counter",
+                    "Time spent in each kernel program (capture.bpf_stats).",
+                );
+                for r in &runs {
+                    let _ = writeln!(
+                        out,
+                        "mamori_bpf_program_run_seconds_total{{program=\"{}\"}} {:.9}",
+                        r.name,
+                        r.run_ns as f64 / 1e9
+                    );
+                }
+            }
+        }
         family(
             &mut out,
             "mamori_events_total",
