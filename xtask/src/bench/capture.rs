@@ -174,18 +174,33 @@ fn subjects() -> anyhow::Result<Vec<Subject>> {
         Subject {
             label: "no agent",
             kind: Kind::Nothing,
+            current: false,
         },
         Subject {
             label: "bpftrace, 1 tracepoint",
             kind: Kind::Bpftrace,
+            current: false,
         },
         Subject {
             label: "mamori, default rules",
             kind: Kind::Mamori {
+                binary: cmd::root().join("target/release/mamori"),
                 rules: cmd::root().join("rules/mamori_rules.yaml"),
             },
+            current: true,
         },
     ];
+    // Another build to compare with in the same run (an older commit).
+    if let Some(binary) = std::env::var_os("MAMORI_BENCH_BASELINE") {
+        out.push(Subject {
+            label: "baseline build, default rules",
+            kind: Kind::Mamori {
+                binary: binary.into(),
+                rules: cmd::root().join("rules/mamori_rules.yaml"),
+            },
+            current: false,
+        });
+    }
     let falco = std::env::var_os("MAMORI_FALCO_RULES_DIR")
         .map_or_else(
             || cmd::root().join("../shared/compat/falco-rules"),
@@ -197,7 +212,11 @@ fn subjects() -> anyhow::Result<Vec<Subject>> {
         std::fs::copy(&falco, &copy)?;
         out.push(Subject {
             label: "mamori, Falco stable",
-            kind: Kind::Mamori { rules: copy },
+            kind: Kind::Mamori {
+                binary: cmd::root().join("target/release/mamori"),
+                rules: copy,
+            },
+            current: true,
         });
     } else {
         println!(
@@ -233,7 +252,7 @@ fn tools() -> anyhow::Result<()> {
 /// BPF statistics on (they cost a little, so not in the timed rounds).
 fn programs(subjects: &[Subject], scale: u64) -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
-    for s in subjects.iter().filter(|s| s.is_mamori()) {
+    for s in subjects.iter().filter(|s| s.is_mamori() && s.current) {
         let running = s.start(&["-o", "capture.bpf_stats=true"])?;
         let mut per_loop = serde_json::Map::new();
         for (kind, _, n) in LOOPS {

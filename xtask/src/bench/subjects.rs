@@ -13,8 +13,6 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use crate::cmd;
-
 /// The bpftrace reference: one `sys_enter_openat` tracepoint counting.
 const BPFTRACE_PROG: &str = "tracepoint:syscalls:sys_enter_openat { @opens = count(); }";
 
@@ -22,13 +20,19 @@ const BPFTRACE_PROG: &str = "tracepoint:syscalls:sys_enter_openat { @opens = cou
 pub enum Kind {
     Nothing,
     Bpftrace,
-    Mamori { rules: PathBuf },
+    /// `binary` with the rules at `rules`.
+    Mamori {
+        binary: PathBuf,
+        rules: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub struct Subject {
     pub label: &'static str,
     pub kind: Kind,
+    /// This checkout's mamori (a baseline build lacks newer options).
+    pub current: bool,
 }
 
 /// A subject running for one round.
@@ -75,11 +79,11 @@ impl Subject {
                     port: None,
                 })
             }
-            Kind::Mamori { rules } => {
+            Kind::Mamori { binary, rules } => {
                 let port = std::net::TcpListener::bind("127.0.0.1:0")?
                     .local_addr()?
                     .port();
-                let child = Command::new(cmd::root().join("target/release/mamori"))
+                let child = Command::new(binary)
                     .args(["run", "--json", "--health-addr"])
                     .arg(format!("127.0.0.1:{port}"))
                     .arg("-r")
