@@ -62,7 +62,7 @@ enum Command {
     Image,
     /// Internal: one pinned workload loop for `bench capture`.
     #[command(hide = true)]
-    BenchWorkload { kind: String, n: u64 },
+    BenchWorkload { kind: String, arg: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             image::build()
         }
-        Command::BenchWorkload { kind, n } => bench::workload(&kind, n),
+        Command::BenchWorkload { kind, arg } => bench::workload(&kind, &arg),
     }
 }
 

@@ -38,6 +38,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
 
     let mut samples: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
     let mut usage: BTreeMap<&str, Usage> = BTreeMap::new();
+    let mut per_loop: BTreeMap<(&str, &str), Usage> = BTreeMap::new();
     for round in 0..rounds {
         for s in rotated(&subjects, round) {
             let running = s.start(&[])?;
@@ -45,6 +46,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             let started = Instant::now();
             let mut line = format!("round {}/{rounds} {:<22}", round + 1, s.label);
             for (kind, _, n) in LOOPS {
+                let pre = s.is_mamori().then(|| (running.metrics(), running.usage()));
                 let ns = measure(kind, n / scale)?;
                 samples
                     .entry(kind)
@@ -53,6 +55,16 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                     .or_default()
                     .push(ns);
                 line.push_str(&format!(" {kind} {ns:.0}"));
+                if let Some((m0, u0)) = pre {
+                    // The agent's share of this loop, once it has caught up.
+                    std::thread::sleep(Duration::from_millis(100));
+                    let (m1, u1) = (running.metrics(), running.usage());
+                    let a = per_loop.entry((kind, s.label)).or_default();
+                    a.events += metric(&m1, "mamori_events_received_total")
+                        - metric(&m0, "mamori_events_received_total");
+                    a.cpu_s += (u1.0 - u0.0) as f64 / ticks_per_s();
+                    a.wall_s += ns * (n / scale) as f64 / 1e9;
+                }
             }
             // What the agent was sent, it handles before we look.
             std::thread::sleep(Duration::from_millis(300));
@@ -82,16 +94,23 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         let mut subj = serde_json::Map::new();
         for s in &subjects {
             let st = stats(&per[s.label]);
-            subj.insert(
-                s.label.into(),
-                json!({
-                    "median_ns": st.median, "p25_ns": st.p25, "p75_ns": st.p75,
-                    "min_ns": st.min, "max_ns": st.max,
-                    "added_ns": st.median - base.median,
-                    "added_pct": (st.median - base.median) / base.median * 100.0,
-                    "samples": per[s.label],
-                }),
-            );
+            let mut row = json!({
+                "median_ns": st.median, "p25_ns": st.p25, "p75_ns": st.p75,
+                "min_ns": st.min, "max_ns": st.max,
+                "added_ns": st.median - base.median,
+                "added_pct": (st.median - base.median) / base.median * 100.0,
+                "samples": per[s.label],
+            });
+            if let Some(a) = per_loop.get(&(*kind, s.label)) {
+                row["agent_events"] = json!(a.events);
+                row["agent_cpu_pct_of_loop"] = json!(a.cpu_s / a.wall_s * 100.0);
+                row["agent_ns_per_event"] = json!(if a.events > 0.0 {
+                    a.cpu_s * 1e9 / a.events
+                } else {
+                    0.0
+                });
+            }
+            subj.insert(s.label.into(), row);
         }
         loops_json.insert(
             (*kind).into(),

@@ -31,7 +31,7 @@ pub const LOOPS: &[(&str, &str, u64)] = &[
     ("open-failed", "open of a missing file (ENOENT)", 400_000),
     ("getppid", "getppid (no rule needs it)", 4_000_000),
     ("fork-exec", "fork + exec /bin/true + wait", 1_000),
-    ("connect", "loopback TCP connect + close", 20_000),
+    ("connect", "loopback TCP connect + accept + close", 20_000),
     ("io_uring-read", "4 KiB read through io_uring", 200_000),
 ];
 
@@ -97,20 +97,12 @@ pub fn run(kind: &str, n: u64) -> anyhow::Result<f64> {
             }
         }
         "connect" => {
+            // Connect and accept on this thread, in lockstep: the loopback
+            // handshake completes inside connect, so accept never waits and
+            // no backlog fills.
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let addr = listener.local_addr()?;
-            // Accepted on the other CPU, closed at once.
-            std::thread::spawn(move || {
-                super::pin(0);
-                for s in listener.incoming() {
-                    drop(s);
-                }
-            });
-            // Closed with a reset: no TIME_WAIT piles up across rounds.
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
+            let lfd = listener.as_raw_fd();
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: addr.port().to_be(),
@@ -119,9 +111,15 @@ pub fn run(kind: &str, n: u64) -> anyhow::Result<f64> {
                 },
                 sin_zero: [0; 8],
             };
+            // Closed with a reset: no TIME_WAIT piles up across rounds.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
             start = Instant::now();
             for _ in 0..n {
-                // SAFETY: a stack sockaddr of the size given; fd closed.
+                // SAFETY: a stack sockaddr and linger of the sizes given;
+                // every fd is closed.
                 unsafe {
                     let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
                     libc::connect(
@@ -129,6 +127,7 @@ pub fn run(kind: &str, n: u64) -> anyhow::Result<f64> {
                         (&sin as *const libc::sockaddr_in).cast(),
                         size_of::<libc::sockaddr_in>() as u32,
                     );
+                    let peer = libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut());
                     libc::setsockopt(
                         fd,
                         libc::SOL_SOCKET,
@@ -137,6 +136,7 @@ pub fn run(kind: &str, n: u64) -> anyhow::Result<f64> {
                         size_of::<libc::linger>() as u32,
                     );
                     libc::close(fd);
+                    libc::close(peer);
                 }
             }
         }

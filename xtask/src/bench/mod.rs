@@ -4,6 +4,9 @@
 //! one tracepoint, and mamori (default rules; Falco's stable rules when
 //! present), alternated; see `capture.rs`. `--quick` for a shorter run.
 //!
+//! capacity: rule-relevant events per second until the first loss; see
+//! `capacity.rs`.
+//!
 //! rules: `cargo bench -p mamori --bench rules` (Falco's stable rules over a
 //! generated event mix).
 //!
@@ -11,6 +14,7 @@
 //! Elasticsearch node running: ECS mapping, spool write and read rates,
 //! alerts per second into Elasticsearch.
 
+mod capacity;
 mod capture;
 mod loops;
 mod macros;
@@ -29,6 +33,7 @@ const WORKLOAD_CPU: usize = 1;
 pub fn run(what: &str, quick: bool) -> anyhow::Result<()> {
     match what {
         "capture" => capture::run(quick),
+        "capacity" => capacity::run(quick),
         "rules" => cmd::cargo(&["bench", "-p", "mamori", "--bench", "rules"]),
         "state" => cmd::cargo(&["bench", "-p", "mamori", "--bench", "state"]),
         "delivery" => {
@@ -39,14 +44,21 @@ pub fn run(what: &str, quick: bool) -> anyhow::Result<()> {
             crate::es::stop()?;
             r
         }
-        other => bail!("unknown benchmark `{other}` (capture, rules, state, delivery)"),
+        other => bail!("unknown benchmark `{other}` (capture, capacity, rules, state, delivery)"),
     }
 }
 
-/// The hidden `cargo xtask bench-workload KIND N` entry: runs the loop in
-/// this process, pinned, and prints ns per operation.
-pub fn workload(kind: &str, n: u64) -> anyhow::Result<()> {
+/// The hidden `cargo xtask bench-workload KIND ARG` entry: runs loop KIND
+/// ARG times in this process, pinned, and prints ns per operation; or,
+/// for `paced-open`, a capacity generator (`CPU:RATE:SECONDS`), printing
+/// how many opens it made.
+pub fn workload(kind: &str, arg: &str) -> anyhow::Result<()> {
+    if kind == "paced-open" {
+        println!("{}", capacity::paced(arg)?);
+        return Ok(());
+    }
     pin(WORKLOAD_CPU);
+    let n: u64 = arg.parse().context("the loop count")?;
     let ns = loops::run(kind, n)?;
     println!("{ns:.1}");
     Ok(())

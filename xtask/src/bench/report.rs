@@ -94,6 +94,35 @@ fn markdown(doc: &Value) -> String {
             out.push('\n');
         }
     }
+    out.push_str("\nThe agent's own share of each loop (CPU, as % of the loop's time, and per event it received):\n\n| workload |");
+    let mamori: Vec<&String> = subjects
+        .iter()
+        .filter(|s| s.starts_with("mamori") || s.starts_with("baseline"))
+        .collect();
+    for s in &mamori {
+        let _ = write!(out, " {s} |");
+    }
+    out.push_str("\n| --- |");
+    for _ in &mamori {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    if let Some(loops) = doc["loops"].as_object() {
+        for (kind, l) in ordered(loops) {
+            let _ = write!(out, "| {kind} |");
+            for s in &mamori {
+                let x = &l["subjects"][s.as_str()];
+                let _ = write!(
+                    out,
+                    " {:.1} %, {:.0} events, {:.0} ns/event |",
+                    f(&x["agent_cpu_pct_of_loop"]),
+                    f(&x["agent_events"]),
+                    f(&x["agent_ns_per_event"])
+                );
+            }
+            out.push('\n');
+        }
+    }
     out.push_str("\n| agent, during the loops | events received | events/s | dropped in the kernel (no rule could match) | lost | CPU, % of loop time | CPU µs per 1,000 events | RSS | BPF maps |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     if let Some(a) = doc["agent"].as_object() {
         for (label, u) in a {
