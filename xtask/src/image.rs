@@ -1,7 +1,7 @@
 //! `cargo xtask image`: the container image, built offline. A static musl
 //! `mamori` (std rebuilt for the musl target, since the pinned toolchain's
 //! musl std cannot be downloaded; linked with Debian's musl and LLVM's
-//! libunwind), stripped, then `podman build` of `deploy/image/Containerfile`
+//! libunwind; libgcc for the compiler helpers mimalloc's C calls), stripped, then `podman build` of `deploy/image/Containerfile`
 //! (`FROM scratch`).
 
 use std::{fs, path::PathBuf};
@@ -71,7 +71,7 @@ fn static_binary() -> anyhow::Result<PathBuf> {
     )?;
     let flags = format!(
         "-C link-self-contained=no -C target-feature=+crt-static -C relocation-model=static \
-         -L {}/lib -C link-arg={}",
+         -L {}/lib -C link-arg={} -C link-arg=-lgcc",
         crate::setup::LLVM_PREFIX,
         shim.display()
     );
