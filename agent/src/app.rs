@@ -52,6 +52,8 @@ pub struct RunSettings {
 /// Channel depths between stages: deep enough to absorb a burst, bounded
 /// so a stuck stage pushes back into the ring (where loss is counted).
 const EVENT_QUEUE: usize = 8192;
+/// Events the detector takes from its queue at once.
+const RECV_BATCH: usize = 256;
 const ALERT_QUEUE: usize = 4096;
 
 pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
@@ -380,45 +382,48 @@ async fn detect(
     let stdout = std::io::stdout();
     let mut hits = Vec::new();
     let mut beats_due = 0u32;
-    while let Some(ev) = rx.recv().await {
-        // A reloaded ruleset takes over between two events.
-        if rules.has_changed().unwrap_or(false) {
-            detector.set_rules(rules.borrow_and_update().clone());
-        }
-        metrics.event(ev.ty.name());
-        hold_for_container_metadata(&mut detector, &ev).await;
-        if taps.print_events {
-            let mut out = stdout.lock();
-            let _ = writeln!(out, "{}", event_json(&ev));
-        }
-        let before = taps
-            .recorder
-            .as_ref()
-            .map(|r| r.before(&detector.state, &ev));
-        detector.process(&ev, |a| hits.push(a));
-        if let (Some(r), Some(before)) = (&mut taps.recorder, before)
-            && let Err(e) = r.after(&mut detector.state, &ev, before)
-        {
-            error!(error = %format!("{e:#}"), "recording stopped");
-            taps.recorder = None;
-        }
-        // A clock read per event would cost more than it tells.
-        beats_due = beats_due.wrapping_add(1);
-        if beats_due.is_multiple_of(256) || rx.is_empty() {
-            heartbeat.beat();
-            if let Some(r) = &mut taps.recorder
-                && let Err(e) = r.flush_if_due()
+    let mut batch = Vec::with_capacity(RECV_BATCH);
+    while rx.recv_many(&mut batch, RECV_BATCH).await > 0 {
+        for ev in batch.drain(..) {
+            // A reloaded ruleset takes over between two events.
+            if rules.has_changed().unwrap_or(false) {
+                detector.set_rules(rules.borrow_and_update().clone());
+            }
+            metrics.event(ev.ty.name());
+            hold_for_container_metadata(&mut detector, &ev).await;
+            if taps.print_events {
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{}", event_json(&ev));
+            }
+            let before = taps
+                .recorder
+                .as_ref()
+                .map(|r| r.before(&detector.state, &ev));
+            detector.process(&ev, |a| hits.push(a));
+            if let (Some(r), Some(before)) = (&mut taps.recorder, before)
+                && let Err(e) = r.after(&mut detector.state, &ev, before)
             {
                 error!(error = %format!("{e:#}"), "recording stopped");
                 taps.recorder = None;
             }
-            let p = &detector.state.processes;
-            metrics.set_process_table(p.len(), p.evicted);
-        }
-        for a in hits.drain(..) {
-            metrics.alert(&a.rule, a.priority);
-            if alerts.send(a).await.is_err() {
-                return;
+            // A clock read per event would cost more than it tells.
+            beats_due = beats_due.wrapping_add(1);
+            if beats_due.is_multiple_of(256) || rx.is_empty() {
+                heartbeat.beat();
+                if let Some(r) = &mut taps.recorder
+                    && let Err(e) = r.flush_if_due()
+                {
+                    error!(error = %format!("{e:#}"), "recording stopped");
+                    taps.recorder = None;
+                }
+                let p = &detector.state.processes;
+                metrics.set_process_table(p.len(), p.evicted);
+            }
+            for a in hits.drain(..) {
+                metrics.alert(&a.rule, a.priority);
+                if alerts.send(a).await.is_err() {
+                    return;
+                }
             }
         }
     }

@@ -348,6 +348,10 @@ impl AsRawFd for RingFd {
     }
 }
 
+/// Events decoded before they are handed on together (well below the
+/// detector's queue length).
+const SEND_BATCH: usize = 256;
+
 /// The ring-buffer reader.
 pub struct Reader {
     ring: AsyncFd<RingFd>,
@@ -399,26 +403,37 @@ impl Reader {
     }
 
     /// Reads everything waiting; false when the receiver is gone.
+    ///
+    /// Events go to the detector in batches: one reservation of queue
+    /// places per batch instead of a semaphore round trip per event.
     async fn drain(&mut self) -> bool {
+        let mut batch = Vec::with_capacity(SEND_BATCH);
         loop {
-            let event = {
-                let ring = &mut self.ring.get_mut().0;
-                let Some(item) = ring.next() else { return true };
+            let ring = &mut self.ring.get_mut().0;
+            while batch.len() < SEND_BATCH {
+                let Some(item) = ring.next() else { break };
                 self.user.received.fetch_add(1, Ordering::Relaxed);
-                decode::decode(&item, &self.clock)
-            };
-            match event {
-                Ok(ev) => {
-                    if self.tx.send(ev).await.is_err() {
-                        return false;
+                match decode::decode(&item, &self.clock) {
+                    Ok(ev) => batch.push(ev),
+                    Err(e) => {
+                        let n = self.user.decode_errors.fetch_add(1, Ordering::Relaxed);
+                        if (n + 1).is_power_of_two() {
+                            warn!(error = %e, total = n + 1, "undecodable record");
+                        }
                     }
                 }
-                Err(e) => {
-                    let n = self.user.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    if (n + 1).is_power_of_two() {
-                        warn!(error = %e, total = n + 1, "undecodable record");
-                    }
+            }
+            let more = batch.len() == SEND_BATCH;
+            if !batch.is_empty() {
+                let Ok(places) = self.tx.reserve_many(batch.len()).await else {
+                    return false;
+                };
+                for (place, ev) in places.zip(batch.drain(..)) {
+                    place.send(ev);
                 }
+            }
+            if !more {
+                return true;
             }
         }
     }
