@@ -34,18 +34,23 @@ fn a_full_ring_counts_its_losses() {
     // Now read: everything that was sent arrives, nothing more.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let received = rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 16);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 12);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let reader = cap.reader(tx, Duration::from_millis(5), stop_rx).unwrap();
         let task = tokio::spawn(reader.run());
+        // Counted while the reader runs: on a busy host the queue would
+        // fill, and a reader held back by a full queue never stops.
+        let counter = tokio::spawn(async move {
+            let mut n = 0u64;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.send(true).unwrap();
         task.await.unwrap();
-        let mut n = 0u64;
-        while rx.try_recv().is_ok() {
-            n += 1;
-        }
-        n
+        counter.await.unwrap()
     });
     let after = counters.read();
     assert_eq!(after.decode_errors, 0);
