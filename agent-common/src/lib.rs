@@ -299,8 +299,10 @@ pub const COUNTERS: u32 = 5;
 
 /// Terms the open prefilter can hold (bits of a `u64`).
 pub const PREFILTER_TERMS: usize = 64;
-/// Longest name a [`NameKey`] holds; longer names match no exact entry.
-pub const NAME_KEY_LEN: usize = 62;
+/// Longest name a [`NameKey`] holds; longer names match no exact entry
+/// (a term naming one is not name-filtered). 30 keeps the key at 32 bytes:
+/// the kernel hashes and compares every byte of it on each lookup.
+pub const NAME_KEY_LEN: usize = 30;
 /// Distinct suffix lengths the kernel looks up.
 pub const PREFILTER_SUFFIXES: usize = 4;
 /// Open flags a term can require (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_APPEND`).
@@ -334,6 +336,12 @@ pub struct OpenFilter {
     pub suffix: u64,
     /// Terms that constrain the component before it.
     pub dir: u64,
+    /// Bit `n` set: some whole last component of length `n` is in the name
+    /// map. Any other length is looked up no further: a name map lookup
+    /// (read the name, hash it) is the costliest step of a dropped open.
+    pub last_lens: u64,
+    /// The same for the component before the last.
+    pub dir_lens: u64,
 }
 
 impl OpenFilter {
@@ -418,8 +426,8 @@ const _: () = {
     assert!(size_of::<SockTuple>() == 48);
     assert!(size_of::<FileInfo>() == 24);
     assert!(size_of::<Settings>() == 16);
-    assert!(size_of::<OpenFilter>() == 160);
-    assert!(size_of::<NameKey>() == 64);
+    assert!(size_of::<OpenFilter>() == 176);
+    assert!(size_of::<NameKey>() == 32);
     assert!(MAX_STR + size_of::<ParamHeader>() < MAX_RECORD);
 };
 

@@ -5,7 +5,7 @@
 use mamori_common::{FileInfo, ParamType, SockTuple};
 
 use crate::{
-    kernel::{ptr, read},
+    kernel::{load, ptr, read},
     maps::off,
     path::{file_path, push_path, task_root},
     record::Record,
@@ -22,16 +22,17 @@ pub unsafe fn fd_file(task: u64, fd: i64) -> u64 {
     if fd < 0 {
         return 0;
     }
-    let files = ptr(task, off!(task_files));
-    let fdt = ptr(files, off!(files_fdt));
-    // `struct fdtable { unsigned int max_fds; struct file **fd; ... }`: one read.
-    let (mo, fo) = (off!(fdtable_max_fds), off!(fdtable_fd));
-    let (max, array) = if mo == 0 && fo == 8 {
-        let v = read::<[u64; 2]>(fdt, 0).unwrap_or([0; 2]);
-        (v[0] as u32, v[1])
-    } else {
-        (read::<u32>(fdt, mo).unwrap_or(0), ptr(fdt, fo))
-    };
+    // task -> files -> fdt are BTF-typed struct pointers: direct loads.
+    let files = load::<u64>(task, off!(task_files));
+    if files == 0 {
+        return 0;
+    }
+    let fdt = load::<u64>(files, off!(files_fdt));
+    if fdt == 0 {
+        return 0;
+    }
+    let max = load::<u32>(fdt, off!(fdtable_max_fds));
+    let array = load::<u64>(fdt, off!(fdtable_fd));
     if fd as u64 >= max as u64 {
         return 0;
     }

@@ -17,7 +17,7 @@ use mamori_common::{
 
 use crate::{
     bound::bound,
-    kernel::{ptr, read},
+    kernel::{load, ptr, read},
     maps::off,
     record::{PATH_AREA, Record, WALK_STATE},
 };
@@ -45,19 +45,65 @@ unsafe fn path_at(base: u64, at: u32) -> (u64, u64) {
 /// The task's root directory: `(dentry, vfsmount)`.
 #[inline(always)]
 pub unsafe fn task_root(task: u64) -> (u64, u64) {
-    path_at(ptr(task, off!(task_fs)), off!(fs_root))
+    fs_path(task, off!(fs_root))
 }
 
 /// The task's working directory: `(dentry, vfsmount)`.
 #[inline(always)]
 pub unsafe fn task_cwd(task: u64) -> (u64, u64) {
-    path_at(ptr(task, off!(task_fs)), off!(fs_pwd))
+    fs_path(task, off!(fs_pwd))
+}
+
+/// The `struct path` at `at` in the BTF-typed task's `fs_struct`: direct
+/// loads (see [`load`]).
+#[inline(always)]
+unsafe fn fs_path(task: u64, at: u32) -> (u64, u64) {
+    let fs = load::<u64>(task, off!(task_fs));
+    if fs == 0 {
+        return (0, 0);
+    }
+    (
+        load::<u64>(fs, at.wrapping_add(off!(path_dentry))),
+        load::<u64>(fs, at.wrapping_add(off!(path_mnt))),
+    )
 }
 
 /// `(dentry, vfsmount)` of an open `struct file`.
 #[inline(always)]
 pub unsafe fn file_path(file: u64) -> (u64, u64) {
     path_at(file, off!(file_path))
+}
+
+/// What a dentry's name and parent are.
+pub struct Head {
+    pub parent: u64,
+    pub len: u64,
+    pub name: u64,
+}
+
+/// `d_parent` and `d_name` of `d`: one read where they sit together (as
+/// on every kernel since 3.x: `d_parent`, then `d_name`'s hash, length and
+/// pointer).
+#[inline(always)]
+pub unsafe fn dentry_head(d: u64) -> Head {
+    let (p, l, n) = (
+        off!(dentry_parent),
+        off!(dentry_name_len),
+        off!(dentry_name_ptr),
+    );
+    if l == p.wrapping_add(12) && n == p.wrapping_add(16) {
+        let v = read::<[u64; 3]>(d, p).unwrap_or([0; 3]);
+        return Head {
+            parent: v[0],
+            len: v[1] >> 32,
+            name: v[2],
+        };
+    }
+    Head {
+        parent: ptr(d, p),
+        len: read::<u32>(d, l).unwrap_or(u32::MAX) as u64,
+        name: ptr(d, n),
+    }
 }
 
 /// Appends the path of `(dentry, vfsmnt)` seen from `root` as a parameter.
@@ -80,39 +126,47 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
     let mount_mnt = off!(mount_mnt) as u64;
     let mut d = dentry;
     let mut mnt = vfsmnt;
+    // Read once per mount, not once per component.
+    let mut mnt_root = ptr(mnt, off!(vfsmount_root));
     let mut flags = PARAM_PARTIAL_PATH;
-    let mut pseudo = 0u64;
+    let mut pseudo = Head {
+        parent: 0,
+        len: 0,
+        name: 0,
+    };
     for _ in 0..MAX_PATH_DEPTH {
         if d == root.0 && mnt == root.1 {
             flags = 0;
             break;
         }
-        let mount = mnt.wrapping_sub(mount_mnt);
-        if d == ptr(mnt, off!(vfsmount_root)) {
+        if d == mnt_root {
+            let mount = mnt.wrapping_sub(mount_mnt);
             let parent = ptr(mount, off!(mount_parent));
             if parent == mount || parent == 0 {
                 break; // top of the mount tree, outside the task's root
             }
             d = ptr(mount, off!(mount_mountpoint));
             mnt = parent + mount_mnt;
+            mnt_root = ptr(mnt, off!(vfsmount_root));
             continue;
         }
-        let parent = ptr(d, off!(dentry_parent));
-        if parent == d {
+        // Parent, name length and name pointer in one read.
+        let head = dentry_head(d);
+        if head.parent == d {
             // A pseudo dentry (memfd, pipe, socket) is its own parent: its
             // name ("memfd:x") is added after the loop.
-            pseudo = d;
+            pseudo = head;
             break;
         }
-        if parent == 0 {
+        if head.parent == 0 {
             break;
         }
-        if !prepend_name(area, pos_cell, d) {
+        if !prepend_name(area, pos_cell, &head) {
             break; // longer than MAX_STR, or unreadable: partial
         }
-        d = parent;
+        d = head.parent;
     }
-    if pseudo != 0 && !prepend_name(area, pos_cell, pseudo) {
+    if pseudo.parent != 0 && !prepend_name(area, pos_cell, &pseudo) {
         rec.commit(slot, 0, ty, PARAM_FAULT);
         return;
     }
@@ -134,21 +188,17 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
     rec.commit(slot, len as u32, ty, flags);
 }
 
-/// Writes `/<name of d>` before the position stored in `pos_cell`; false
-/// when it does not fit or cannot be read.
+/// Writes `/<name>` of a dentry before the position stored in `pos_cell`;
+/// false when it does not fit or cannot be read.
 #[inline(always)]
-unsafe fn prepend_name(area: u64, pos_cell: *mut u64, d: u64) -> bool {
-    let len = bound(
-        read::<u32>(d, off!(dentry_name_len)).unwrap_or(0) as u64,
-        NAME_MAX,
-    );
+unsafe fn prepend_name(area: u64, pos_cell: *mut u64, head: &Head) -> bool {
+    let len = bound(head.len, NAME_MAX);
     let pos = bound(core::ptr::read_volatile(pos_cell), POS_MASK);
     if pos < FLOOR + len + 1 {
         return false;
     }
     let start = pos - len - 1;
-    let name = ptr(d, off!(dentry_name_ptr));
-    if !Record::copy_kernel(area + bound(start + 1, POS_MASK), name, len as u32) {
+    if !Record::copy_kernel(area + bound(start + 1, POS_MASK), head.name, len as u32) {
         return false;
     }
     *((area + bound(start, POS_MASK)) as *mut u8) = b'/';

@@ -23,13 +23,15 @@ use mamori_common::{
 use crate::{
     bound::bound,
     fd::fd_file,
-    kernel::{ptr, read},
+    kernel::ptr,
     maps::{NAME_MASKS, OPEN_FILTER, SCRATCH, off},
-    path::{file_path, task_root},
+    path::{Head, dentry_head, file_path, task_root},
     record::PREFILTER_AREA,
 };
 
 const ALL: u64 = u64::MAX;
+/// The smallest all-ones mask that holds `NAME_KEY_LEN`.
+const KEY_MASK: u64 = (NAME_KEY_LEN as u64 + 1).next_power_of_two() - 1;
 /// Bytes of the raw path searched for "../".
 const RAW_SCAN: usize = 256;
 /// Mount crossings followed to find one component.
@@ -100,41 +102,9 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
         }
     }
     if cand & f.dir != 0 {
-        cand &= !f.dir | dir_mask(d, m, head.parent, task);
+        cand &= !f.dir | dir_mask(d, m, head.parent, task, f);
     }
     cand != 0
-}
-
-/// What a dentry's name and parent are.
-struct Head {
-    parent: u64,
-    len: u64,
-    name: u64,
-}
-
-/// `d_parent` and `d_name` of `d`: one read where they sit together (as
-/// on every kernel since 3.x: `d_parent`, then `d_name`'s hash, length and
-/// pointer).
-#[inline(always)]
-unsafe fn dentry_head(d: u64) -> Head {
-    let (p, l, n) = (
-        off!(dentry_parent),
-        off!(dentry_name_len),
-        off!(dentry_name_ptr),
-    );
-    if l == p.wrapping_add(12) && n == p.wrapping_add(16) {
-        let v = read::<[u64; 3]>(d, p).unwrap_or([0; 3]);
-        return Head {
-            parent: v[0],
-            len: v[1] >> 32,
-            name: v[2],
-        };
-    }
-    Head {
-        parent: ptr(d, p),
-        len: read::<u32>(d, l).unwrap_or(u32::MAX) as u64,
-        name: ptr(d, n),
-    }
 }
 
 /// Whether the path as passed may contain "../" (true when it cannot be
@@ -167,7 +137,7 @@ unsafe fn has_dotdot(path: u64) -> bool {
 /// Terms the component before the last admits: 0 when the file sits at
 /// the root (no term names "/"), all when it cannot be read.
 #[inline(always)]
-unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64) -> u64 {
+unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64, f: &OpenFilter) -> u64 {
     if parent == 0 || parent == d {
         return 0;
     }
@@ -177,6 +147,9 @@ unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64) -> u64 {
             let head = dentry_head(p);
             if head.name == 0 || head.len > 255 {
                 return ALL;
+            }
+            if !known_len(f.dir_lens, head.len) {
+                return 0;
             }
             lookup(head.name, head.len, 0, NameKind::Dir)
         }
@@ -215,7 +188,11 @@ unsafe fn last_mask(head: &Head, cand: u64, f: &OpenFilter) -> u64 {
     if head.name == 0 || head.len > 255 {
         return ALL;
     }
-    let mut mask = lookup(head.name, head.len, 0, NameKind::Last);
+    let mut mask = if known_len(f.last_lens, head.len) {
+        lookup(head.name, head.len, 0, NameKind::Last)
+    } else {
+        0
+    };
     if cand & f.suffix != 0 {
         for i in 0..PREFILTER_SUFFIXES {
             let l = f.suffix_lens[i] as u64;
@@ -225,6 +202,13 @@ unsafe fn last_mask(head: &Head, cand: u64, f: &OpenFilter) -> u64 {
         }
     }
     mask
+}
+
+/// Whether some name of length `len` is in the map (`lens`: one bit per
+/// length): no read, no hash for the others.
+#[inline(always)]
+fn known_len(lens: u64, len: u64) -> bool {
+    len < 64 && lens & (1 << len) != 0
 }
 
 /// The mask stored for the `len` bytes at `name + skip`, 0 when none (a
@@ -239,13 +223,15 @@ unsafe fn lookup(name: u64, len: u64, skip: u64, kind: NameKind) -> u64 {
         len: len as u8,
         bytes: [0; NAME_KEY_LEN],
     };
-    let n = bound(len, 63) as u32;
-    if n > NAME_KEY_LEN as u32 {
+    // Checked in 64 bits, the width the size is passed in: a check on a
+    // truncated copy would not bound the register the call uses.
+    let n = bound(len, KEY_MASK);
+    if n > NAME_KEY_LEN as u64 {
         return 0;
     }
     if bpf_probe_read_kernel(
         key.bytes.as_mut_ptr() as *mut c_void,
-        n,
+        n as u32,
         (name + skip) as *const c_void,
     ) != 0
     {

@@ -116,6 +116,14 @@ pub fn encode(p: &OpenPrefilter) -> KernelFilter {
             }
         }
     }
+    for k in names.keys() {
+        let bit = 1u64 << (k.len & 63);
+        if k.kind == NameKind::Last as u8 {
+            f.last_lens |= bit;
+        } else if k.kind == NameKind::Dir as u8 {
+            f.dir_lens |= bit;
+        }
+    }
     KernelFilter {
         filter: f,
         names: names.into_iter().collect(),
@@ -156,7 +164,7 @@ pub fn admits(k: &KernelFilter, nr: u32, open: &OpenFacts) -> bool {
     if cand != 0 && open.ret >= 0 && cand & (f.name | f.dir) != 0 {
         let name = match &open.name {
             Some(n) => {
-                let mut m = lookup(k, NameKind::Last, n);
+                let mut m = lookup_len(k, f.last_lens, NameKind::Last, n);
                 if cand & f.suffix != 0 {
                     for l in f.suffix_lens.iter().map(|l| *l as usize) {
                         if l != 0 && l <= n.len() {
@@ -171,12 +179,20 @@ pub fn admits(k: &KernelFilter, nr: u32, open: &OpenFacts) -> bool {
         let dir = match &open.dir {
             Parent::Unknown => u64::MAX,
             Parent::Root => 0,
-            Parent::Named(d) => lookup(k, NameKind::Dir, d),
+            Parent::Named(d) => lookup_len(k, f.dir_lens, NameKind::Dir, d),
         };
         cand &= !f.name | name;
         cand &= !f.dir | dir;
     }
     cand != 0
+}
+
+/// [`lookup`] behind the length mask `lens`, as the kernel does it.
+fn lookup_len(k: &KernelFilter, lens: u64, kind: NameKind, name: &[u8]) -> u64 {
+    if name.len() >= 64 || lens & (1 << name.len()) == 0 {
+        return 0;
+    }
+    lookup(k, kind, name)
 }
 
 /// The mask the name map holds for `name` (0 when none).
