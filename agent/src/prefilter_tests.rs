@@ -243,7 +243,16 @@ proptest! {
             if detector.state.processes.get(4242).is_none() {
                 detector.state.processes.insert(Process::stub(&ev));
             }
-            let matched = detector.matching(&ev);
+            let matched = detector.matching_unguarded(&ev);
+            // The rule engine's own guards (the same terms, per rule, on
+            // the engine's fd.name) skip no rule that matches.
+            prop_assert_eq!(
+                detector.matching(&ev),
+                matched.clone(),
+                "a rule's guard skipped it on {:?}\nrules: {:#?}",
+                o,
+                conditions
+            );
             if !matched.is_empty() {
                 let nr = syscalls::by_name(o.ty).unwrap().nr;
                 prop_assert!(

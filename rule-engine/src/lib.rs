@@ -16,6 +16,7 @@ pub mod except;
 pub mod explain;
 pub mod fields;
 pub mod format;
+pub mod guard;
 pub mod prefilter;
 pub mod priority;
 pub mod spec;

@@ -203,6 +203,27 @@ impl Term {
         };
         name_ok && dir_ok
     }
+
+    /// Whether only the result, the name and the directory decide this
+    /// term (a guard of such terms alone can skip a rule).
+    pub(crate) fn decided_by_path(&self) -> bool {
+        self.success || self.name.is_some() || self.dir.is_some()
+    }
+}
+
+/// The terms one rule's condition, specialised for open syscall `ty`,
+/// implies, when every one of them constrains the result, the name or the
+/// directory (what [`crate::guard::Guards`] tests): the rule can then be
+/// skipped for an event no term admits, before its condition is
+/// evaluated. `None` when some term does not (the rule is always
+/// evaluated).
+pub fn rule_guard(ty: &str, cond: &CExpr) -> Option<Vec<Term>> {
+    if !OPEN_TYPES.contains(&ty) {
+        return None;
+    }
+    let mut terms = dnf(cond);
+    bound(&mut terms);
+    terms.iter().all(Term::decided_by_path).then_some(terms)
 }
 
 /// What the kernel knows of an open when it decides.
@@ -488,7 +509,7 @@ fn atom(c: &Cmp) -> Option<Term> {
 /// `(last component, the one before)` of an absolute path; the one before
 /// is `None` when the file sits at the root. `None` for "/", relative
 /// paths and paths ending in "/".
-fn split_path(p: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+pub(crate) fn split_path(p: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     if !p.starts_with(b"/") || p.ends_with(b"/") {
         return None;
     }

@@ -12,10 +12,12 @@ use crate::{
     eval::{Cache, Extract, eval},
     fields::{Field, FieldArg},
     format::{Format, Rendered},
-    prefilter::OpenPrefilter,
+    guard::{self, Bits, Guards},
+    prefilter::{OpenPrefilter, rule_guard},
     priority::Priority,
     spec,
     types::{self, Types},
+    value::Value,
     yaml,
 };
 
@@ -62,6 +64,16 @@ pub struct LoadResult {
     pub stats: Stats,
 }
 
+/// One rule in a bucket.
+#[derive(Debug)]
+struct Entry {
+    rule: u32,
+    /// On an open: the rule's terms in its bucket's [`Guards`]; the
+    /// condition is evaluated only for events that admit one of them.
+    guard: Option<Bits>,
+    node: Node,
+}
+
 /// Compiled rules, indexed by event type.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -71,7 +83,11 @@ pub struct RuleSet {
     type_names: Vec<&'static str>,
     /// Per event type id: the enabled rules that can match it, in rule
     /// order, each with its condition specialised for that type.
-    buckets: Vec<Vec<(u32, Node)>>,
+    buckets: Vec<Vec<Entry>>,
+    /// The guards of each bucket's rules (see [`crate::guard`]).
+    guards: Vec<Guards>,
+    /// Slots of `fd.name` and `evt.rawres`, which the guards read.
+    guard_slots: (u16, u16),
     pub mode: MatchMode,
     /// The definitions as loaded, for [`RuleSet::explain`].
     collected: Collected,
@@ -227,7 +243,8 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
     }
 
     // Index by event type, specialising each condition for its type.
-    let mut buckets: Vec<Vec<(u32, Node)>> = (0..names.len()).map(|_| Vec::new()).collect();
+    let mut buckets: Vec<Vec<Entry>> = (0..names.len()).map(|_| Vec::new()).collect();
+    let mut guards: Vec<Guards> = (0..names.len()).map(|_| Guards::default()).collect();
     let mut prefilter = OpenPrefilter::default();
     for (i, (rule, cond)) in rules.iter().zip(&conditions).enumerate() {
         let (true, Some(cond)) = (rule.enabled, cond) else {
@@ -243,7 +260,11 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
             }
             prefilter.add(name, &special);
             match compile::compile(&special, &mut slots) {
-                Ok(node) => buckets[t].push((i as u32, node)),
+                Ok(node) => buckets[t].push(Entry {
+                    rule: i as u32,
+                    guard: rule_guard(name, &special).and_then(|g| guards[t].add(&g)),
+                    node,
+                }),
                 Err(e) => {
                     let src = &files
                         .iter()
@@ -264,7 +285,13 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
             }
         }
     }
+    let guard_slots = (
+        slots.slot(Field::FdName, &FieldArg::None),
+        slots.slot(Field::EvtRawRes, &FieldArg::None),
+    );
     let ruleset = (!diags.has_errors()).then(|| RuleSet {
+        guard_slots,
+        guards,
         rules,
         slots: slots.list,
         type_ids: names
@@ -368,9 +395,13 @@ impl RuleSet {
             return;
         }
         let mut cache = Cache::new();
-        for (i, node) in bucket {
-            if eval(node, &self.slots, ex, &mut cache) {
-                let rule = &self.rules[*i as usize];
+        let mut admitted = None;
+        for e in bucket {
+            if !self.guard_admits(ty, e, ex, &mut cache, &mut admitted) {
+                continue;
+            }
+            if eval(&e.node, &self.slots, ex, &mut cache) {
+                let rule = &self.rules[e.rule as usize];
                 let rendered = match &rule.format {
                     Some(f) => f.render(&self.slots, ex, &mut cache),
                     None => Rendered {
@@ -395,16 +426,60 @@ impl RuleSet {
         crate::explain::explain(&self.collected, name, ex)
     }
 
+    /// Whether entry `e` (of bucket `ty`) is to be evaluated: true without
+    /// a guard. `admitted` holds the event's admitted terms once computed.
+    #[inline]
+    fn guard_admits<'e, E: Extract + ?Sized>(
+        &self,
+        ty: u16,
+        e: &Entry,
+        ex: &'e E,
+        cache: &mut Cache<'e>,
+        admitted: &mut Option<Bits>,
+    ) -> bool {
+        let Some(mine) = &e.guard else {
+            return true;
+        };
+        let ok = admitted.get_or_insert_with(|| {
+            let (name, res) = self.guard_slots;
+            let ret = match cache.get(res, &self.slots, ex) {
+                Some(Value::Int(r)) => *r,
+                // Unknown: as a success, which every term admits.
+                _ => 0,
+            };
+            let path = match cache.get(name, &self.slots, ex) {
+                Some(Value::Str(p)) => Some(p.clone()),
+                _ => None,
+            };
+            self.guards[ty as usize].admitted(ret, path.as_deref())
+        });
+        guard::meets(mine, ok)
+    }
+
     /// Evaluates only whether each rule matches, without rendering (benchmarks, tests).
     pub fn matching<E: Extract + ?Sized>(&self, ty: u16, ex: &E) -> Vec<&str> {
+        self.matching_with(ty, ex, true)
+    }
+
+    /// [`RuleSet::matching`] with every condition evaluated, guards or
+    /// not: the reference the guards are tested against.
+    pub fn matching_unguarded<E: Extract + ?Sized>(&self, ty: u16, ex: &E) -> Vec<&str> {
+        self.matching_with(ty, ex, false)
+    }
+
+    fn matching_with<E: Extract + ?Sized>(&self, ty: u16, ex: &E, guarded: bool) -> Vec<&str> {
         let mut out = Vec::new();
         let Some(bucket) = self.buckets.get(ty as usize) else {
             return out;
         };
         let mut cache = Cache::new();
-        for (i, node) in bucket {
-            if eval(node, &self.slots, ex, &mut cache) {
-                out.push(self.rules[*i as usize].name.as_str());
+        let mut admitted = None;
+        for e in bucket {
+            if guarded && !self.guard_admits(ty, e, ex, &mut cache, &mut admitted) {
+                continue;
+            }
+            if eval(&e.node, &self.slots, ex, &mut cache) {
+                out.push(self.rules[e.rule as usize].name.as_str());
                 if self.mode == MatchMode::First {
                     break;
                 }

@@ -126,6 +126,17 @@ impl Detector {
         self.rules.matching(ty, &view)
     }
 
+    /// [`Detector::matching`] with every rule's condition evaluated, its
+    /// guard or not: the reference the guards are tested against.
+    #[cfg(test)]
+    pub fn matching_unguarded(&self, ev: &Event) -> Vec<&str> {
+        let Some(ty) = self.type_id(&ev.ty) else {
+            return Vec::new();
+        };
+        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        self.rules.matching_unguarded(ty, &view)
+    }
+
     /// Applies `ev` to the state like [`Detector::process`], but instead
     /// of alerting explains, part by part, why `rule` does or does not
     /// match it, when `select` picks it.
