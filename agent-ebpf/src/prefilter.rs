@@ -3,8 +3,9 @@
 //! agent's `capture::prefilter` is the reference this mirrors).
 //!
 //! Cheapest first: the result and the flags are already in registers; the
-//! raw path is read only when a term needs "../"; the last two path
-//! components only when a term names them. Those components are found by
+//! last two path components (kernel memory) are read only when a term
+//! names them; the raw path (user memory, the costliest read: ~110 ns) only
+//! when a term that survived the names needs "../". The components are found by
 //! the same steps as the path walk (`path.rs`): a mount root stands for its
 //! mountpoint, the task's root or the top of the mount tree ends the path.
 //! Anything unreadable admits the open: the filter never guesses "no".
@@ -70,6 +71,13 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
             }
         }
     }
+    // The names next: they are in kernel memory, and they rule out most
+    // terms, those that also need "../" among them.
+    if cand != 0 && ret >= 0 && cand & (f.name | f.dir) != 0 {
+        cand &= names_mask(ret, task, cand, f);
+    }
+    // Last, "../" in the path as passed: a read of user memory, the
+    // costliest step, made only when a term still needs it.
     if cand & f.dotdot != 0 {
         let path = if nr == OPEN || nr == CREAT {
             a[0]
@@ -80,31 +88,36 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
             cand &= !f.dotdot;
         }
     }
-    if cand == 0 || ret < 0 || cand & (f.name | f.dir) == 0 {
-        return cand != 0;
-    }
-    // The last component first: with most rules it alone rules an open out.
-    let file = fd_file(task, ret);
+    cand != 0
+}
+
+/// Terms the opened file's last two path components admit (all when they
+/// cannot be read). The last component first: with most rules it alone
+/// rules an open out.
+#[inline(always)]
+unsafe fn names_mask(fd: i64, task: u64, cand: u64, f: &OpenFilter) -> u64 {
+    let file = fd_file(task, fd);
     if file == 0 {
-        return true;
+        return ALL;
     }
     let (d0, m0) = file_path(file);
     // A file that is the task's root has no name a rule can hold, whatever
     // this finds; the root matters only for the component before.
     let Some((d, m)) = component(d0, m0, &(0, 0)) else {
-        return true;
+        return ALL;
     };
     let head = dentry_head(d);
+    let mut mask = ALL;
     if cand & f.name != 0 {
-        cand &= !f.name | last_mask(&head, cand, f);
-        if cand == 0 {
-            return false;
+        mask &= !f.name | last_mask(&head, cand, f);
+        if cand & mask == 0 {
+            return 0;
         }
     }
-    if cand & f.dir != 0 {
-        cand &= !f.dir | dir_mask(d, m, head.parent, task, f);
+    if cand & mask & f.dir != 0 {
+        mask &= !f.dir | dir_mask(d, m, head.parent, task, f);
     }
-    cand != 0
+    mask
 }
 
 /// Whether the path as passed may contain "../" (true when it cannot be

@@ -182,7 +182,10 @@ mod tests {
         assert!(meets(&shadow, &at(3, "/etc/shadow")));
         assert!(meets(&shadow, &at(-2, "/etc/shadow")), "no result needed");
         assert!(!meets(&shadow, &at(3, "/tmp/etc/shadowx")));
-        assert!(!meets(&shadow, &at(3, "/shadow")), "at the root: no directory");
+        assert!(
+            !meets(&shadow, &at(3, "/shadow")),
+            "at the root: no directory"
+        );
         assert!(meets(&pem, &at(3, "/a/b/key.pem")));
         assert!(!meets(&pem, &at(-13, "/a/b/key.pem")), "needs a success");
         assert!(!meets(&pem, &at(3, "/a/b/key.pem.bak")));
@@ -191,7 +194,10 @@ mod tests {
         // Unknown or relative paths admit every name.
         assert!(meets(&shadow, &g.admitted(3, None)));
         assert!(meets(&in_ssh, &at(3, "id_rsa")));
-        assert!(!meets(&pem, &g.admitted(-1, None)), "the result still counts");
+        assert!(
+            !meets(&pem, &g.admitted(-1, None)),
+            "the result still counts"
+        );
     }
 
     #[test]
