@@ -20,21 +20,21 @@ pub fn hex_digest(parts: &[&[u8]], bytes: usize) -> String {
         .collect()
 }
 
-/// `bytes` random bytes from the kernel as hex.
+/// `bytes` random bytes from the kernel as hex. Should the kernel refuse
+/// (it cannot on a supported kernel), the id is derived from the time and
+/// the pid instead: unique enough for a per-start id, and never a hang.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n <= 0 {
-            // getrandom cannot fail on a 5.15+ kernel except for EINTR.
-            continue;
-        }
-        filled += n as usize;
+    if getrandom::fill(&mut buf).is_ok() {
+        return buf.iter().map(|b| format!("{b:02x}")).collect();
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hex_digest(
+        &[&now.to_le_bytes(), &std::process::id().to_le_bytes()],
+        bytes,
+    )
 }
 
 /// The alert's id (`event.id` and the Elasticsearch `_id`): the same alert
@@ -65,14 +65,44 @@ pub fn rule_id(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Elasticsearch de-duplication and `rule.id` depend on these values
+    /// never changing across versions. Expected values computed outside
+    /// this code (Python's hashlib, the same length-prefixed framing).
     #[test]
-    fn digests_are_stable_and_boundary_safe() {
-        assert_eq!(hex_digest(&[b"ab", b"c"], 8), hex_digest(&[b"ab", b"c"], 8));
+    fn digests_are_pinned_and_boundary_safe() {
+        assert_eq!(hex_digest(&[b"ab", b"c"], 8), "43ee655579de01ca");
         assert_ne!(hex_digest(&[b"ab", b"c"], 8), hex_digest(&[b"a", b"bc"], 8));
         assert_eq!(hex_digest(&[b"x"], 16).len(), 32);
+        assert_eq!(rule_id("Read sensitive file"), "f5fdc7de50abf712");
         assert_eq!(
-            rule_id("Read sensitive file"),
-            rule_id("Read sensitive file")
+            hex_digest(&[b"mamori-agent", b"host-1"], 16),
+            "20bcfebd7ab57077401b637bf33c7e89"
+        );
+    }
+
+    #[test]
+    fn alert_ids_are_pinned() {
+        let alert = Alert {
+            time_ns: 1_795_606_870_371_008_876,
+            rule: "Read sensitive file".into(),
+            description: String::new(),
+            ruleset: String::new(),
+            priority: crate::alert::Priority::Warning,
+            source: crate::alert::Source::Syscall,
+            tags: Vec::new(),
+            message: String::new(),
+            output_fields: Vec::new(),
+            hostname: String::new(),
+            event: None,
+            context: Vec::new(),
+        };
+        assert_eq!(
+            alert_id(&alert, "host-1", "boot-1"),
+            "b25d7c121b7ccf8362357305a1858dba"
+        );
+        assert_ne!(
+            alert_id(&alert, "host-1", "boot-2"),
+            alert_id(&alert, "host-1", "boot-1")
         );
     }
 
