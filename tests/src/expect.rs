@@ -52,12 +52,23 @@ impl Expectations {
         for e in &self.list {
             let alert = match &e.who {
                 Who::Pid(pid) => agent.wait_alert(e.rule, *pid),
-                Who::Field(f, v) => {
-                    agent.wait_alert_where(e.rule, |o| text(&o[f]).as_deref() == Some(v))
-                }
+                // Several processes of one container may raise the rule
+                // (the runtime's own set-up among them): the alert wanted
+                // is the one with the act's own field values.
+                Who::Field(f, v) => agent.wait_alert_where(e.rule, |o| {
+                    text(&o[f]).as_deref() == Some(v)
+                        && e.fields
+                            .iter()
+                            .all(|(k, w)| text(&o[k]).as_deref() == Some(w.as_str()))
+                }),
             };
             let Some(a) = alert else {
-                failures.push(format!("no `{}` alert ({})", e.rule, describe(&e.who)));
+                failures.push(format!(
+                    "no `{}` alert ({}) with {:?}",
+                    e.rule,
+                    describe(&e.who),
+                    e.fields
+                ));
                 continue;
             };
             for (f, want) in &e.fields {
