@@ -11,11 +11,14 @@ use std::{
 
 use mamori::{
     alert::{Alert, FieldValue as F, Priority, Source},
-    config::elasticsearch::{Overrides, settings},
     config::{ElasticsearchOutput, IndexMode},
     outputs::{
         ecs::EcsMapper,
-        elasticsearch::{Output, bulk::Doc},
+        elasticsearch::{
+            Output,
+            bulk::Doc,
+            configure::{Overrides, settings},
+        },
         identity::Identity,
         spool::{Limits, Spool},
     },

@@ -170,7 +170,7 @@ fn main() {
             )
         })
         .collect();
-    let loaded = mamori_rules::load(&files, MatchMode::First);
+    let loaded = mamori_rules::load(&files, MatchMode::First, &mamori::event::TYPE_NAMES);
     let rules = Arc::new(
         loaded
             .ruleset
@@ -217,19 +217,20 @@ fn main() {
         connect_event(64, "java", 5432),
         connect_event(256, "node", 22),
     ];
-    let mut detector = Detector::new(rules.clone(), state, "bench".into());
+    let mut detector = Detector::new(rules.clone(), "bench".into());
+    let mut state = state;
 
     // Warm up, then measure.
     let mut alerts = 0u64;
     for ev in mix.iter().cycle().take(10_000) {
-        detector.process(ev, |_| alerts += 1);
+        detector.process(&mut state, ev, |_| alerts += 1);
     }
     // The rule each event alerts with, if any.
     let alerting: Vec<Option<String>> = mix
         .iter()
         .map(|ev| {
             let mut hit = None;
-            detector.process(ev, |a| hit = Some(a.rule));
+            detector.process(&mut state, ev, |a| hit = Some(a.rule));
             hit
         })
         .collect();
@@ -249,7 +250,7 @@ fn main() {
             .map(|(e, _)| e)
             .collect();
         for ev in set.iter().cycle().take(20_000_000) {
-            detector.process(black_box(ev), |a| {
+            detector.process(&mut state, black_box(ev), |a| {
                 black_box(a);
             });
         }
@@ -269,14 +270,14 @@ fn main() {
         let n = 200_000;
         let start = Instant::now();
         for _ in 0..n {
-            detector.process(black_box(ev), |a| {
+            detector.process(&mut state, black_box(ev), |a| {
                 black_box(a);
             });
         }
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
         let start = Instant::now();
         for _ in 0..n {
-            black_box(detector.matching(black_box(ev)));
+            black_box(detector.matching(&state, black_box(ev)));
         }
         let rules_ns = start.elapsed().as_nanos() as f64 / n as f64;
         println!(
@@ -297,7 +298,7 @@ fn main() {
         let mut alerts = 0u64;
         let start = Instant::now();
         for ev in set.iter().cycle().take(n) {
-            detector.process(black_box(ev), |a| {
+            detector.process(&mut state, black_box(ev), |a| {
                 alerts += 1;
                 black_box(a);
             });
@@ -316,7 +317,7 @@ fn main() {
         let mut hits = 0usize;
         let start = Instant::now();
         for ev in set.iter().cycle().take(n) {
-            hits += black_box(detector.matching(black_box(ev))).len();
+            hits += black_box(detector.matching(&state, black_box(ev))).len();
         }
         let per_event = start.elapsed().as_nanos() as f64 / n as f64;
         println!(

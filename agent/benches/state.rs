@@ -229,9 +229,9 @@ fn record_and_replay() {
     let recorded = started.elapsed();
     let bytes = std::fs::metadata(&path).unwrap().len();
 
-    let rules = std::sync::Arc::new(mamori::app::load_rules(&[]).unwrap());
+    let rules = std::sync::Arc::new(mamori::rules_files::load(&[]).unwrap());
     let started = Instant::now();
-    let summary = mamori::record::replay(&path, rules, |a| {
+    let summary = mamori::app::replay::replay(&path, rules, |a| {
         black_box(a);
     })
     .unwrap();

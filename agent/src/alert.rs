@@ -32,6 +32,11 @@ impl fmt::Display for FieldValue {
     }
 }
 
+/// `proc.argv` in [`Alert::context`]: the full argument vector as a list
+/// (not a Falco field: Falco only has it joined), for ECS's
+/// `process.args`.
+pub const ARGV: &str = "proc.argv";
+
 /// Where an alert came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {

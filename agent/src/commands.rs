@@ -32,7 +32,7 @@ struct RulesReport {
 impl RulesReport {
     fn load(paths: &[PathBuf]) -> anyhow::Result<Self> {
         let files = rules_files::read(paths)?;
-        let r = mamori_rules::load(&files, MatchMode::First);
+        let r = mamori_rules::load(&files, MatchMode::First, &crate::event::TYPE_NAMES);
         let (errors, warnings): (Vec<_>, Vec<_>) = r
             .diagnostics
             .iter()
@@ -167,11 +167,11 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
 /// on stderr.
 pub fn replay(file: &std::path::Path, rules: &[PathBuf], as_json: bool) -> anyhow::Result<()> {
     use std::io::Write;
-    let rules = std::sync::Arc::new(crate::app::load_rules(rules)?);
+    let rules = std::sync::Arc::new(rules_files::load(rules)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut by_rule = std::collections::BTreeMap::<String, u64>::new();
-    let summary = crate::record::replay(file, rules, |a| {
+    let summary = crate::app::replay::replay(file, rules, |a| {
         *by_rule.entry(a.rule.clone()).or_default() += 1;
         let line = if as_json {
             crate::outputs::format::falco_json(&a)
@@ -199,12 +199,12 @@ pub fn replay(file: &std::path::Path, rules: &[PathBuf], as_json: bool) -> anyho
 /// `mamori rules test`: runs each file's cases; prints PASS/FAIL with the
 /// difference (or one JSON document); returns whether all passed.
 pub fn rules_test(files: &[PathBuf], rules: &[PathBuf], as_json: bool) -> anyhow::Result<bool> {
-    let rules = std::sync::Arc::new(crate::app::load_rules(rules)?);
+    let rules = std::sync::Arc::new(rules_files::load(rules)?);
     let (mut passed, mut failed) = (0, 0);
     let mut cases = Vec::new();
     for file in files {
-        let tests = crate::rulestest::load(file)?;
-        for o in crate::rulestest::run(&tests, &rules) {
+        let tests = crate::app::rulestest::load(file)?;
+        for o in crate::app::rulestest::run(&tests, &rules) {
             let ok = o.problems.is_empty();
             if ok {
                 passed += 1;
@@ -237,15 +237,15 @@ pub fn rules_test(files: &[PathBuf], rules: &[PathBuf], as_json: bool) -> anyhow
 /// `mamori rules explain`: the rule's condition part by part, each marked
 /// as holding or not for the chosen event.
 pub fn explain(args: &crate::cli::ExplainArgs, as_json: bool) -> anyhow::Result<()> {
-    let rules = std::sync::Arc::new(crate::app::load_rules(&args.rules)?);
+    let rules = std::sync::Arc::new(rules_files::load(&args.rules)?);
     let (what, explained) = if let Some(file) = &args.test {
-        let tests = crate::rulestest::load(file)?;
+        let tests = crate::app::rulestest::load(file)?;
         let case = match &args.case {
             Some(name) => tests.tests.iter().find(|c| &c.name == name),
             None => tests.tests.first(),
         }
         .ok_or_else(|| anyhow::anyhow!("{}: no such case", file.display()))?;
-        let e = crate::rulestest::explain(case, &rules, &args.rule)?;
+        let e = crate::app::rulestest::explain(case, &rules, &args.rule)?;
         (format!("case `{}`", case.name), e)
     } else {
         let (Some(file), Some(filter)) = (&args.recording, &args.filter) else {
@@ -253,11 +253,11 @@ pub fn explain(args: &crate::cli::ExplainArgs, as_json: bool) -> anyhow::Result<
         };
         let select = selector(filter)?;
         let (mut seen, mut found, mut err) = (0, None, None);
-        crate::record::replay_with(file, rules, |detector, ev, i| {
+        crate::app::replay::replay_with(file, rules, |detector, state, ev, i| {
             if found.is_some() || err.is_some() {
                 return Ok(0);
             }
-            let picked = detector.explain(ev, &args.rule, |view| {
+            let picked = detector.explain(state, ev, &args.rule, |view| {
                 let hit = select
                     .type_id(ev.ty.name())
                     .is_some_and(|t| !select.matching(t, view).is_empty());
@@ -306,6 +306,7 @@ fn selector(condition: &str) -> anyhow::Result<mamori_rules::RuleSet> {
     let loaded = mamori_rules::load(
         &[mamori_rules::SourceFile::new("--filter", yaml)],
         MatchMode::First,
+        &crate::event::TYPE_NAMES,
     );
     loaded.ruleset.ok_or_else(|| {
         let why: Vec<String> = loaded

@@ -1,8 +1,13 @@
 //! mamori: an eBPF host runtime security agent.
 //!
 //! Data flows one way: `capture` (kernel programs, ring buffer, decode) →
-//! detection → `outputs`. `app` wires the stages; `cli`, `config` and
-//! `telemetry` sit beside the pipeline.
+//! `state` (processes, descriptors, users, containers) → `detect` (rules
+//! on an event seen with the state) → `outputs` (stdout, file,
+//! Elasticsearch). `event` and `alert` are the data that crosses those
+//! boundaries; `app` wires the stages (and the offline pipelines: replay,
+//! rules tests); `cli` and `commands` are the command line; `config` and
+//! `telemetry` are leaves. `shape_tests.rs` holds the allowed imports and
+//! fails on any other; ARCHITECTURE.md has the map.
 
 pub mod alert;
 pub mod app;
@@ -13,11 +18,12 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod outputs;
-pub mod prefilter;
 pub mod record;
-pub mod reload;
 pub mod rules_files;
-pub mod rulestest;
 pub mod state;
 pub mod telemetry;
 pub mod time;
+
+#[cfg(test)]
+#[path = "shape_tests.rs"]
+mod shape;

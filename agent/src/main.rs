@@ -10,7 +10,7 @@ use mamori::{
     cli::{Cli, Command, ConfigCommand, EsArgs, EsCommand, RulesCommand, RunArgs},
     commands,
     config::{self, FormatName},
-    outputs::{Format, Sink},
+    outputs::{Format, Sink, elasticsearch::configure as es_config},
     telemetry::logging,
 };
 
@@ -66,12 +66,12 @@ fn load_config(path: Option<&PathBuf>, options: &[String]) -> anyhow::Result<con
 fn es_settings(
     file: &config::File,
     config_path: Option<&PathBuf>,
-    overrides: &config::elasticsearch::Overrides,
+    overrides: &es_config::Overrides,
 ) -> anyhow::Result<Option<mamori::outputs::elasticsearch::Settings>> {
     let path = config_path
         .cloned()
         .unwrap_or_else(|| PathBuf::from("(flags)"));
-    Ok(config::elasticsearch::settings(
+    Ok(es_config::settings(
         file.outputs
             .elasticsearch
             .as_ref()
@@ -112,7 +112,7 @@ fn config_check(cli: &Cli, args: &RunArgs) -> anyhow::Result<()> {
 fn es_setup(cli: &Cli, args: &EsArgs) -> anyhow::Result<()> {
     logging::init(&cli.log_level, cli.log_json);
     let file = load_config(args.config.as_ref(), &[])?;
-    let overrides = config::elasticsearch::Overrides {
+    let overrides = es_config::Overrides {
         url: args.es_url.clone(),
         spool_dir: None,
     };
@@ -177,7 +177,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
     let elasticsearch = es_settings(
         &file,
         args.config.as_ref(),
-        &config::elasticsearch::Overrides {
+        &es_config::Overrides {
             url: args.es_url.clone(),
             spool_dir: args.spool_dir.clone(),
         },

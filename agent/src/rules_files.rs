@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mamori_rules::SourceFile;
+use mamori_rules::{MatchMode, RuleSet, Severity, SourceFile};
+use tracing::{info, warn};
 
 /// The default ruleset, written by this project (`rules/` in the source tree).
 pub const DEFAULT_RULES: &[(&str, &str)] = &[(
@@ -89,4 +90,33 @@ fn expand(p: &Path) -> Result<Vec<PathBuf>, Error> {
         .collect();
     files.sort();
     Ok(files)
+}
+/// Loads the rules (the built-in defaults when no paths are given). Errors
+/// stop the start with every diagnostic; warnings are logged.
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
+    let files = read(paths)?;
+    let result = mamori_rules::load(&files, MatchMode::First, &crate::event::TYPE_NAMES);
+    for d in &result.diagnostics {
+        if d.severity == Severity::Warning {
+            warn!("{d}");
+        }
+    }
+    let errors: Vec<String> = result
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    let Some(rules) = result.ruleset else {
+        anyhow::bail!("the rules do not load:\n{}", errors.join("\n"));
+    };
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    info!(
+        files = ?names,
+        rules = result.stats.rules,
+        enabled = result.stats.enabled_rules,
+        indexed = rules.indexed(),
+        "rules loaded"
+    );
+    Ok(rules)
 }

@@ -1,6 +1,13 @@
 //! RFC 3339 timestamps with nanoseconds, UTC, as Falco writes them and
 //! container runtimes record them.
 
+/// Nanoseconds since the Unix epoch, now (0 if the clock is before it).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// `2026-11-25T11:41:13.623429000Z` for nanoseconds since the epoch.
 pub fn rfc3339_nanos(ns: u64) -> String {
     let secs = ns / 1_000_000_000;

@@ -9,3 +9,9 @@ pub fn quiet_contained_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
 }
+
+/// Event types the rules load against: a fixed sample (the fuzz crate does
+/// not build the agent); the loader's paths are the same for any list.
+pub const EVENT_TYPES: &[&str] = &[
+    "open", "openat", "openat2", "execve", "connect", "accept", "ptrace", "setuid", "procexit",
+];

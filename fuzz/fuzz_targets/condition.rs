@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
-use common::quiet_contained_panics;
+use common::{EVENT_TYPES, quiet_contained_panics};
 use mamori_rules::{MatchMode, SourceFile, load, syntax};
 
 fuzz_target!(|data: &[u8]| {
@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
         "- list: l\n  items: [a, \"b c\"]\n- macro: m\n  condition: evt.type = openat\n\
          - rule: r\n  desc: d\n  condition: \"{quoted}\"\n  output: \"%proc.name %fd.name\"\n  priority: WARNING\n"
     );
-    let _ = load(&[SourceFile::new("fuzz.yaml", file)], MatchMode::All);
+    let _ = load(&[SourceFile::new("fuzz.yaml", file)], MatchMode::All, EVENT_TYPES);
 });

@@ -95,18 +95,11 @@ pub struct RuleSet {
     prefilter: OpenPrefilter,
 }
 
-/// Event types mamori produces: the captured syscalls and `procexit`.
-pub fn event_type_names() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = mamori_common::syscalls::ALL
-        .iter()
-        .map(|s| s.name)
-        .collect();
-    v.push("procexit");
-    v
-}
-
 /// Loads rules files in order: later files refine earlier ones.
-pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
+/// `event_types` are the event types the caller produces (its captured
+/// syscalls, `procexit`...): rules are indexed by them, and a rule that
+/// names none of them is reported.
+pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str]) -> LoadResult {
     let mut diags = Diagnostics::default();
     let mut collector = Collector::new(files, &mut diags);
     for (i, f) in files.iter().enumerate() {
@@ -140,7 +133,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode) -> LoadResult {
         );
     }
     let mut slots = Slots::default();
-    let names = event_type_names();
+    let names = event_types.to_vec();
     let mut rules = Vec::new();
     let mut conditions: Vec<Option<CExpr>> = Vec::new();
     for def in &collected.rules {

@@ -14,6 +14,15 @@ use std::path::PathBuf;
 use libtest_mimic::{Arguments, Trial};
 use mamori_rules::{MatchMode, Severity, SourceFile, load};
 
+/// The agent's event types: its captured syscalls and `procexit`.
+fn event_types() -> Vec<&'static str> {
+    mamori_common::syscalls::ALL
+        .iter()
+        .map(|s| s.name)
+        .chain(["procexit"])
+        .collect()
+}
+
 const FILES: [&str; 3] = [
     "falco_rules.yaml",
     "falco-incubating_rules.yaml",
@@ -82,20 +91,32 @@ fn errors(r: &mamori_rules::LoadResult) -> Vec<String> {
 }
 
 fn stable_rules_load() {
-    let r = load(&[corpus("falco_rules.yaml")], MatchMode::First);
+    let r = load(
+        &[corpus("falco_rules.yaml")],
+        MatchMode::First,
+        &event_types(),
+    );
     assert_eq!(errors(&r), Vec::<String>::new());
     assert_eq!((r.stats.rules, r.stats.enabled_rules), (25, 25));
     assert!(r.ruleset.is_some());
 }
 
 fn incubating_rules_load() {
-    let r = load(&[corpus("falco-incubating_rules.yaml")], MatchMode::First);
+    let r = load(
+        &[corpus("falco-incubating_rules.yaml")],
+        MatchMode::First,
+        &event_types(),
+    );
     assert_eq!(errors(&r), Vec::<String>::new());
     assert_eq!((r.stats.rules, r.stats.enabled_rules), (31, 31));
 }
 
 fn sandbox_rules_load() {
-    let r = load(&[corpus("falco-sandbox_rules.yaml")], MatchMode::First);
+    let r = load(
+        &[corpus("falco-sandbox_rules.yaml")],
+        MatchMode::First,
+        &event_types(),
+    );
     assert_eq!(errors(&r), Vec::<String>::new());
     assert_eq!((r.stats.rules, r.stats.enabled_rules), (37, 25));
 }
@@ -108,6 +129,7 @@ fn all_three_load_together() {
             corpus("falco-sandbox_rules.yaml"),
         ],
         MatchMode::First,
+        &event_types(),
     );
     assert_eq!(errors(&r), Vec::<String>::new());
     assert_eq!(r.stats.rules, 25 + 31 + 37);
@@ -158,7 +180,11 @@ fn stable_rules_are_indexed_under_falcos_event_types() {
         ),
         ("Fileless execution via memfd_create", exec),
     ];
-    let r = load(&[corpus("falco_rules.yaml")], MatchMode::First);
+    let r = load(
+        &[corpus("falco_rules.yaml")],
+        MatchMode::First,
+        &event_types(),
+    );
     let rs = r.ruleset.unwrap();
     assert_eq!(rs.rules.len(), expected.len());
     for (name, types) in expected {
@@ -181,6 +207,7 @@ fn no_corpus_rule_runs_on_every_event() {
             corpus("falco-sandbox_rules.yaml"),
         ],
         MatchMode::First,
+        &event_types(),
     );
     let unrestricted: Vec<&str> = r
         .ruleset

@@ -391,6 +391,7 @@ fn first_match_mode_stops_at_the_first_rule() {
     let r = mamori_rules::load(
         &[mamori_rules::SourceFile::new("x", two)],
         mamori_rules::MatchMode::First,
+        &common::event_types(),
     );
     let rs = r.ruleset.unwrap();
     assert_eq!(

@@ -13,6 +13,7 @@ pub mod btf;
 pub mod cgroups;
 pub mod decode;
 pub mod loader;
+pub mod metrics;
 pub mod mounts;
 pub mod offsets;
 
@@ -61,7 +62,7 @@ pub struct Options {
     pub watch_unimplemented: bool,
 }
 
-/// The open prefilter in the kernel's form (built by `crate::prefilter`):
+/// The open prefilter in the kernel's form (built by `app::prefilter`):
 /// the masks and the names they look up. The default filters nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelFilter {

@@ -6,8 +6,6 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-pub mod elasticsearch;
-
 /// The file as written. Every key is optional; defaults are documented in
 /// the README.
 #[derive(Debug, Default, Deserialize)]

@@ -6,7 +6,7 @@
 use mamori_rules::{Extract, Field, FieldArg, Value};
 
 use super::View;
-use crate::alert::FieldValue;
+use crate::alert::{ARGV, FieldValue};
 
 /// The fields taken, by Falco name. A test checks each name against the
 /// field table.
@@ -66,10 +66,6 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("k8s.pod.uid", Field::K8sPodUid),
     ("k8s.pod.labels", Field::K8sPodLabels),
 ];
-
-/// `proc.argv`: the full argument vector as a list (not a Falco field:
-/// Falco only has it joined), for ECS's `process.args`.
-pub const ARGV: &str = "proc.argv";
 
 /// Every field of [`FIELDS`] that has a value, plus [`ARGV`].
 pub fn collect(view: &View<'_>) -> Vec<(&'static str, FieldValue)> {

@@ -1,19 +1,19 @@
 //! Field values for rules: one event seen with the agent's state.
 //!
-//! Fields the agent cannot know yet are `None` (Falco's `<NA>`), never a
-//! made-up value. Unfinished here (issue 4): the fd table (fd.* for events
-//! that only carry a number: close, dup, read/write), container and pod
-//! IPs, containerd pod labels, overlayfs layer flags, executable inode
-//! times.
+//! Fields the agent cannot know are `None` (Falco's `<NA>`), never a
+//! made-up value. Not filled yet (issue 16): the overlayfs layer flags,
+//! the executable's inode times and writability, the standard streams'
+//! `proc.std*` fields, `proc.fdopencount`, `thread.cap_inheritable`,
+//! `evt.cpu`, `evt.buffer`, container and pod IPs.
 
-use std::{borrow::Cow, net::IpAddr};
+use std::borrow::Cow;
 
 use mamori_rules::{Extract, Field as F, FieldArg, Value};
 
-use super::{args, containerview, fdview::FdView, fsview};
+use super::{containerview, fsview};
 use crate::{
-    event::{Detail, Event, Text},
-    state::{Process, State, container::Container},
+    event::{Detail, Event, Text, args, names, text::join},
+    state::{Process, State, container::Container, fdview::FdView},
 };
 
 /// An event with the state it is evaluated against.
@@ -34,27 +34,6 @@ const MAX_ANCESTORS: usize = 64;
 
 fn text(t: &Text) -> Value<'_> {
     Value::str(&t.bytes)
-}
-
-pub fn join(items: &[Text]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, a) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(&a.bytes);
-    }
-    out
-}
-
-/// `proc.cmdline`: the name and the arguments.
-pub fn cmdline(p: &Process) -> Vec<u8> {
-    let mut out = p.comm.bytes.clone();
-    if !p.args.is_empty() {
-        out.push(b' ');
-        out.extend(join(&p.args));
-    }
-    out
 }
 
 const CAPS: &[&str] = &[
@@ -147,7 +126,7 @@ impl<'a> View<'a> {
     fn ids(&self) -> (u32, u32) {
         let t = &self.ev.task;
         match self.proc() {
-            Some(p) if changes_ids(self.ev) => (p.uid, p.gid),
+            Some(p) if self.ev.changes_ids() => (p.uid, p.gid),
             _ => (t.uid, t.gid),
         }
     }
@@ -161,11 +140,6 @@ impl<'a> View<'a> {
         self.fd
             .get_or_init(|| FdView::of(self.ev, self.proc))
             .as_ref()
-    }
-
-    /// What the descriptor table keeps of the event's descriptor.
-    pub fn fd_entry(&self) -> Option<std::sync::Arc<crate::state::fds::FdEntry>> {
-        self.fd().map(FdView::entry)
     }
 
     fn ancestor(&self, n: u32) -> Option<&'a Process> {
@@ -263,7 +237,7 @@ impl Extract for View<'_> {
             F::EvtSource => Value::str(b"syscall"),
             F::EvtDir => Value::str(b"<"),
             F::EvtCpu | F::EvtBuffer => return None,
-            F::EvtRes => match super::names::result(ev.ret) {
+            F::EvtRes => match names::result(ev.ret) {
                 Cow::Borrowed(s) => Value::str(s.as_bytes()),
                 Cow::Owned(s) => Value::owned(s),
             },
@@ -298,7 +272,7 @@ impl Extract for View<'_> {
                 if p.comm == t.comm {
                     Value::str(&p.cmdline)
                 } else {
-                    Value::owned(cmdline(p))
+                    Value::owned(crate::state::process::cmdline(p))
                 }
             }
             F::ProcCmdnargs => Value::Int(self.proc()?.args.len() as i64),
@@ -496,74 +470,9 @@ fn nonempty(t: &Text) -> Option<Value<'_>> {
     (!t.bytes.is_empty()).then(|| Value::str(&t.bytes))
 }
 
-/// An IP from a socket tuple address.
-pub fn ip(family: u16, a: &[u8; 16]) -> Option<IpAddr> {
-    match family {
-        2 => Some(IpAddr::from([a[0], a[1], a[2], a[3]])),
-        10 => Some(IpAddr::from(*a)),
-        _ => None,
-    }
-}
-
-/// Lexically resolves `raw` against `base` (`.` and `..` removed).
-pub fn resolve<'a>(base: &[u8], raw: &'a [u8]) -> Cow<'a, [u8]> {
-    let joined: Vec<u8>;
-    let path: &[u8] = if raw.starts_with(b"/") {
-        raw
-    } else if base.is_empty() {
-        return Cow::Borrowed(raw);
-    } else {
-        joined = [base, b"/", raw].concat();
-        &joined
-    };
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for p in path.split(|&c| c == b'/') {
-        match p {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    let mut out = Vec::with_capacity(path.len());
-    for p in parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    if out == raw {
-        Cow::Borrowed(raw)
-    } else {
-        Cow::Owned(out)
-    }
-}
-
-/// The syscalls that change a process's user or group ids.
-pub fn changes_ids(ev: &Event) -> bool {
-    use mamori_common::syscalls::{SETGID, SETRESGID, SETRESUID, SETUID};
-    matches!(
-        ev.syscall_nr(),
-        Some(SETUID | SETRESUID | SETGID | SETRESGID)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lexical_resolution() {
-        assert_eq!(
-            &*resolve(b"/home/u", b"../etc/./passwd"),
-            b"/home/etc/passwd"
-        );
-        assert_eq!(&*resolve(b"/x", b"/a/../b"), b"/b");
-        assert_eq!(&*resolve(b"/", b".."), b"/");
-        assert_eq!(&*resolve(b"", b"rel"), b"rel");
-    }
 
     #[test]
     fn capability_names() {

@@ -4,7 +4,7 @@
 
 use mamori_rules::{Field as F, Value};
 
-use super::extract::resolve;
+use crate::event::text::resolve;
 use crate::{
     event::{Event, Param},
     state::Process,

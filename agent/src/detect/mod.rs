@@ -1,13 +1,13 @@
-//! Detection: update the state with an event, evaluate the rules on it,
-//! turn hits into alerts. Owns the state; reads the ruleset.
+//! Detection: evaluate the rules on an event seen with the state, turn
+//! hits into alerts. Reads the state (downstream of it: the caller owns
+//! it and applies each event around the evaluation, see
+//! [`Detector::process`]) and the ruleset.
 
-pub mod args;
 pub mod containerview;
 pub mod context;
 pub mod extract;
 pub mod fdview;
 pub mod fsview;
-pub mod names;
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use mamori_rules::{OutputValue, RuleSet};
 use crate::{
     alert::{Alert, FieldValue, Source},
     event::Event,
-    state::{State, fds::Fds},
+    state::State,
 };
 
 pub use extract::View;
@@ -26,17 +26,15 @@ pub struct Detector {
     /// The rules' type id of each syscall, by number (a string hash per
     /// event otherwise).
     syscall_types: Vec<Option<u16>>,
-    pub state: State,
     hostname: String,
     evt_num: u64,
 }
 
 impl Detector {
-    pub fn new(rules: Arc<RuleSet>, state: State, hostname: String) -> Self {
+    pub fn new(rules: Arc<RuleSet>, hostname: String) -> Self {
         Self {
             syscall_types: syscall_types(&rules),
             rules,
-            state,
             hostname,
             evt_num: 0,
         }
@@ -61,27 +59,30 @@ impl Detector {
         }
     }
 
-    /// Applies `ev` to the state and evaluates it; `alert` receives each hit.
-    pub fn process(&mut self, ev: &Event, mut alert: impl FnMut(Alert)) {
+    /// One event through state and rules, in the order the state's
+    /// invariant needs: applied before (an exec is evaluated with its new
+    /// image), evaluated, applied after (an exit is evaluated with the
+    /// process still known). `alert` receives each hit.
+    pub fn process(&mut self, state: &mut State, ev: &Event, alert: impl FnMut(Alert)) {
+        state.apply_before(ev);
+        self.evaluate(state, ev, alert);
+        state.apply_after(ev);
+    }
+
+    /// Evaluates `ev` against the state as it is; `alert` receives each hit.
+    pub fn evaluate(&mut self, state: &State, ev: &Event, mut alert: impl FnMut(Alert)) {
         self.evt_num += 1;
-        self.state.apply_before(ev);
         let rules = &self.rules;
         let mut hits = Vec::new();
-        let mut context = Vec::new();
         let Some(ty) = self.type_id(&ev.ty) else {
-            self.state.apply_after(ev);
             return;
         };
-        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        let view = View::new(ev, state, &self.hostname, self.evt_num);
         rules.evaluate(ty, &view, |rule, out| hits.push((rule, out)));
-        if !hits.is_empty() {
-            context = context::collect(&view);
-        }
-        let seen = Fds::changed_by(ev).then(|| view.fd_entry());
-        self.state.apply_after_seen(ev, seen);
         if hits.is_empty() {
             return;
         }
+        let mut context = context::collect(&view);
         // Only events that alert are kept (outputs map them to ECS).
         let ev = Arc::new(ev.clone());
         let last = hits.len() - 1;
@@ -118,22 +119,22 @@ impl Detector {
     /// The rules `ev` matches against the state as it is, without
     /// applying the event or rendering outputs: the rule engine's share
     /// of [`Detector::process`] (benchmarks).
-    pub fn matching(&self, ev: &Event) -> Vec<&str> {
+    pub fn matching(&self, state: &State, ev: &Event) -> Vec<&str> {
         let Some(ty) = self.type_id(&ev.ty) else {
             return Vec::new();
         };
-        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        let view = View::new(ev, state, &self.hostname, self.evt_num);
         self.rules.matching(ty, &view)
     }
 
     /// [`Detector::matching`] with every rule's condition evaluated, its
     /// guard or not: the reference the guards are tested against.
     #[cfg(test)]
-    pub fn matching_unguarded(&self, ev: &Event) -> Vec<&str> {
+    pub fn matching_unguarded(&self, state: &State, ev: &Event) -> Vec<&str> {
         let Some(ty) = self.type_id(&ev.ty) else {
             return Vec::new();
         };
-        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        let view = View::new(ev, state, &self.hostname, self.evt_num);
         self.rules.matching_unguarded(ty, &view)
     }
 
@@ -142,15 +143,16 @@ impl Detector {
     /// match it, when `select` picks it.
     pub fn explain(
         &mut self,
+        state: &mut State,
         ev: &Event,
         rule: &str,
         select: impl FnOnce(&View<'_>) -> bool,
     ) -> Option<Result<mamori_rules::explain::Explained, String>> {
         self.evt_num += 1;
-        self.state.apply_before(ev);
-        let view = View::new(ev, &self.state, &self.hostname, self.evt_num);
+        state.apply_before(ev);
+        let view = View::new(ev, state, &self.hostname, self.evt_num);
         let out = select(&view).then(|| self.rules.explain(rule, &view));
-        self.state.apply_after(ev);
+        state.apply_after(ev);
         out
     }
 }

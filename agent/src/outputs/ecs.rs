@@ -17,8 +17,7 @@ use super::{
     ids, mitre,
 };
 use crate::{
-    alert::{Alert, FieldValue, Priority, Source},
-    detect::context::ARGV,
+    alert::{ARGV, Alert, FieldValue, Priority, Source},
     time::rfc3339_nanos,
 };
 

@@ -1,5 +1,5 @@
-//! Recordings: the decoded, enriched event stream of `mamori run --record`,
-//! and `mamori replay` of it through the same detector, offline.
+//! Recordings: the decoded, enriched event stream of `mamori run --record`
+//! (`app::replay` runs one through the same detector, offline).
 //!
 //! A recording is gzip-compressed JSON lines. The first line is the header
 //! (format name and version); then the state the events need that the
@@ -13,19 +13,16 @@ pub mod wire;
 
 use std::{
     fs::File,
-    io::{BufRead, BufReader, BufWriter, Write},
+    io::{BufWriter, Write},
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
+use flate2::{Compression, write::GzEncoder};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    alert::Alert,
-    detect::Detector,
     event::Event,
     state::{State, users::Db},
 };
@@ -97,7 +94,7 @@ impl Recorder {
             format: FORMAT.into(),
             version: VERSION,
             hostname: hostname.into(),
-            started_ns: crate::app::now_ns(),
+            started_ns: crate::time::now_ns(),
             boot_wall_ns: state.processes.boot_wall_ns(),
         })?;
         for p in state.processes.iter() {
@@ -196,135 +193,6 @@ impl Recorder {
     }
 }
 
-/// What a replay went through.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub hostname: String,
-    pub events: u64,
-    pub alerts: u64,
-    pub first_ns: u64,
-    pub last_ns: u64,
-    /// The file ended without its gzip trailer (the agent was killed):
-    /// everything before the cut was replayed.
-    pub cut_short: bool,
-}
-
-/// Reads the recording at `path` and runs its events through a detector
-/// with `rules` over an [`offline_state`]; `alert` receives each alert.
-pub fn replay(
-    path: &Path,
-    rules: Arc<mamori_rules::RuleSet>,
-    mut alert: impl FnMut(Alert),
-) -> anyhow::Result<Summary> {
-    replay_with(path, rules, |detector, ev, _| {
-        let mut n = 0;
-        detector.process(ev, |a| {
-            n += 1;
-            alert(a);
-        });
-        Ok(n)
-    })
-}
-
-/// As [`replay`], handing each event (and its number, from 1) to `each`,
-/// which runs it through the detector and returns the alerts it raised.
-pub fn replay_with(
-    path: &Path,
-    rules: Arc<mamori_rules::RuleSet>,
-    mut each: impl FnMut(&mut Detector, &Event, u64) -> anyhow::Result<u64>,
-) -> anyhow::Result<Summary> {
-    let file = File::open(path)
-        .with_context(|| format!("cannot open the recording {}", path.display()))?;
-    let mut lines = BufReader::new(MultiGzDecoder::new(BufReader::new(file))).lines();
-    let where_ = |n: usize| format!("{}: record {n}", path.display());
-    let header = match lines.next() {
-        Some(Ok(l)) => serde_json::from_str::<Record>(&l).ok(),
-        Some(Err(e)) => {
-            return Err(e).with_context(|| format!("{} is not a mamori recording", path.display()));
-        }
-        None => None,
-    };
-    let Some(Record::Header {
-        format,
-        version,
-        hostname,
-        boot_wall_ns,
-        ..
-    }) = header
-    else {
-        anyhow::bail!("{} is not a mamori recording (no header)", path.display());
-    };
-    anyhow::ensure!(
-        format == FORMAT && version <= VERSION,
-        "{}: recording format {format} version {version}; this mamori reads {FORMAT} up to version {VERSION}",
-        path.display()
-    );
-    let mut detector = Detector::new(rules, offline_state(boot_wall_ns), hostname.clone());
-    let mut summary = Summary {
-        hostname,
-        ..Default::default()
-    };
-    for (i, line) in lines.enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                summary.cut_short = true;
-                break;
-            }
-            Err(e) => return Err(e).with_context(|| where_(i + 2)),
-        };
-        let rec: Record = serde_json::from_str(&line)
-            .with_context(|| format!("{}: cannot read it", where_(i + 2)))?;
-        let alerted =
-            apply(&mut detector, rec, &mut summary, &mut each).with_context(|| where_(i + 2))?;
-        summary.alerts += alerted;
-    }
-    Ok(summary)
-}
-
-/// Applies one record to the detector; returns the alerts it raised.
-fn apply(
-    detector: &mut Detector,
-    rec: Record,
-    summary: &mut Summary,
-    each: &mut impl FnMut(&mut Detector, &Event, u64) -> anyhow::Result<u64>,
-) -> anyhow::Result<u64> {
-    let state = &mut detector.state;
-    match rec {
-        Record::Header { .. } => anyhow::bail!("a second header"),
-        Record::Process(p) => {
-            let p = p.to_process();
-            if let Some(c) = &p.container {
-                state.containers.learn(p.cgroup_id, c.clone());
-            }
-            state.processes.insert(p);
-        }
-        Record::Users { mntns, db } => state.users.insert(mntns, db),
-        Record::Container { id, metadata } => {
-            state.containers.insert_metadata(&id, metadata);
-        }
-        Record::Event(e) => {
-            let ev = e.to_event().map_err(anyhow::Error::msg)?;
-            if summary.events == 0 {
-                summary.first_ns = ev.time_ns;
-            }
-            summary.events += 1;
-            summary.last_ns = ev.time_ns;
-            return each(detector, &ev, summary.events);
-        }
-    }
-    Ok(0)
-}
-
-/// A state that only learns from records: no /proc, files or runtimes.
-pub fn offline_state(boot_wall_ns: u64) -> State {
-    let mut s = State::empty();
-    s.processes.offline = true;
-    s.processes.set_boot_wall_ns(boot_wall_ns);
-    s.users = crate::state::users::Users::offline();
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,47 +233,5 @@ mod tests {
             panic!("not an event: {line}");
         };
         assert_eq!(back.to_event().unwrap(), ev);
-    }
-
-    #[test]
-    fn a_recording_replays_through_the_detector() {
-        let dir = std::env::temp_dir().join(format!("mamori-rec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("r.jsonl.gz");
-        let mut state = offline_state(0);
-        state
-            .users
-            .insert(0, Db::parse("root:x:0:0::/root:/bin/sh\n", ""));
-        let mut rec = Recorder::create(&path, &mut state, "h1").unwrap();
-        let ev = open_event(7, b"/etc/shadow");
-        let before = rec.before(&state, &ev);
-        state.apply_before(&ev);
-        rec.after(&mut state, &ev, before).unwrap();
-        rec.finish().unwrap();
-
-        let rules = Arc::new(crate::app::load_rules(&[]).unwrap());
-        let mut alerts = Vec::new();
-        let s = replay(&path, rules, |a| alerts.push(a)).unwrap();
-        assert_eq!((s.events, s.alerts, s.hostname.as_str()), (1, 1, "h1"));
-        assert_eq!(alerts[0].rule, "Credential file read by unexpected process");
-        assert!(
-            alerts[0].message.contains("user=root"),
-            "{}",
-            alerts[0].message
-        );
-        assert!(!s.cut_short);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn not_a_recording_is_a_clear_error() {
-        let dir = std::env::temp_dir().join(format!("mamori-rec-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("x.gz");
-        std::fs::write(&path, b"plain text").unwrap();
-        let rules = Arc::new(crate::app::load_rules(&[]).unwrap());
-        let e = replay(&path, rules, |_| {}).unwrap_err();
-        assert!(format!("{e:#}").contains("not a mamori recording"), "{e:#}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -119,7 +119,7 @@ impl Fds {
                 let cloexec = match nr {
                     OPEN => a[1] & O_CLOEXEC != 0,
                     OPENAT => a[2] & O_CLOEXEC != 0,
-                    OPENAT2 => crate::detect::args::raw_by_name(ev, "flags")
+                    OPENAT2 => crate::event::args::raw_by_name(ev, "flags")
                         .is_some_and(|f| f as u64 & O_CLOEXEC != 0),
                     MEMFD_CREATE => a[1] & MFD_CLOEXEC != 0,
                     _ => false,

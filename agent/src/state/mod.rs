@@ -9,6 +9,7 @@
 pub mod container;
 pub mod cri;
 pub mod fds;
+pub mod fdview;
 pub mod process;
 pub mod procfs;
 pub mod runtime;
@@ -39,6 +40,17 @@ impl State {
                 s.containers.learn(p.cgroup_id, c.clone());
             }
         }
+        s
+    }
+
+    /// A state that only learns from records (replay, rules tests): no
+    /// /proc, files or runtimes; exec start times count from the recorded
+    /// host's boot.
+    pub fn offline(boot_wall_ns: u64) -> Self {
+        let mut s = Self::empty();
+        s.processes.offline = true;
+        s.processes.set_boot_wall_ns(boot_wall_ns);
+        s.users = users::Users::offline();
         s
     }
 
@@ -92,18 +104,11 @@ impl State {
         let seen = fds::Fds::changed_by(ev).then(|| {
             self.processes
                 .get(ev.task.tgid)
-                .and_then(|p| crate::detect::fdview::FdView::of(ev, Some(p)))
+                .and_then(|p| fdview::FdView::of(ev, Some(p)))
                 .map(|v| v.entry())
         });
-        self.apply_after_seen(ev, seen);
-    }
-
-    /// [`State::apply_after`] with the event's descriptor as the detector
-    /// saw it, when the event changes the fd table (`Some`): it is not
-    /// worked out twice.
-    pub fn apply_after_seen(&mut self, ev: &Event, seen: Option<Option<Arc<fds::FdEntry>>>) {
         if ev.ret == 0
-            && crate::detect::extract::changes_ids(ev)
+            && ev.changes_ids()
             && let Some(p) = self.processes.get_mut(ev.task.tgid)
         {
             p.uid = ev.task.uid;

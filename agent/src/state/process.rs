@@ -15,7 +15,7 @@ use super::{
     fds::Fds,
     procfs,
 };
-use crate::event::{Detail, Event, Exec, Text};
+use crate::event::{Detail, Event, Exec, Text, text};
 
 pub const DEFAULT_CAPACITY: usize = 262_144;
 
@@ -68,8 +68,8 @@ pub struct Process {
 impl Process {
     /// Computes the derived strings; call after changing comm or args.
     pub fn finish(mut self) -> Self {
-        self.args_joined = crate::detect::extract::join(&self.args);
-        self.cmdline = crate::detect::extract::cmdline(&self);
+        self.args_joined = text::join(&self.args);
+        self.cmdline = cmdline(&self);
         self
     }
 
@@ -209,7 +209,7 @@ impl ProcessTable {
             p.ppid = ppid;
             if p.comm != ev.task.comm {
                 p.comm = ev.task.comm.clone();
-                p.cmdline = crate::detect::extract::cmdline(p);
+                p.cmdline = cmdline(p);
             }
         }
         p
@@ -296,7 +296,7 @@ impl ProcessTable {
                 partial: false,
             }) => path.bytes.clone(),
             Some(crate::event::Param::Str(raw)) => {
-                crate::detect::extract::resolve(&p.cwd.bytes, &raw.bytes).into_owned()
+                text::resolve(&p.cwd.bytes, &raw.bytes).into_owned()
             }
             _ => return,
         };
@@ -350,6 +350,16 @@ fn boot_wall_ns() -> u64 {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     };
     now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+}
+
+/// `proc.cmdline`: the name and the arguments.
+pub fn cmdline(p: &Process) -> Vec<u8> {
+    let mut out = p.comm.bytes.clone();
+    if !p.args.is_empty() {
+        out.push(b' ');
+        out.extend(text::join(&p.args));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -8,9 +8,8 @@
 //! from the annotations containerd's and CRI-O's CRI plugins put on each
 //! container.
 //!
-//! Unfinished: pod labels under containerd (they live only in its CRI
-//! API, which is not queried yet); CRI-O's pod labels come from the
-//! sandbox's annotations.
+//! Pod labels under containerd live only in its CRI API: `cri.rs` asks
+//! for them; CRI-O's come from the sandbox's annotations.
 
 use std::{
     fs,

@@ -1,18 +1,20 @@
 //! Counters and gauges, rendered as Prometheus text.
 //!
 //! Stages hold an `Arc<Metrics>` and count; `/metrics` renders a snapshot.
-//! Kernel-side counters are read from their map at render time.
+//! A stage with counters of its own (the kernel's, the Elasticsearch
+//! output's) registers a [`Renderer`] that reads them at render time:
+//! telemetry knows no stage.
 
 use std::{
     collections::{BTreeMap, HashMap},
     fmt::Write,
     sync::{
-        Mutex, OnceLock,
+        Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
-use crate::{alert::Priority, capture::CountersHandle};
+use mamori_rules::Priority;
 
 /// Renders a component's own metric families into the exposition.
 pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
@@ -22,7 +24,6 @@ pub struct Metrics {
     events: HashMap<&'static str, AtomicU64>,
     alerts: Mutex<BTreeMap<(String, Priority), u64>>,
     outputs: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    capture: OnceLock<CountersHandle>,
     attached: AtomicBool,
     rules_loaded: AtomicBool,
     rules_reloads: AtomicU64,
@@ -46,15 +47,6 @@ impl Metrics {
             events,
             ..Default::default()
         }
-    }
-
-    /// Gives `/metrics` access to the kernel counters.
-    pub fn set_capture(&self, counters: CountersHandle) {
-        let _ = self.capture.set(counters);
-    }
-
-    pub fn capture_counters(&self) -> Option<crate::capture::Counters> {
-        self.capture.get().map(CountersHandle::read)
     }
 
     pub fn event(&self, ty: &'static str) {
@@ -123,99 +115,6 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if let Some(c) = self.capture_counters() {
-            family(
-                &mut out,
-                "mamori_kernel_events_sent_total",
-                "counter",
-                "Records the kernel wrote to the ring buffer, per CPU.",
-            );
-            for (cpu, v) in c.sent.iter().enumerate() {
-                let _ = writeln!(out, "mamori_kernel_events_sent_total{{cpu=\"{cpu}\"}} {v}");
-            }
-            family(
-                &mut out,
-                "mamori_kernel_events_lost_total",
-                "counter",
-                "Records lost in the kernel, per CPU and reason.",
-            );
-            for (cpu, v) in c.lost_ring_full.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mamori_kernel_events_lost_total{{cpu=\"{cpu}\",reason=\"ring_full\"}} {v}"
-                );
-            }
-            for (cpu, v) in c.lost_no_scratch.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "mamori_kernel_events_lost_total{{cpu=\"{cpu}\",reason=\"no_scratch\"}} {v}"
-                );
-            }
-            family(
-                &mut out,
-                "mamori_events_received_total",
-                "counter",
-                "Records read from the ring buffer.",
-            );
-            let _ = writeln!(out, "mamori_events_received_total {}", c.received);
-            family(
-                &mut out,
-                "mamori_events_decode_errors_total",
-                "counter",
-                "Records that could not be decoded.",
-            );
-            let _ = writeln!(out, "mamori_events_decode_errors_total {}", c.decode_errors);
-            family(
-                &mut out,
-                "mamori_kernel_self_events_skipped_total",
-                "counter",
-                "The agent's own syscalls, skipped in the kernel.",
-            );
-            let _ = writeln!(
-                out,
-                "mamori_kernel_self_events_skipped_total {}",
-                c.skipped_self
-            );
-            family(
-                &mut out,
-                "mamori_kernel_events_filtered_total",
-                "counter",
-                "Opens no loaded rule could match, dropped in the kernel before a record was built.",
-            );
-            let _ = writeln!(out, "mamori_kernel_events_filtered_total {}", c.filtered);
-        }
-        if let Some(h) = self.capture.get() {
-            let runs = h.program_runs();
-            if runs.iter().any(|r| r.runs > 0) {
-                family(
-                    &mut out,
-                    "mamori_bpf_program_runs_total",
-                    "counter",
-                    "Runs of each kernel program (capture.bpf_stats).",
-                );
-                for r in &runs {
-                    let _ = writeln!(
-                        out,
-                        "mamori_bpf_program_runs_total{{program=\"{}\"}} {}",
-                        r.name, r.runs
-                    );
-                }
-                family(
-                    &mut out,
-                    "mamori_bpf_program_run_seconds_total",
-                    "counter",
-                    "Time spent in each kernel program (capture.bpf_stats).",
-                );
-                for r in &runs {
-                    let _ = writeln!(
-                        out,
-                        "mamori_bpf_program_run_seconds_total{{program=\"{}\"}} {:.9}",
-                        r.name,
-                        r.run_ns as f64 / 1e9
-                    );
-                }
-            }
-        }
         family(
             &mut out,
             "mamori_events_total",

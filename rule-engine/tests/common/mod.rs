@@ -64,7 +64,7 @@ pub fn load_strs(files: &[&str]) -> LoadResult {
         .enumerate()
         .map(|(i, t)| SourceFile::new(format!("f{i}.yaml"), *t))
         .collect();
-    load(&files, MatchMode::All)
+    load(&files, MatchMode::All, &event_types())
 }
 
 pub fn errors(r: &LoadResult) -> Vec<String> {
@@ -106,4 +106,13 @@ pub fn rule(condition: &str) -> String {
 pub fn matches(condition: &str, ev: &Ev) -> bool {
     let rs = ruleset(&[&rule(condition)]);
     !hits(&rs, ev).is_empty()
+}
+
+/// The agent's event types: its captured syscalls and `procexit`.
+pub fn event_types() -> Vec<&'static str> {
+    mamori_common::syscalls::ALL
+        .iter()
+        .map(|s| s.name)
+        .chain(["procexit"])
+        .collect()
 }

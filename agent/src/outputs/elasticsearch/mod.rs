@@ -11,6 +11,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod configure;
 pub mod sender;
 pub mod setup;
 pub mod stats;
@@ -169,7 +170,7 @@ impl Output {
     }
 
     fn encode(&self, alert: &Alert) -> Vec<u8> {
-        let (id, doc) = self.mapper.document(alert, crate::app::now_ns());
+        let (id, doc) = self.mapper.document(alert, crate::time::now_ns());
         Doc::encode(&id, alert.time_ns, doc.to_string().as_bytes())
     }
 
@@ -219,7 +220,7 @@ pub struct DownWatch {
 impl DownWatch {
     pub fn check(&mut self) -> Option<Alert> {
         let since = Stats::get(&self.stats.down_since_ms);
-        let now = crate::app::now_ns() / 1_000_000;
+        let now = crate::time::now_ns() / 1_000_000;
         let down = Duration::from_millis(now.saturating_sub(since));
         if since == 0 || since == self.alerted_for || down < self.after {
             return None;
@@ -227,7 +228,7 @@ impl DownWatch {
         self.alerted_for = since;
         let pending = Stats::get(&self.stats.spool_pending);
         Some(Alert {
-            time_ns: crate::app::now_ns(),
+            time_ns: crate::time::now_ns(),
             rule: "mamori internal: output down".into(),
             description: "An output has failed for longer than its alert threshold; \
                           its alerts wait in the disk spool."

@@ -279,7 +279,7 @@ impl Sender {
             return None;
         }
         let alert = spool_full_alert(&drops, &self.mapper.identity.host_name);
-        let (id, json) = self.mapper.document(&alert, crate::app::now_ns());
+        let (id, json) = self.mapper.document(&alert, crate::time::now_ns());
         let doc = Doc {
             seq: 0,
             id,
@@ -350,7 +350,7 @@ impl Sender {
     async fn send(&self, items: &mut Vec<Item>) -> Result<(), Error> {
         let body = bulk::body(
             items.iter().map(|i| (i.index.as_str(), &i.doc)),
-            crate::app::now_ns(),
+            crate::time::now_ns(),
         );
         Stats::add(&self.stats.bulk_requests, 1);
         let started = Instant::now();

@@ -92,7 +92,7 @@ impl Stats {
             self.down_since_ms.store(0, Relaxed);
         } else if self.down_since_ms.load(Relaxed) == 0 {
             self.down_since_ms
-                .store(crate::app::now_ns() / 1_000_000, Relaxed);
+                .store(crate::time::now_ns() / 1_000_000, Relaxed);
         }
     }
 

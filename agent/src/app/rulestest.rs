@@ -26,11 +26,10 @@ use serde::Deserialize;
 
 use crate::{
     alert::Alert,
-    detect::{Detector, args},
-    event::{Detail, Event, EventType, Exec, Task, Text},
-    record::offline_state,
+    detect::Detector,
+    event::{Detail, Event, EventType, Exec, Task, Text, args},
     state::{
-        Process,
+        Process, State,
         container::Container,
         fds::Fds,
         process::Origin,
@@ -148,11 +147,12 @@ fn run_case(case: &Case, rules: &Arc<RuleSet>) -> Outcome {
     if specs.is_empty() {
         problems.push("no event (give `event` or `events`)".into());
     }
-    let mut detector = Detector::new(rules.clone(), offline_state(0), "rules-test".into());
+    let mut detector = Detector::new(rules.clone(), "rules-test".into());
+    let mut state = State::offline(0);
     let mut alerts: Vec<Alert> = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        match build(spec, i as u64, &mut detector) {
-            Ok(ev) => detector.process(&ev, |a| alerts.push(a)),
+        match build(spec, i as u64, &mut state) {
+            Ok(ev) => detector.process(&mut state, &ev, |a| alerts.push(a)),
             Err(e) => problems.push(format!("event {}: {e}", i + 1)),
         }
     }
@@ -176,13 +176,14 @@ pub fn explain(
     let Some((last, earlier)) = specs.split_last() else {
         anyhow::bail!("case `{}` has no event", case.name);
     };
-    let mut detector = Detector::new(rules.clone(), offline_state(0), "rules-test".into());
+    let mut detector = Detector::new(rules.clone(), "rules-test".into());
+    let mut state = State::offline(0);
     for (i, spec) in earlier.iter().enumerate() {
-        let ev = build(spec, i as u64, &mut detector).map_err(anyhow::Error::msg)?;
-        detector.process(&ev, |_| {});
+        let ev = build(spec, i as u64, &mut state).map_err(anyhow::Error::msg)?;
+        detector.process(&mut state, &ev, |_| {});
     }
-    let ev = build(last, earlier.len() as u64, &mut detector).map_err(anyhow::Error::msg)?;
-    match detector.explain(&ev, rule, |_| true) {
+    let ev = build(last, earlier.len() as u64, &mut state).map_err(anyhow::Error::msg)?;
+    match detector.explain(&mut state, &ev, rule, |_| true) {
         Some(r) => r.map_err(anyhow::Error::msg),
         None => anyhow::bail!("the event was not explained"),
     }
@@ -226,8 +227,7 @@ const MNTNS: u32 = 4_026_531_841;
 
 /// Puts the case's processes, users and container into the state and
 /// returns the event.
-fn build(spec: &EventSpec, seq: u64, detector: &mut Detector) -> Result<Event, String> {
-    let state = &mut detector.state;
+fn build(spec: &EventSpec, seq: u64, state: &mut State) -> Result<Event, String> {
     let pid = spec.process.pid.unwrap_or(PID);
     let container = spec.container.as_ref().map(|c| container(c, state));
     // The chain: the process, its parent, then the ancestors.
@@ -382,7 +382,7 @@ fn passwd_line(p: &ProcSpec) -> String {
     format!("{name}:x:{0}:{0}:{name}:/home/{name}:/bin/sh\n", p.uid)
 }
 
-fn container(c: &ContainerSpec, state: &mut crate::state::State) -> Container {
+fn container(c: &ContainerSpec, state: &mut State) -> Container {
     let id = if c.id.len() == 64 {
         c.id.clone()
     } else {
@@ -434,7 +434,7 @@ mod tests {
     use crate::rules_files;
 
     fn default_rules() -> Arc<RuleSet> {
-        Arc::new(crate::app::load_rules(&[]).unwrap())
+        Arc::new(rules_files::load(&[]).unwrap())
     }
 
     fn test_file() -> std::path::PathBuf {

@@ -8,6 +8,12 @@
 //! channel; each stage finishes its input and closes the next; outputs
 //! flush; the programs detach when the capture is dropped.
 
+pub mod kernel_scope;
+pub mod prefilter;
+pub mod reload;
+pub mod replay;
+pub mod rulestest;
+
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -17,16 +23,19 @@ use tokio::{
 };
 use tracing::{error, info, warn};
 
-use mamori_rules::{MatchMode, RuleSet, Severity};
+use mamori_rules::RuleSet;
 
+use self::{
+    kernel_scope::{kernel_prefilter, kernel_syscalls, report_rules_that_cannot_fire},
+    reload::Reloader,
+};
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
-    capture::{self, Capture, Counters, KernelFilter},
+    capture::{self, Capture, Counters},
     detect::Detector,
     event::Event,
     outputs::{self, Sink, event_json::event_json},
     record::Recorder,
-    reload::Reloader,
     rules_files,
     state::State,
     telemetry::{health, liveness::Heartbeat, metrics::Metrics},
@@ -65,7 +74,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         tokio::spawn(health::serve(listener, metrics.clone()));
     }
 
-    let rules = Arc::new(load_rules(&settings.rules)?);
+    let rules = Arc::new(rules_files::load(&settings.rules)?);
     metrics.set_rules_loaded();
 
     // Before the kernel programs: a spool that cannot be opened stops the
@@ -113,7 +122,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     );
     report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
     let counters = capture.counters_handle()?;
-    metrics.set_capture(counters.clone());
+    metrics.add_renderer(capture::metrics::renderer(counters.clone()));
     metrics.set_attached();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -172,7 +181,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let detector = Detector::new(rules.clone(), state, settings.hostname.clone());
+    let detector = Detector::new(rules.clone(), settings.hostname.clone());
     let (rules_tx, rules_rx) = watch::channel(rules);
     let detect = tokio::spawn(detect(
         event_rx,
@@ -183,7 +192,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
             print_events: settings.events,
             recorder,
         },
-        detector,
+        (state, detector),
         detect_beat,
     ));
     let watcher = tokio::spawn(watch_loss(
@@ -221,7 +230,7 @@ async fn supervise(capture: &mut Capture, reloader: &mut Reloader) -> anyhow::Re
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let mut tick = tokio::time::interval(crate::reload::WATCH_EVERY);
+    let mut tick = tokio::time::interval(reload::WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -236,129 +245,6 @@ async fn supervise(capture: &mut Capture, reloader: &mut Reloader) -> anyhow::Re
         }
     }
 }
-
-/// Loads the rules (the built-in defaults when no paths are given). Errors
-/// stop the start with every diagnostic; warnings are logged.
-pub fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    let files = rules_files::read(paths)?;
-    let result = mamori_rules::load(&files, MatchMode::First);
-    for d in &result.diagnostics {
-        if d.severity == Severity::Warning {
-            warn!("{d}");
-        }
-    }
-    let errors: Vec<String> = result
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .map(ToString::to_string)
-        .collect();
-    let Some(rules) = result.ruleset else {
-        anyhow::bail!("the rules do not load:\n{}", errors.join("\n"));
-    };
-    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    info!(
-        files = ?names,
-        rules = result.stats.rules,
-        enabled = result.stats.enabled_rules,
-        indexed = rules.indexed(),
-        "rules loaded"
-    );
-    Ok(rules)
-}
-
-/// What the kernel must send: the event types some rule can match, plus
-/// what the state needs: working-directory changes always; when a rule
-/// looks at `close` (which carries only a descriptor number), every
-/// syscall that makes or re-points descriptors, so the fd table can name
-/// it; when a rule looks at dup* (described by the kernel), the socket
-/// calls, which alone tell a socket's role (client or server).
-pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> std::collections::BTreeSet<String> {
-    let mut set: std::collections::BTreeSet<String> = rules
-        .needed_event_types()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if record {
-        // A recording is for rules not written yet: everything but the
-        // data path (send/recv), which only rules that name it get.
-        set.extend(
-            mamori_common::syscalls::ALL
-                .iter()
-                .map(|s| s.name)
-                .filter(|n| !matches!(*n, "sendto" | "recvfrom" | "sendmsg" | "recvmsg"))
-                .map(str::to_owned),
-        );
-    }
-    set.extend(["chdir", "fchdir"].map(str::to_owned));
-    if set.contains("close") {
-        set.extend(FD_STATE.map(str::to_owned));
-    } else if ["dup", "dup2", "dup3"].iter().any(|s| set.contains(*s)) {
-        set.extend(SOCKET_ROLE.map(str::to_owned));
-    }
-    set
-}
-
-/// Names each enabled rule that watches only syscalls the kernel cannot
-/// send: such a rule is never silent about never firing.
-pub fn report_rules_that_cannot_fire(
-    rules: &RuleSet,
-    unavailable: &std::collections::BTreeSet<&'static str>,
-) {
-    for r in rules.rules.iter().filter(|r| r.enabled) {
-        if let mamori_rules::types::Types::Only(types) = &r.types
-            && !types.is_empty()
-            && types.iter().all(|t| unavailable.contains(t.as_str()))
-        {
-            warn!(
-                rule = %r.name,
-                file = %r.file,
-                line = r.line,
-                syscalls = ?types,
-                "this rule can never fire here: this kernel does not implement the syscalls it \
-                 watches (capture.watch_unimplemented: true alerts on attempts)"
-            );
-        }
-    }
-}
-
-/// Which opens the kernel may drop: those no rule can match (the rules'
-/// prefilter). None when everything must arrive: a recording and
-/// `--events` see every event, and a rule on `close` needs every open for
-/// the descriptor table.
-pub fn kernel_prefilter(
-    rules: &RuleSet,
-    syscalls: &std::collections::BTreeSet<String>,
-    unfiltered: bool,
-) -> KernelFilter {
-    if unfiltered || syscalls.contains("close") {
-        return KernelFilter::none();
-    }
-    crate::prefilter::encode(rules.open_prefilter())
-}
-
-/// Syscalls that make a socket and so fix its role.
-const SOCKET_ROLE: [&str; 6] = ["socket", "accept", "accept4", "connect", "bind", "listen"];
-
-/// Syscalls that create, re-point or close descriptors (a close missed
-/// would leave a stale name for the number's next, untracked, use).
-const FD_STATE: [&str; 15] = [
-    "close",
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "memfd_create",
-    "socket",
-    "accept",
-    "accept4",
-    "connect",
-    "bind",
-    "listen",
-    "dup",
-    "dup2",
-    "dup3",
-];
 
 /// What the detection stage also does with each event.
 struct Taps {
@@ -375,7 +261,7 @@ async fn detect(
     alerts: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
     mut taps: Taps,
-    mut detector: Detector,
+    (mut state, mut detector): (State, Detector),
     heartbeat: Heartbeat,
 ) {
     use std::io::Write;
@@ -390,18 +276,15 @@ async fn detect(
                 detector.set_rules(rules.borrow_and_update().clone());
             }
             metrics.event(ev.ty.name());
-            hold_for_container_metadata(&mut detector, &ev).await;
+            hold_for_container_metadata(&mut state, &ev).await;
             if taps.print_events {
                 let mut out = stdout.lock();
                 let _ = writeln!(out, "{}", event_json(&ev));
             }
-            let before = taps
-                .recorder
-                .as_ref()
-                .map(|r| r.before(&detector.state, &ev));
-            detector.process(&ev, |a| hits.push(a));
+            let before = taps.recorder.as_ref().map(|r| r.before(&state, &ev));
+            detector.process(&mut state, &ev, |a| hits.push(a));
             if let (Some(r), Some(before)) = (&mut taps.recorder, before)
-                && let Err(e) = r.after(&mut detector.state, &ev, before)
+                && let Err(e) = r.after(&mut state, &ev, before)
             {
                 error!(error = %format!("{e:#}"), "recording stopped");
                 taps.recorder = None;
@@ -416,7 +299,7 @@ async fn detect(
                     error!(error = %format!("{e:#}"), "recording stopped");
                     taps.recorder = None;
                 }
-                let p = &detector.state.processes;
+                let p = &state.processes;
                 metrics.set_process_table(p.len(), p.evicted);
             }
             for a in hits.drain(..) {
@@ -439,13 +322,12 @@ async fn detect(
 /// Holds `ev` (and the stream behind it) until its container's metadata
 /// has arrived, at most `container::METADATA_WAIT` after the lookup
 /// started: rules on `container.image` see it from the first exec.
-async fn hold_for_container_metadata(detector: &mut Detector, ev: &Event) {
-    let containers = &mut detector.state.containers;
-    containers.absorb();
-    let Some(id) = detector.state.container_of(ev) else {
+async fn hold_for_container_metadata(state: &mut State, ev: &Event) {
+    state.containers.absorb();
+    let Some(id) = state.container_of(ev) else {
         return;
     };
-    let containers = &mut detector.state.containers;
+    let containers = &mut state.containers;
     let Some(deadline) = containers.wait_deadline(&id) else {
         return;
     };
@@ -517,7 +399,7 @@ pub fn loss_alert(c: &Counters, new_losses: u64, hostname: &str) -> Alert {
         ("n_evts".to_owned(), FieldValue::UInt(sent)),
     ];
     Alert {
-        time_ns: now_ns(),
+        time_ns: crate::time::now_ns(),
         rule: "mamori internal: event loss".into(),
         description: "The kernel or the decoder lost events: detection has gaps.".into(),
         ruleset: "mamori".into(),
@@ -542,10 +424,4 @@ pub fn host_root() -> PathBuf {
     std::env::var_os("MAMORI_HOST_ROOT")
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
-}
-
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -5,6 +5,10 @@
 use std::fmt;
 
 use mamori_common::syscalls::Syscall;
+pub mod args;
+pub mod names;
+pub mod text;
+
 pub use mamori_common::{FileInfo, SockTuple};
 
 /// Bytes from the kernel, maybe not UTF-8, maybe cut at a bound.
@@ -166,6 +170,16 @@ pub enum EventType {
     Exit,
 }
 
+/// Every event type name the agent produces: the captured syscalls and
+/// `procexit` (what rules are loaded against).
+pub static TYPE_NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    mamori_common::syscalls::ALL
+        .iter()
+        .map(|s| s.name)
+        .chain(["procexit"])
+        .collect()
+});
+
 impl EventType {
     pub fn name(&self) -> &'static str {
         match self {
@@ -203,6 +217,15 @@ impl Event {
             EventType::Syscall(s) => Some(s.nr),
             _ => None,
         }
+    }
+
+    /// A call that changes the process's user or group ids.
+    pub fn changes_ids(&self) -> bool {
+        use mamori_common::syscalls::{SETGID, SETRESGID, SETRESUID, SETUID};
+        matches!(
+            self.syscall_nr(),
+            Some(SETUID | SETRESUID | SETGID | SETRESGID)
+        )
     }
 
     /// Raw syscall argument registers, if a syscall.

@@ -4,12 +4,12 @@
 
 use std::{path::Path, time::Duration};
 
-use super::{ElasticsearchOutput, Error, IndexMode};
-use crate::outputs::elasticsearch::{
+use super::{
     Settings,
     bulk::Target,
     client::{Auth, Connection, Secret},
 };
+use crate::config::{ElasticsearchOutput, Error, IndexMode};
 
 /// Where the spool lives unless configured.
 pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/mamori/spool";
@@ -37,62 +37,7 @@ pub fn settings(
     };
     let (url, url_auth) =
         Connection::parse_url(&url).map_err(|m| invalid("outputs.elasticsearch.url", m))?;
-
-    let password = secret(
-        c.password_file.as_deref(),
-        c.password_env.as_deref(),
-        "MAMORI_ES_PASSWORD",
-    )
-    .map_err(|m| {
-        let key = if c.password_file.is_none() && c.password_env.is_some() {
-            "outputs.elasticsearch.password_env"
-        } else {
-            "outputs.elasticsearch.password_file"
-        };
-        invalid(key, m)
-    })?;
-    let api_key = secret(
-        c.api_key_file.as_deref(),
-        c.api_key_env.as_deref(),
-        "MAMORI_ES_API_KEY",
-    )
-    .map_err(|m| {
-        let key = if c.api_key_file.is_none() && c.api_key_env.is_some() {
-            "outputs.elasticsearch.api_key_env"
-        } else {
-            "outputs.elasticsearch.api_key_file"
-        };
-        invalid(key, m)
-    })?;
-    let username = c.username.clone().or_else(|| {
-        std::env::var("MAMORI_ES_USERNAME")
-            .ok()
-            .filter(|u| !u.is_empty())
-    });
-    let auth = match (username, password, api_key, url_auth) {
-        (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
-            return Err(invalid(
-                "outputs.elasticsearch.api_key_file",
-                "set either an API key or a user name and password, not both".into(),
-            ));
-        }
-        (_, _, Some(key), None) => Auth::ApiKey(key),
-        (Some(username), Some(password), None, _) => Auth::Basic { username, password },
-        (Some(_), None, None, _) => {
-            return Err(invalid(
-                "outputs.elasticsearch.password_file",
-                "a user name is set but no password (password_file, password_env or MAMORI_ES_PASSWORD)".into(),
-            ));
-        }
-        (None, Some(_), None, None) => {
-            return Err(invalid(
-                "outputs.elasticsearch.username",
-                "a password is set but no user name".into(),
-            ));
-        }
-        (None, _, None, Some(a)) => a,
-        (None, None, None, None) => Auth::None,
-    };
+    let auth = auth(c, url_auth).map_err(|(key, m)| invalid(key, m))?;
     if let Some(ca) = &c.ca_file
         && !ca.is_file()
     {
@@ -121,9 +66,79 @@ pub fn settings(
         IndexMode::DataStream => Target::DataStream { namespace },
         IndexMode::Daily => Target::Daily { namespace },
     };
+    tune(&mut s, c).map_err(|(key, m)| invalid(key, m))?;
+    Ok(Some(s))
+}
+
+/// A problem with the key that names it.
+type KeyError = (&'static str, String);
+
+/// The credentials: an API key, or a user name and password, from files,
+/// named variables, the default variables or the URL itself; never two
+/// kinds at once.
+fn auth(c: &ElasticsearchOutput, url_auth: Option<Auth>) -> Result<Auth, KeyError> {
+    let password = secret(
+        c.password_file.as_deref(),
+        c.password_env.as_deref(),
+        "MAMORI_ES_PASSWORD",
+    )
+    .map_err(|m| {
+        let key = if c.password_file.is_none() && c.password_env.is_some() {
+            "outputs.elasticsearch.password_env"
+        } else {
+            "outputs.elasticsearch.password_file"
+        };
+        (key, m)
+    })?;
+    let api_key = secret(
+        c.api_key_file.as_deref(),
+        c.api_key_env.as_deref(),
+        "MAMORI_ES_API_KEY",
+    )
+    .map_err(|m| {
+        let key = if c.api_key_file.is_none() && c.api_key_env.is_some() {
+            "outputs.elasticsearch.api_key_env"
+        } else {
+            "outputs.elasticsearch.api_key_file"
+        };
+        (key, m)
+    })?;
+    let username = c.username.clone().or_else(|| {
+        std::env::var("MAMORI_ES_USERNAME")
+            .ok()
+            .filter(|u| !u.is_empty())
+    });
+    Ok(match (username, password, api_key, url_auth) {
+        (_, _, Some(_), Some(_)) | (Some(_), _, Some(_), _) => {
+            return Err((
+                "outputs.elasticsearch.api_key_file",
+                "set either an API key or a user name and password, not both".into(),
+            ));
+        }
+        (_, _, Some(key), None) => Auth::ApiKey(key),
+        (Some(username), Some(password), None, _) => Auth::Basic { username, password },
+        (Some(_), None, None, _) => {
+            return Err((
+                "outputs.elasticsearch.password_file",
+                "a user name is set but no password (password_file, password_env or MAMORI_ES_PASSWORD)".into(),
+            ));
+        }
+        (None, Some(_), None, None) => {
+            return Err((
+                "outputs.elasticsearch.username",
+                "a password is set but no user name".into(),
+            ));
+        }
+        (None, _, None, Some(a)) => a,
+        (None, None, None, None) => Auth::None,
+    })
+}
+
+/// Limits and timings, each checked against its range.
+fn tune(s: &mut Settings, c: &ElasticsearchOutput) -> Result<(), KeyError> {
     if let Some(mib) = c.spool_max_mib {
         if mib < 1 {
-            return Err(invalid(
+            return Err((
                 "outputs.elasticsearch.spool_max_mib",
                 "must be at least 1".into(),
             ));
@@ -132,7 +147,7 @@ pub fn settings(
     }
     if let Some(n) = c.batch_size {
         if !(1..=10_000).contains(&n) {
-            return Err(invalid(
+            return Err((
                 "outputs.elasticsearch.batch_size",
                 format!("{n} is not between 1 and 10000"),
             ));
@@ -141,7 +156,7 @@ pub fn settings(
     }
     if let Some(mib) = c.batch_max_mib {
         if !(1..=100).contains(&mib) {
-            return Err(invalid(
+            return Err((
                 "outputs.elasticsearch.batch_max_mib",
                 format!("{mib} is not between 1 and 100"),
             ));
@@ -160,7 +175,7 @@ pub fn settings(
     if let Some(setup) = c.setup {
         s.setup = setup;
     }
-    Ok(Some(s))
+    Ok(())
 }
 
 /// A secret from a file, else a named environment variable, else the

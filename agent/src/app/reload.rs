@@ -11,7 +11,8 @@ use mamori_rules::RuleSet;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::{app, capture::Capture, rules_files, telemetry::metrics::Metrics};
+use super::kernel_scope;
+use crate::{capture::Capture, rules_files, telemetry::metrics::Metrics};
 
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
@@ -52,7 +53,7 @@ impl Reloader {
     pub async fn reload(&mut self, capture: &mut Capture, why: &str) {
         self.seen = rules_files::fingerprint(&self.paths);
         let paths = self.paths.clone();
-        let loaded = tokio::task::spawn_blocking(move || app::load_rules(&paths)).await;
+        let loaded = tokio::task::spawn_blocking(move || rules_files::load(&paths)).await;
         let rules = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -71,8 +72,8 @@ impl Reloader {
         };
         // The kernel first: the new rules must not wait for events the
         // kernel does not send yet.
-        let syscalls = app::kernel_syscalls(&rules, self.record_all);
-        let prefilter = app::kernel_prefilter(&rules, &syscalls, self.unfiltered);
+        let syscalls = kernel_scope::kernel_syscalls(&rules, self.record_all);
+        let prefilter = kernel_scope::kernel_prefilter(&rules, &syscalls, self.unfiltered);
         if let Err(e) = capture
             .set_syscalls(&syscalls)
             .and_then(|()| capture.set_prefilter(&prefilter))
@@ -81,7 +82,7 @@ impl Reloader {
             error!(reason = why, error = %e, "cannot capture what the new rules need; the running rules stay");
             return;
         }
-        app::report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
+        kernel_scope::report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
         self.metrics.rules_reload(true);
         info!(
             reason = why,

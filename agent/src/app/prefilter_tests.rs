@@ -15,8 +15,7 @@ use proptest::prelude::*;
 use super::{admits, encode};
 use crate::{
     detect::Detector,
-    event::{Detail, Event, EventType, Param, Task},
-    record::offline_state,
+    event::{Detail, Event, EventType, Param, TYPE_NAMES, Task},
     state::Process,
 };
 
@@ -215,7 +214,11 @@ fn ruleset(conditions: &[String]) -> Option<Arc<RuleSet>> {
             "- rule: r{i}\n  desc: d\n  condition: evt.type in (open, openat, openat2, creat) and {c}\n  output: o\n  priority: WARNING\n"
         ));
     }
-    let loaded = mamori_rules::load(&[SourceFile::new("gen.yaml", text)], MatchMode::All);
+    let loaded = mamori_rules::load(
+        &[SourceFile::new("gen.yaml", text)],
+        MatchMode::All,
+        &TYPE_NAMES,
+    );
     loaded.ruleset.map(Arc::new)
 }
 
@@ -237,17 +240,18 @@ proptest! {
             return Ok(());
         };
         let kernel = encode(rules.open_prefilter());
-        let mut detector = Detector::new(rules.clone(), offline_state(0), "h".into());
+        let detector = Detector::new(rules.clone(), "h".into());
+        let mut state = crate::state::State::offline(0);
         for o in &opens {
             let ev = event(o);
-            if detector.state.processes.get(4242).is_none() {
-                detector.state.processes.insert(Process::stub(&ev));
+            if state.processes.get(4242).is_none() {
+                state.processes.insert(Process::stub(&ev));
             }
-            let matched = detector.matching_unguarded(&ev);
+            let matched = detector.matching_unguarded(&state, &ev);
             // The rule engine's own guards (the same terms, per rule, on
             // the engine's fd.name) skip no rule that matches.
             prop_assert_eq!(
-                detector.matching(&ev),
+                detector.matching(&state, &ev),
                 matched.clone(),
                 "a rule's guard skipped it on {:?}\nrules: {:#?}",
                 o,
@@ -273,7 +277,11 @@ fn the_default_rules_drop_ordinary_opens() {
         "/../rules/mamori_rules.yaml"
     ))
     .unwrap();
-    let loaded = mamori_rules::load(&[SourceFile::new("m.yaml", text)], MatchMode::First);
+    let loaded = mamori_rules::load(
+        &[SourceFile::new("m.yaml", text)],
+        MatchMode::First,
+        &TYPE_NAMES,
+    );
     let kernel = encode(loaded.ruleset.unwrap().open_prefilter());
     let openat = syscalls::OPENAT;
     let o = |path: &str, flags: u32, ret: i64| {
