@@ -1,5 +1,6 @@
-//! RFC 3339 timestamps with nanoseconds, UTC, as Falco writes them and
-//! container runtimes record them.
+//! Time: the wall clock in nanoseconds, and RFC 3339 timestamps with
+//! nanoseconds, UTC, as Falco writes them and container runtimes record
+//! them (jiff does the calendar).
 
 /// Nanoseconds since the Unix epoch, now (0 if the clock is before it).
 pub fn now_ns() -> u64 {
@@ -8,66 +9,22 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// `2026-11-25T11:41:13.623429000Z` for nanoseconds since the epoch.
+/// `2026-11-25T11:41:13.623429000Z` for nanoseconds since the epoch:
+/// always nine fractional digits, as Falco writes them.
 pub fn rfc3339_nanos(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let nanos = ns % 1_000_000_000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Nanoseconds since the epoch of a UTC timestamp such as
-/// `2026-11-25T15:05:37.256722412Z` (fraction optional, up to 9 digits).
-pub fn parse_rfc3339(t: &str) -> Option<u64> {
-    let (date, time) = t.split_once('T')?;
-    let time = time.strip_suffix('Z')?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut h = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
-    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
-    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => format!("{t:.9}"),
+        // Not reached: u64 nanoseconds end in 2554, inside jiff's range.
+        Err(_) => format!("{:.9}", jiff::Timestamp::MAX),
     }
-    let nanos: u64 = format!("{frac:0<9}").parse().ok()?;
-    let secs = days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs)
-        .ok()?
-        .checked_mul(1_000_000_000)?
-        .checked_add(nanos)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
-/// `civil_from_days`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Nanoseconds since the epoch of an RFC 3339 timestamp such as
+/// `2026-11-25T15:05:37.256722412Z` (fraction optional, up to 9 digits;
+/// any offset), as container runtimes record them.
+pub fn parse_rfc3339(t: &str) -> Option<u64> {
+    let t: jiff::Timestamp = t.parse().ok()?;
+    u64::try_from(t.as_nanosecond()).ok()
 }
 
 #[cfg(test)]
@@ -87,8 +44,13 @@ mod tests {
             parse_rfc3339("2026-11-25T15:05:37.5Z"),
             Some(1_795_619_137_500_000_000)
         );
-        assert_eq!(parse_rfc3339("2026-11-25 15:05:37Z"), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-25T16:05:37+01:00"),
+            Some(1_795_619_137_000_000_000)
+        );
         assert_eq!(parse_rfc3339("2026-11-25T15:05:37.1234567890Z"), None);
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

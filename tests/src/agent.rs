@@ -1,8 +1,7 @@
 //! Running the real `mamori` binary for a test and reading its alerts.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
+    io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -35,14 +34,55 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+/// `GET path` on the agent's health address: status and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    crate::http::request("GET", &format!("http://127.0.0.1:{port}{path}"), None)
+}
+
+/// The rules that fired in agents running the default rules, appended
+/// to the file `MAMORI_E2E_FIRED` names (set by `cargo xtask test`, which
+/// checks after the run that every default rule fired in some test).
+struct FiredLog(std::fs::File);
+
+impl FiredLog {
+    /// The log, when the run keeps one and `args` load the default rules
+    /// (no `-r`, or the repository's `rules/` among them).
+    fn open(args: &[&str]) -> Option<Self> {
+        let path = std::env::var_os("MAMORI_E2E_FIRED")?;
+        let repo = repo_rules();
+        let rules: Vec<&&str> = args
+            .iter()
+            .zip(args.iter().skip(1))
+            .filter(|(flag, _)| matches!(**flag, "-r" | "--rules"))
+            .map(|(_, path)| path)
+            .collect();
+        let defaults = rules.is_empty()
+            || rules.iter().any(|p| {
+                let p = std::path::Path::new(p);
+                p.canonicalize().ok() == repo.canonicalize().ok()
+                    || p.canonicalize().ok() == repo.join("mamori_rules.yaml").canonicalize().ok()
+            });
+        if !defaults {
+            return None;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(Self)
+    }
+
+    /// One line per rule alert (appends of a line are atomic).
+    fn note(&mut self, alert: &serde_json::Value) {
+        if alert["source"] == "syscall"
+            && let Some(rule) = alert["rule"].as_str()
+        {
+            let _ = self
+                .0
+                .write_all(format!("{}\n", rule.replace('\n', " ")).as_bytes());
+        }
+    }
 }
 
 impl Agent {
@@ -96,11 +136,15 @@ impl Agent {
         let alerts = Arc::new(Mutex::new(Vec::new()));
         let sink = alerts.clone();
         let out = child.stdout.take().unwrap();
+        let mut fired = FiredLog::open(args);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
                 let v: serde_json::Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                if let Some(log) = &mut fired {
+                    log.note(&v);
+                }
                 sink.lock().unwrap().push(v);
             }
         });
@@ -112,7 +156,7 @@ impl Agent {
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        while !http_get(port, "/readyz").is_some_and(|(status, _)| status == 200) {
             if let Some(status) = agent.child.try_wait().unwrap() {
                 panic!("mamori exited before it was ready: {status}");
             }
@@ -157,7 +201,7 @@ impl Agent {
 
     /// The value of an unlabelled metric from `/metrics`.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let text = http_get(self.port, "/metrics")?;
+        let (_, text) = http_get(self.port, "/metrics")?;
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Ordinary activity of a build host or a server, run under mamori with the
-# default rules by tests/tests/benign.rs: none of it may raise an alert.
+# default rules by tests/tests/e2e/benign.rs: none of it may raise an alert.
 # Runs in the directory given as $1; a loopback web server on port $2.
 set -euo pipefail
 cd "$1"

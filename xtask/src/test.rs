@@ -1,5 +1,6 @@
-//! `cargo xtask test`: lints, unit tests, then the end-to-end tests, which
-//! load the real programs and so run as root, one at a time.
+//! `cargo xtask test`: lints, unit tests, the fuzz targets built, then the
+//! end-to-end tests, which load the real programs and so run as root, one
+//! at a time, and after them the check that every default rule fired.
 
 use crate::{cmd, es};
 
@@ -30,6 +31,15 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
         unit.push(f);
     }
     cmd::cargo(&unit)?;
+    // The fuzz targets are built (not run) so that they cannot rot; their
+    // crate is outside the workspace, with its own lock file.
+    cmd::cargo(&[
+        "build",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--bins",
+        "--locked",
+    ])?;
     // The e2e tests spawn the release binary; build it first.
     cmd::cargo(&["build", "--release", "--package", "mamori"])?;
     // And run the container image.
@@ -40,6 +50,11 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     let url = es::start()?;
     // SAFETY: single-threaded; read by the test processes.
     unsafe { std::env::set_var("MAMORI_TEST_ES_URL", &url) };
+    // Each agent on the default rules notes the rules that fired.
+    let fired = std::path::Path::new("target/e2e-fired-rules.txt");
+    let _ = std::fs::remove_file(fired);
+    // SAFETY: single-threaded; read by the test processes.
+    unsafe { std::env::set_var("MAMORI_E2E_FIRED", fired) };
     let mut e2e = vec!["test", "--release", "--package", "mamori-e2e"];
     if let Some(f) = filter {
         e2e.push(f);
@@ -47,7 +62,41 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     e2e.extend(["--", "--test-threads=1"]);
     let result = cmd::cargo(&e2e);
     es::stop()?;
-    result
+    result?;
+    if filter.is_some() {
+        println!("every-default-rule-fired check skipped: a filtered run");
+        return Ok(());
+    }
+    every_default_rule_fired(fired)
+}
+
+/// Every rule of the default rules fired in some end-to-end test of this
+/// run: a rule nobody triggers is a rule nobody knows works.
+fn every_default_rule_fired(log: &std::path::Path) -> anyhow::Result<()> {
+    let rules = std::fs::read_to_string("rules/mamori_rules.yaml")?;
+    let fired = std::fs::read_to_string(log).unwrap_or_default();
+    let fired: std::collections::BTreeSet<&str> = fired.lines().collect();
+    let names: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.strip_prefix("- rule: "))
+        .map(str::trim)
+        .collect();
+    anyhow::ensure!(
+        !names.is_empty(),
+        "no rule found in rules/mamori_rules.yaml"
+    );
+    let missing: Vec<&&str> = names.iter().filter(|n| !fired.contains(**n)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "default rules that fired in no end-to-end test: {missing:?} (fired: {} rule alerts logged in {})",
+        fired.len(),
+        log.display()
+    );
+    println!(
+        "every default rule fired in the end-to-end tests ({} rules)",
+        names.len()
+    );
+    Ok(())
 }
 
 /// Clippy on the kernel crate, for its own target.

@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use elasticsearch::http::Method;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
@@ -39,11 +40,24 @@ pub struct Batching {
 }
 
 /// Retry delays: `initial * 2^attempt`, capped at `max`, each scaled by a
-/// random factor in [0.5, 1] so many agents do not retry in step.
+/// random factor in [0.5, 1) so many agents do not retry in step.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
+}
+
+impl Backoff {
+    /// The delays of one run of failures. backon's jitter adds up to the
+    /// delay itself ([1, 2) times it): halving both ends gives [0.5, 1).
+    fn delays(&self) -> <ExponentialBuilder as BackoffBuilder>::Backoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.initial / 2)
+            .with_max_delay(self.max / 2)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
 }
 
 pub struct Sender {
@@ -123,8 +137,8 @@ impl Trouble {
 /// What the delivery loop carries between requests.
 struct LoopState {
     trouble: Trouble,
-    /// Failed attempts in a row, for the backoff.
-    attempt: u32,
+    /// The delays of the failures in a row so far (`None` after a success).
+    delays: Option<<ExponentialBuilder as BackoffBuilder>::Backoff>,
     /// Set once closing: delivery stops at this time.
     deadline: Option<Instant>,
     closing: watch::Receiver<bool>,
@@ -175,7 +189,7 @@ impl Sender {
     pub async fn run(self, closing: watch::Receiver<bool>) {
         let mut st = LoopState {
             trouble: Trouble::default(),
-            attempt: 0,
+            delays: None,
             deadline: None,
             closing,
         };
@@ -252,7 +266,7 @@ impl Sender {
             match self.send(&mut items).await {
                 Ok(()) => {
                     st.trouble.recovered(self.pending().await);
-                    st.attempt = 0;
+                    st.delays = None;
                     if items.is_empty() {
                         return true;
                     }
@@ -435,13 +449,11 @@ impl Sender {
     }
 
     async fn sleep(&self, st: &mut LoopState) {
-        let exp = self
-            .backoff
-            .initial
-            .saturating_mul(1u32 << st.attempt.min(16));
-        let base = exp.min(self.backoff.max);
-        let delay = base.mul_f64(0.5 + 0.5 * jitter());
-        st.attempt = st.attempt.saturating_add(1);
+        let delay = st
+            .delays
+            .get_or_insert_with(|| self.backoff.delays())
+            .next()
+            .unwrap_or(self.backoff.max);
         let delay = match st.deadline {
             Some(d) => delay.min(d.saturating_duration_since(Instant::now())),
             None => delay,
@@ -520,34 +532,28 @@ impl Sender {
     }
 }
 
-/// A number in [0, 1) from a small per-thread generator (xorshift), seeded
-/// from the kernel.
-fn jitter() -> f64 {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            u64::from_str_radix(&crate::outputs::ids::random_hex(8), 16).unwrap_or(0x9e37_79b9_7f4a_7c15) | 1
-        );
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_in_range_and_varies() {
-        let v: Vec<f64> = (0..1000).map(|_| jitter()).collect();
-        assert!(v.iter().all(|x| (0.0..1.0).contains(x)));
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        assert!((0.4..0.6).contains(&mean), "{mean}");
+    fn delays_double_up_to_the_cap_and_are_jittered_below_each_step() {
+        let b = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        };
+        let mut runs = Vec::new();
+        for _ in 0..20 {
+            let d: Vec<Duration> = b.delays().take(8).collect();
+            for (i, d) in d.iter().enumerate() {
+                let step = (b.initial * (1 << i)).min(b.max);
+                assert!(
+                    *d >= step / 2 && *d < step,
+                    "attempt {i}: {d:?} for {step:?}"
+                );
+            }
+            runs.push(d);
+        }
+        assert!(runs.iter().any(|r| r != &runs[0]), "no jitter: {runs:?}");
     }
 }

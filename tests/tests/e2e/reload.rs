@@ -2,7 +2,6 @@
 //! a restart, the kernel follows (a syscall no rule needed before is
 //! captured after), and a broken file is refused with its position while
 //! the running rules stay.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{fs, net::TcpListener, path::Path, time::Duration};
 

@@ -3,7 +3,6 @@
 //! relative path, a symlink, "../", a rename, a bind-mounted directory or
 //! file, a name longer than the kernel's keys), and what no rule names is
 //! dropped in the kernel (counted).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{fs, os::unix::fs::symlink, path::Path, process::Command};
 

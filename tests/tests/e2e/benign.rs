@@ -5,7 +5,6 @@
 //! session of its own and every default rule's output is extended with
 //! `proc.sid`, so the alerts of other processes on a busy host are told
 //! apart and left alone; the agent's own (internal) alerts count too.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{
     fs,

@@ -2,7 +2,6 @@
 //! node behind the launcher's HTTPS front: the right CA and password
 //! deliver; a wrong CA, password or host name is a clear error, the
 //! alerts stay in the spool, and no secret reaches the log or metrics.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{
     fs,

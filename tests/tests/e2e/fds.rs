@@ -1,7 +1,6 @@
 //! The descriptor table through real alerts: events that carry only a
 //! descriptor number (dup2, close) get the name and addresses of what it
 //! refers to.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{fs, net::TcpListener, path::PathBuf};
 

@@ -3,7 +3,6 @@
 //! config in their ConfigMap accepted by `mamori config check`, and the
 //! DaemonSet wired to what the agent needs. No cluster can run here, so
 //! this is as far as the manifests can be tested.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{
     fs,

@@ -2,7 +2,6 @@
 //! `mamori replay` runs it through the rules offline and must raise the
 //! same alerts the live agent raised; a rule written afterwards finds past
 //! activity.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{collections::BTreeSet, fs, process::Command};
 

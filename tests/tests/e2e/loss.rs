@@ -1,7 +1,6 @@
 //! Loss is counted, never silent: with nobody reading, a small ring
 //! overflows; the kernel counts every record it could not write, and after
 //! draining, what arrived plus what was lost is what was sent.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::time::Duration;
 

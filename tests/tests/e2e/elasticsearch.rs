@@ -1,7 +1,6 @@
 //! The Elasticsearch output against a real node: alerts from real eBPF
 //! events arrive as ECS documents; an outage and a `kill -9` lose and
 //! duplicate nothing; refused documents reach the dead-letter stream.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::fs;
 

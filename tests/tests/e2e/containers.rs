@@ -1,6 +1,5 @@
 //! Process, file and container state seen through real alerts: real podman
 //! containers, processes that started before mamori, relative opens.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{
     fs,

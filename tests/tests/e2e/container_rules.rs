@@ -1,7 +1,6 @@
 //! The default rules about containers, on real podman containers: each
 //! trigger runs as a container's own command, and exactly the expected rule
 //! must fire for it.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{fs, path::Path};
 

@@ -1,0 +1,24 @@
+//! The end-to-end tests: the real `mamori` binary, the real eBPF programs
+//! in the running kernel, real processes, containers and Elasticsearch.
+//! One test binary with a module per area (built and started once); each
+//! test is independent and scopes what it asserts to what it did itself.
+//! Root only; `cargo xtask test` runs them one at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod alerts;
+mod benign;
+mod capture;
+mod cli;
+mod container_rules;
+mod containers;
+mod deploy;
+mod elasticsearch;
+mod es_tls;
+mod fds;
+mod image;
+mod kibana;
+mod loss;
+mod metrics;
+mod prefilter;
+mod reload;
+mod replay;
