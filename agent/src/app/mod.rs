@@ -38,7 +38,7 @@ use crate::{
     record::Recorder,
     rules_files,
     state::State,
-    telemetry::{health, liveness::Heartbeat, metrics::Metrics},
+    telemetry::{exposition::Families, health, liveness::Heartbeat, metrics::Metrics},
 };
 
 /// Everything `run` needs, resolved from flags and the config file.
@@ -122,7 +122,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     );
     report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
     let counters = capture.counters_handle()?;
-    metrics.add_renderer(capture::metrics::renderer(counters.clone()));
+    metrics.add_source(capture::metrics::source(counters.clone()));
     metrics.set_attached();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -167,7 +167,9 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         .await
         .context("process table seed failed")?;
     let container_stats = state.containers.stats.clone();
-    metrics.add_renderer(Box::new(move |out| container_stats.render(out)));
+    metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
+        container_stats.families(f)
+    }));
     info!(
         processes = state.processes.len(),
         "process table seeded from /proc"

@@ -1,106 +1,76 @@
 //! The capture stage's families on `/metrics`: the kernel's counters
 //! (per CPU), the decoder's, and each program's run statistics when
-//! `capture.bpf_stats` is on. Read from their maps at render time.
+//! `capture.bpf_stats` is on. Read from their maps at scrape time.
 
-use std::fmt::Write;
+use std::sync::Arc;
 
 use super::CountersHandle;
-use crate::telemetry::metrics::{Renderer, family};
+use crate::telemetry::exposition::{self, Families, Source};
 
-/// The renderer `app` registers with the metrics.
-pub fn renderer(h: CountersHandle) -> Renderer {
-    Box::new(move |out: &mut String| render(&h, out))
+/// The source `app` registers with the metrics.
+pub fn source(h: CountersHandle) -> Source {
+    Arc::new(move |f: &mut Families<'_>| families(&h, f))
 }
 
-fn render(h: &CountersHandle, out: &mut String) {
+fn families(h: &CountersHandle, f: &mut Families<'_>) -> exposition::Result {
     let c = h.read();
-    family(
-        out,
-        "mamori_kernel_events_sent_total",
-        "counter",
+    let cpu = |i: usize| i.to_string();
+    f.counters(
+        "mamori_kernel_events_sent",
         "Records the kernel wrote to the ring buffer, per CPU.",
-    );
-    for (cpu, v) in c.sent.iter().enumerate() {
-        let _ = writeln!(out, "mamori_kernel_events_sent_total{{cpu=\"{cpu}\"}} {v}");
-    }
-    family(
-        out,
-        "mamori_kernel_events_lost_total",
-        "counter",
+        c.sent
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ([("cpu", cpu(i))], *v)),
+    )?;
+    let lost = |reason: &'static str, per_cpu: &[u64]| {
+        per_cpu
+            .iter()
+            .enumerate()
+            .map(move |(i, v)| ([("cpu", cpu(i)), ("reason", reason.into())], *v))
+            .collect::<Vec<_>>()
+    };
+    let mut lost_samples = lost("ring_full", &c.lost_ring_full);
+    lost_samples.extend(lost("no_scratch", &c.lost_no_scratch));
+    f.counters(
+        "mamori_kernel_events_lost",
         "Records lost in the kernel, per CPU and reason.",
-    );
-    for (cpu, v) in c.lost_ring_full.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "mamori_kernel_events_lost_total{{cpu=\"{cpu}\",reason=\"ring_full\"}} {v}"
-        );
-    }
-    for (cpu, v) in c.lost_no_scratch.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "mamori_kernel_events_lost_total{{cpu=\"{cpu}\",reason=\"no_scratch\"}} {v}"
-        );
-    }
-    family(
-        out,
-        "mamori_events_received_total",
-        "counter",
+        lost_samples,
+    )?;
+    f.counter(
+        "mamori_events_received",
         "Records read from the ring buffer.",
-    );
-    let _ = writeln!(out, "mamori_events_received_total {}", c.received);
-    family(
-        out,
-        "mamori_events_decode_errors_total",
-        "counter",
+        c.received,
+    )?;
+    f.counter(
+        "mamori_events_decode_errors",
         "Records that could not be decoded.",
-    );
-    let _ = writeln!(out, "mamori_events_decode_errors_total {}", c.decode_errors);
-    family(
-        out,
-        "mamori_kernel_self_events_skipped_total",
-        "counter",
+        c.decode_errors,
+    )?;
+    f.counter(
+        "mamori_kernel_self_events_skipped",
         "The agent's own syscalls, skipped in the kernel.",
-    );
-    let _ = writeln!(
-        out,
-        "mamori_kernel_self_events_skipped_total {}",
-        c.skipped_self
-    );
-    family(
-        out,
-        "mamori_kernel_events_filtered_total",
-        "counter",
+        c.skipped_self,
+    )?;
+    f.counter(
+        "mamori_kernel_events_filtered",
         "Opens no loaded rule could match, dropped in the kernel before a record was built.",
-    );
-    let _ = writeln!(out, "mamori_kernel_events_filtered_total {}", c.filtered);
+        c.filtered,
+    )?;
     let runs = h.program_runs();
     if runs.iter().any(|r| r.runs > 0) {
-        family(
-            out,
-            "mamori_bpf_program_runs_total",
-            "counter",
+        f.counters(
+            "mamori_bpf_program_runs",
             "Runs of each kernel program (capture.bpf_stats).",
-        );
-        for r in &runs {
-            let _ = writeln!(
-                out,
-                "mamori_bpf_program_runs_total{{program=\"{}\"}} {}",
-                r.name, r.runs
-            );
-        }
-        family(
-            out,
-            "mamori_bpf_program_run_seconds_total",
-            "counter",
+            runs.iter()
+                .map(|r| ([("program", r.name.to_string())], r.runs)),
+        )?;
+        f.counters(
+            "mamori_bpf_program_run_seconds",
             "Time spent in each kernel program (capture.bpf_stats).",
-        );
-        for r in &runs {
-            let _ = writeln!(
-                out,
-                "mamori_bpf_program_run_seconds_total{{program=\"{}\"}} {:.9}",
-                r.name,
-                r.run_ns as f64 / 1e9
-            );
-        }
+            runs.iter()
+                .map(|r| ([("program", r.name.to_string())], r.run_ns as f64 / 1e9)),
+        )?;
     }
+    Ok(())
 }

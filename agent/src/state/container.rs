@@ -28,7 +28,10 @@ use super::{
     cri,
     runtime::{self, Metadata},
 };
-use crate::event::Text;
+use crate::{
+    event::Text,
+    telemetry::exposition::{self, Families},
+};
 
 /// How long a container's events wait for its metadata.
 pub const METADATA_WAIT: Duration = Duration::from_millis(500);
@@ -375,60 +378,48 @@ impl Stats {
         }
     }
 
-    /// Prometheus families.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-
-        use crate::telemetry::metrics::family;
+    /// `mamori_container*` for `/metrics`.
+    pub fn families(&self, f: &mut Families<'_>) -> exposition::Result {
         let counters = [
             (
-                "mamori_container_lookups_total",
+                "mamori_container_lookups",
                 "Container metadata lookups started.",
                 &self.lookups,
             ),
             (
-                "mamori_container_lookups_found_total",
+                "mamori_container_lookups_found",
                 "Lookups that found the container's runtime state.",
                 &self.found,
             ),
             (
-                "mamori_container_lookups_not_found_total",
+                "mamori_container_lookups_not_found",
                 "Lookups that found no runtime state.",
                 &self.not_found,
             ),
             (
-                "mamori_container_held_events_total",
+                "mamori_container_held_events",
                 "Events held until their container's metadata arrived.",
                 &self.held_events,
             ),
             (
-                "mamori_container_wait_expired_total",
+                "mamori_container_wait_expired",
                 "Holds that ran out before the metadata arrived.",
                 &self.wait_expired,
             ),
         ];
         for (name, help, c) in counters {
-            family(out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", c.load(Relaxed));
+            f.counter(name, help, c.load(Relaxed))?;
         }
-        family(
-            out,
-            "mamori_container_held_seconds_total",
-            "counter",
+        f.counter(
+            "mamori_container_held_seconds",
             "Time events spent waiting for container metadata.",
-        );
-        let _ = writeln!(
-            out,
-            "mamori_container_held_seconds_total {}",
-            self.held_ns.load(Relaxed) as f64 / 1e9
-        );
-        family(
-            out,
+            self.held_ns.load(Relaxed) as f64 / 1e9,
+        )?;
+        f.gauge(
             "mamori_containers",
-            "gauge",
             "Containers with metadata remembered.",
-        );
-        let _ = writeln!(out, "mamori_containers {}", self.known.load(Relaxed));
+            self.known.load(Relaxed),
+        )
     }
 }
 

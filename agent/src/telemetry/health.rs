@@ -15,8 +15,9 @@ use tracing::{info, warn};
 
 use super::metrics::Metrics;
 
-/// The content type of the Prometheus text exposition.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the exposition (OpenMetrics text, which
+/// Prometheus reads).
+const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Binds first, so the caller learns of a bad address at start-up.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -59,7 +60,7 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 }
 
 async fn prometheus(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], m.render())
+    ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], m.render())
 }
 
 #[cfg(test)]
@@ -97,7 +98,7 @@ mod tests {
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
         let m = get("/metrics").await;
         assert!(m.contains("mamori_ready 1"), "{m}");
-        assert!(m.to_lowercase().contains(PROMETHEUS_TEXT), "{m}");
+        assert!(m.to_lowercase().contains(OPENMETRICS_TEXT), "{m}");
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         let post = request(addr, "POST", "/metrics").await;
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");

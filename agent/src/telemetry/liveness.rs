@@ -5,7 +5,6 @@
 //! after it, is not stuck.
 
 use std::{
-    fmt::Write,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
@@ -13,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::metrics::family;
+use super::exposition::{self, Families};
 
 pub const STUCK_AFTER: Duration = Duration::from_secs(30);
 
@@ -83,37 +82,24 @@ impl Liveness {
             .collect()
     }
 
-    pub fn render(&self, out: &mut String) {
-        let Ok(v) = self.stages.lock() else { return };
-        family(
-            out,
-            "mamori_stage_progress_age_seconds",
-            "gauge",
-            "Seconds since each pipeline stage last made progress.",
-        );
+    /// `mamori_stage_*` for `/metrics`.
+    pub fn families(&self, f: &mut Families<'_>) -> exposition::Result {
+        let Ok(v) = self.stages.lock() else {
+            return Ok(());
+        };
         let now = Instant::now();
-        for s in v.iter() {
-            let _ = writeln!(
-                out,
-                "mamori_stage_progress_age_seconds{{stage=\"{}\"}} {:.3}",
-                s.name,
-                s.beat.age(now).as_secs_f64()
-            );
-        }
-        family(
-            out,
+        f.gauges(
+            "mamori_stage_progress_age_seconds",
+            "Seconds since each pipeline stage last made progress.",
+            v.iter()
+                .map(|s| ([("stage", s.name)], s.beat.age(now).as_secs_f64())),
+        )?;
+        f.gauges(
             "mamori_stage_work_waiting",
-            "gauge",
             "1 when work is waiting for the stage.",
-        );
-        for s in v.iter() {
-            let _ = writeln!(
-                out,
-                "mamori_stage_work_waiting{{stage=\"{}\"}} {}",
-                s.name,
-                u8::from((s.waiting)())
-            );
-        }
+            v.iter()
+                .map(|s| ([("stage", s.name)], u64::from((s.waiting)()))),
+        )
     }
 }
 
@@ -143,8 +129,8 @@ mod tests {
         assert_eq!(l.stuck_at(later), vec!["detect"]);
         beat.beat();
         assert!(l.stuck_at(Instant::now()).is_empty());
-        let mut text = String::new();
-        l.render(&mut text);
+        let l = Arc::new(l);
+        let text = exposition::encode(&[Arc::new(move |f: &mut Families<'_>| l.families(f))]);
         assert!(
             text.contains("mamori_stage_work_waiting{stage=\"detect\"} 1"),
             "{text}"

@@ -1,23 +1,21 @@
-//! Counters and gauges, rendered as Prometheus text.
+//! The agent's counters and gauges, and the registry of the stages' own.
 //!
 //! Stages hold an `Arc<Metrics>` and count; `/metrics` renders a snapshot.
 //! A stage with counters of its own (the kernel's, the Elasticsearch
-//! output's) registers a [`Renderer`] that reads them at render time:
+//! output's) registers a [`Source`] that reads them at scrape time:
 //! telemetry knows no stage.
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fmt::Write,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
 use mamori_rules::Priority;
 
-/// Renders a component's own metric families into the exposition.
-pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
+use super::exposition::{self, Families, Source, escape};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -31,7 +29,7 @@ pub struct Metrics {
     /// State table sizes, published by the detector.
     processes: AtomicU64,
     processes_evicted: AtomicU64,
-    renderers: Mutex<Vec<Renderer>>,
+    sources: Mutex<Vec<Source>>,
     /// Progress of the pipeline stages, for `/healthz`.
     pub liveness: super::liveness::Liveness,
 }
@@ -75,11 +73,11 @@ impl Metrics {
         }
     }
 
-    /// Adds a component's families (the Elasticsearch output's, say) to
-    /// `/metrics`.
-    pub fn add_renderer(&self, r: Renderer) {
-        if let Ok(mut v) = self.renderers.lock() {
-            v.push(r);
+    /// Adds a stage's families (the kernel's counters, the Elasticsearch
+    /// output's) to `/metrics`.
+    pub fn add_source(&self, s: Source) {
+        if let Ok(mut v) = self.sources.lock() {
+            v.push(s);
         }
     }
 
@@ -112,132 +110,101 @@ impl Metrics {
         self.attached.load(Ordering::Acquire) && self.rules_loaded.load(Ordering::Acquire)
     }
 
-    /// Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        family(
-            &mut out,
-            "mamori_events_total",
-            "counter",
-            "Decoded events, per event type.",
-        );
+    /// The `/metrics` exposition: the agent's own families, then each
+    /// stage's, in the order they registered.
+    pub fn render(self: &Arc<Self>) -> String {
+        let me = self.clone();
+        let mut sources: Vec<Source> = vec![Arc::new(move |f: &mut Families<'_>| me.families(f))];
+        let liveness = self.clone();
+        sources.push(Arc::new(move |f: &mut Families<'_>| {
+            liveness.liveness.families(f)
+        }));
+        if let Ok(v) = self.sources.lock() {
+            sources.extend(v.iter().cloned());
+        }
+        exposition::encode(&sources)
+    }
+
+    fn families(&self, f: &mut Families<'_>) -> exposition::Result {
         let mut types: Vec<_> = self.events.iter().collect();
         types.sort_by_key(|(k, _)| *k);
-        for (ty, v) in types {
-            let _ = writeln!(
-                out,
-                "mamori_events_total{{type=\"{ty}\"}} {}",
-                v.load(Ordering::Relaxed)
-            );
-        }
-        family(
-            &mut out,
-            "mamori_alerts_total",
-            "counter",
+        f.counters(
+            "mamori_events",
+            "Decoded events, per event type.",
+            types
+                .into_iter()
+                .map(|(ty, v)| ([("type", *ty)], v.load(Ordering::Relaxed))),
+        )?;
+        let alerts: Vec<_> = self
+            .alerts
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|((rule, prio), v)| {
+                        (
+                            [("rule", escape(rule)), ("priority", prio.as_str().into())],
+                            *v,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.counters(
+            "mamori_alerts",
             "Alerts raised, per rule and priority.",
-        );
-        if let Ok(m) = self.alerts.lock() {
-            for ((rule, prio), v) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "mamori_alerts_total{{rule=\"{}\",priority=\"{prio}\"}} {v}",
-                    label(rule)
-                );
-            }
-        }
-        family(
-            &mut out,
-            "mamori_output_alerts_total",
-            "counter",
+            alerts,
+        )?;
+        let outputs: Vec<_> = self
+            .outputs
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|((output, status), v)| ([("output", *output), ("status", *status)], *v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.counters(
+            "mamori_output_alerts",
             "Alerts per output and status.",
-        );
-        if let Ok(m) = self.outputs.lock() {
-            for ((output, status), v) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "mamori_output_alerts_total{{output=\"{output}\",status=\"{status}\"}} {v}"
-                );
-            }
-        }
+            outputs,
+        )?;
         let (cpu_seconds, rss) = process_usage();
-        family(
-            &mut out,
-            "mamori_process_cpu_seconds_total",
-            "counter",
+        f.counter(
+            "mamori_process_cpu_seconds",
             "CPU time of the agent (user + system).",
-        );
-        let _ = writeln!(out, "mamori_process_cpu_seconds_total {cpu_seconds}");
-        family(
-            &mut out,
+            cpu_seconds,
+        )?;
+        f.gauge(
             "mamori_process_resident_memory_bytes",
-            "gauge",
             "Resident memory of the agent.",
-        );
-        let _ = writeln!(out, "mamori_process_resident_memory_bytes {rss}");
-        family(
-            &mut out,
+            rss,
+        )?;
+        f.gauge(
             "mamori_ready",
-            "gauge",
             "1 once programs are attached and rules loaded.",
-        );
-        let _ = writeln!(out, "mamori_ready {}", u8::from(self.ready()));
-        for (name, help, c) in [
-            (
-                "mamori_rules_reloads_total",
-                "Rules reloads that took effect.",
-                &self.rules_reloads,
-            ),
-            (
-                "mamori_rules_reload_failures_total",
-                "Rules reloads refused (the running rules stayed).",
-                &self.rules_reload_failures,
-            ),
-        ] {
-            family(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", c.load(Ordering::Relaxed));
-        }
-        family(
-            &mut out,
+            u64::from(self.ready()),
+        )?;
+        f.counter(
+            "mamori_rules_reloads",
+            "Rules reloads that took effect.",
+            self.rules_reloads.load(Ordering::Relaxed),
+        )?;
+        f.counter(
+            "mamori_rules_reload_failures",
+            "Rules reloads refused (the running rules stayed).",
+            self.rules_reload_failures.load(Ordering::Relaxed),
+        )?;
+        f.gauge(
             "mamori_processes",
-            "gauge",
             "Processes in the process table.",
-        );
-        let _ = writeln!(
-            out,
-            "mamori_processes {}",
-            self.processes.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "mamori_processes_evicted_total",
-            "counter",
+            self.processes.load(Ordering::Relaxed),
+        )?;
+        f.counter(
+            "mamori_processes_evicted",
             "Process table entries dropped because the table was full.",
-        );
-        let _ = writeln!(
-            out,
-            "mamori_processes_evicted_total {}",
-            self.processes_evicted.load(Ordering::Relaxed)
-        );
-        self.liveness.render(&mut out);
-        if let Ok(v) = self.renderers.lock() {
-            for r in v.iter() {
-                r(&mut out);
-            }
-        }
-        out
+            self.processes_evicted.load(Ordering::Relaxed),
+        )
     }
-}
-
-/// Writes a family's `# HELP` and `# TYPE` lines.
-pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a Prometheus label value.
-pub fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// `(cpu seconds, rss bytes)` of this process, from /proc/self.
@@ -261,7 +228,7 @@ mod tests {
 
     #[test]
     fn renders_counters_with_escaped_labels() {
-        let m = Metrics::new();
+        let m = Arc::new(Metrics::new());
         m.event("openat");
         m.event("openat");
         m.alert("Rule \"x\"\nsecond", Priority::Warning);

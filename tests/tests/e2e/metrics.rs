@@ -43,17 +43,27 @@ fn metrics_cover_the_pipeline_and_health_is_ok() {
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }
-    // Every family is typed.
+    // OpenMetrics: every sample belongs to a typed family (a counter's
+    // samples end in `_total`, a histogram's in `_bucket`, `_sum`,
+    // `_count`), and the text ends with `# EOF`.
     for line in text
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
         let name = line.split(['{', ' ']).next().unwrap();
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                let f = name.strip_suffix(s)?;
+                text.contains(&format!("# TYPE {f} ")).then_some(f)
+            })
+            .unwrap_or(name);
         assert!(
-            text.contains(&format!("# TYPE {name} ")),
+            text.contains(&format!("# TYPE {family} ")),
             "{name} has no TYPE line"
         );
     }
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     let health = http_get(agent.port, "/healthz").unwrap();
     assert_eq!(health.0, 200, "{health:?}");
     assert!(agent.stop().success());

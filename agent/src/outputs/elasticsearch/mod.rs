@@ -37,7 +37,7 @@ use super::{
 };
 use crate::{
     alert::{Alert, FieldValue, Priority, Source},
-    telemetry::metrics::Metrics,
+    telemetry::{exposition::Families, metrics::Metrics},
 };
 
 /// Settings of the output (from the config file and flags).
@@ -105,7 +105,7 @@ impl Output {
         let stats = Arc::new(Stats::default());
         stats.set_spool_gauges(spool.pending(), spool.bytes());
         let s = stats.clone();
-        metrics.add_renderer(Box::new(move |out| s.render(out)));
+        metrics.add_source(Arc::new(move |f: &mut Families<'_>| s.families(f)));
         Ok(Self {
             settings,
             client,

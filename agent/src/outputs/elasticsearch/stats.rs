@@ -2,12 +2,9 @@
 //! tests: every alert ends in exactly one of indexed, duplicate,
 //! dead-lettered, lost, or still in the spool.
 
-use std::{
-    fmt::Write,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use crate::telemetry::metrics::family;
+use crate::telemetry::exposition::{self, Families};
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -61,18 +58,22 @@ impl Latency {
         self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
-    fn render(&self, out: &mut String) {
-        let name = "mamori_elasticsearch_request_duration_seconds";
-        family(out, name, "histogram", "Duration of _bulk requests.");
-        let mut cumulative = 0;
-        for (b, c) in LATENCY_BOUNDS.iter().zip(&self.buckets) {
-            cumulative += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
+    fn families(&self, f: &mut Families<'_>) -> exposition::Result {
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, c)| (*b, c.load(Relaxed)))
+            .collect();
         let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        let in_bounds: u64 = buckets.iter().map(|(_, c)| c).sum();
+        buckets.push((f64::MAX, count.saturating_sub(in_bounds)));
+        f.histogram(
+            "mamori_elasticsearch_request_duration_seconds",
+            "Duration of _bulk requests.",
+            self.sum_us.load(Relaxed) as f64 / 1e6,
+            count,
+            &buckets,
+        )
     }
 }
 
@@ -101,8 +102,8 @@ impl Stats {
         self.spool_bytes.store(bytes, Relaxed);
     }
 
-    /// Prometheus families.
-    pub fn render(&self, out: &mut String) {
+    /// `mamori_elasticsearch_*` and `mamori_spool_*` for `/metrics`.
+    pub fn families(&self, f: &mut Families<'_>) -> exposition::Result {
         let counters: [(&str, &str, &AtomicU64); 9] = [
             (
                 "spooled",
@@ -147,16 +148,14 @@ impl Stats {
             ),
         ];
         for (name, help, c) in counters {
-            let name = format!("mamori_elasticsearch_{name}_total");
-            family(out, &name, "counter", help);
-            let _ = writeln!(out, "{name} {}", Self::get(c));
+            f.counter(&format!("mamori_elasticsearch_{name}"), help, Self::get(c))?;
         }
-        let gauges: [(&str, &str, u64); 4] = [
-            (
-                "mamori_spool_corrupt_records_total",
-                "Spool records skipped as torn or corrupt.",
-                Self::get(&self.spool_corrupt),
-            ),
+        f.counter(
+            "mamori_spool_corrupt_records",
+            "Spool records skipped as torn or corrupt.",
+            Self::get(&self.spool_corrupt),
+        )?;
+        let gauges: [(&str, &str, u64); 3] = [
             (
                 "mamori_spool_pending",
                 "Alerts in the spool not yet delivered.",
@@ -174,15 +173,9 @@ impl Stats {
             ),
         ];
         for (name, help, v) in gauges {
-            let kind = if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
-            family(out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
+            f.gauge(name, help, v)?;
         }
-        self.latency.render(out);
+        self.latency.families(f)
     }
 }
 
@@ -194,12 +187,14 @@ mod tests {
 
     #[test]
     fn the_histogram_is_cumulative() {
-        let l = Latency::default();
+        let l = std::sync::Arc::new(Latency::default());
         l.observe(Duration::from_millis(3));
         l.observe(Duration::from_millis(80));
         l.observe(Duration::from_secs(30));
-        let mut out = String::new();
-        l.render(&mut out);
+        let src = l.clone();
+        let out = exposition::encode(&[std::sync::Arc::new(move |f: &mut Families<'_>| {
+            src.families(f)
+        })]);
         let m = "mamori_elasticsearch_request_duration_seconds";
         assert!(
             out.contains(&format!("{m}_bucket{{le=\"0.005\"}} 1\n")),
@@ -210,7 +205,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(&format!("{m}_bucket{{le=\"10\"}} 2\n")),
+            out.contains(&format!("{m}_bucket{{le=\"10.0\"}} 2\n")),
             "{out}"
         );
         assert!(
