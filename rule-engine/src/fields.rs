@@ -64,6 +64,9 @@ macro_rules! field_table {
         pub const FIELDS: &[FieldDef] = &[
             $( FieldDef { name: $name, id: Field::$id, ty: FieldType::$ty, arg: ArgKind::$arg, desc: $desc }, )*
         ];
+
+        /// Each field's class, in enum order (worked out at compile time).
+        const CLASSES: &[FieldClass] = &[ $( FieldClass::of($name), )* ];
     };
 }
 
@@ -240,6 +243,47 @@ field_table! {
     K8sDeploymentName = "k8s.deployment.name", Str, None, "Deprecated: deployment (needs an API server: absent).";
 }
 
+/// What a field reads, by the first part of its name: an extractor
+/// dispatches on it before matching the field itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldClass {
+    /// `evt.*`, `syscall.*`: the event itself.
+    Event,
+    /// `proc.*`, `thread.*`: the process and its ancestors.
+    Process,
+    /// `user.*`, `group.*`.
+    User,
+    /// `fd.*`: the descriptor the event is about.
+    Fd,
+    /// `fs.path.*`: the paths a file-system call names.
+    FsPath,
+    /// `container.*`, `k8s.*`.
+    Container,
+}
+
+impl FieldClass {
+    const fn of(name: &str) -> Self {
+        let b = name.as_bytes();
+        match (b[0], b[1]) {
+            (b'e', _) | (b's', _) => Self::Event,
+            (b'p', _) | (b't', _) => Self::Process,
+            (b'u', _) | (b'g', _) => Self::User,
+            (b'f', b'd') => Self::Fd,
+            (b'f', _) => Self::FsPath,
+            (b'c', _) | (b'k', _) => Self::Container,
+            // A field of a new kind must be given a class: a build error.
+            _ => panic!("a field name of no known class"),
+        }
+    }
+}
+
+impl Field {
+    #[inline]
+    pub fn class(self) -> FieldClass {
+        CLASSES[self as usize]
+    }
+}
+
 impl FieldDef {
     pub fn get(id: Field) -> &'static FieldDef {
         // The table is declared in enum order.
@@ -272,6 +316,23 @@ pub fn lookup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_field_class_is_its_name_prefix() {
+        for f in FIELDS {
+            let prefix = f.name.split('.').next().unwrap_or_default();
+            let want = match prefix {
+                "evt" | "syscall" => FieldClass::Event,
+                "proc" | "thread" => FieldClass::Process,
+                "user" | "group" => FieldClass::User,
+                "fd" => FieldClass::Fd,
+                "fs" => FieldClass::FsPath,
+                "container" | "k8s" => FieldClass::Container,
+                other => panic!("{}: prefix {other} has no class", f.name),
+            };
+            assert_eq!(f.id.class(), want, "{}", f.name);
+        }
+    }
 
     #[test]
     fn table_is_in_enum_order_and_names_are_unique() {

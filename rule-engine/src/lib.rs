@@ -29,7 +29,7 @@ mod ruleset;
 
 pub use diag::{Diagnostic, Severity, SourceFile};
 pub use eval::{Cache, Extract};
-pub use fields::{Field, FieldArg};
+pub use fields::{Field, FieldArg, FieldClass};
 pub use format::{OutputValue, Rendered};
 pub use priority::Priority;
 pub use ruleset::{LoadResult, MatchMode, Rule, RuleSet, Stats, load};

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::{
     check::{CExpr, Checker},
-    collect::{Collected, Collector},
+    collect::{Collected, Collector, RuleDef},
     compile::{self, Node, Slots},
     diag::{Diagnostic, Diagnostics, SourceFile},
     eval::{Cache, Extract, eval},
@@ -101,28 +101,13 @@ pub struct RuleSet {
 /// names none of them is reported.
 pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str]) -> LoadResult {
     let mut diags = Diagnostics::default();
-    let mut collector = Collector::new(files, &mut diags);
-    for (i, f) in files.iter().enumerate() {
-        match yaml::parse(&f.text) {
-            Ok(docs) => {
-                let items = spec::read_items(f, &docs, collector.diags);
-                for item in items {
-                    collector.apply(i, item);
-                }
-            }
-            Err(e) => collector
-                .diags
-                .error(f, e.pos, None, format!("YAML: {}", e.message)),
-        }
-    }
-    let collected = collector.out;
+    let collected = collect(files, &mut diags);
     let stats = Stats {
         rules: collected.rules.len(),
         enabled_rules: collected.rules.iter().filter(|r| r.enabled).count(),
         macros: collected.macros.len(),
         lists: collected.lists.len(),
     };
-
     let mut checker = Checker::new(&collected);
     for (name, e) in checker.parse_macros() {
         diags.error(
@@ -134,150 +119,17 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
     }
     let mut slots = Slots::default();
     let names = event_types.to_vec();
-    let mut rules = Vec::new();
-    let mut conditions: Vec<Option<CExpr>> = Vec::new();
-    for def in &collected.rules {
-        let item = Some(format!("rule '{}'", def.name));
-        let src = &files[def.file];
-        let report = |diags: &mut Diagnostics, e: crate::check::CheckError| {
-            let f = &files[e.file];
-            if def.skip_if_unknown_filter && e.unknown_field {
-                diags.warn(
-                    f,
-                    e.pos,
-                    item.clone(),
-                    format!("{}; rule skipped (skip-if-unknown-filter)", e.message),
-                );
-            } else if !def.enabled {
-                diags.warn(
-                    f,
-                    e.pos,
-                    item.clone(),
-                    format!("{} (the rule is disabled)", e.message),
-                );
-            } else {
-                diags.error(f, e.pos, item.clone(), e.message);
-            }
-        };
-        let mut cond = match checker.check(&def.condition) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                report(&mut diags, e);
-                None
-            }
-        };
-        for (exc, file) in &def.exceptions {
-            match checker.exception(exc, *file) {
-                Ok(Some(x)) => {
-                    cond = cond.map(|c| CExpr::And(vec![c, CExpr::Not(Box::new(x))]));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    report(&mut diags, e);
-                    cond = None;
-                }
-            }
-        }
-        let format = match Format::parse(&def.output, &mut checker, &mut slots) {
-            Ok(f) => Some(f),
-            Err((file, pos, m)) => {
-                if def.enabled {
-                    diags.error(&files[file], pos, item.clone(), m);
-                } else {
-                    diags.warn(
-                        &files[file],
-                        pos,
-                        item.clone(),
-                        format!("{m} (the rule is disabled)"),
-                    );
-                }
-                None
-            }
-        };
-        let cond = cond.map(types::fold);
-        let rule_types = cond
-            .as_ref()
-            .map_or(Types::Only(BTreeSet::new()), |c| types::types(c).0);
-        if let Some(c) = &cond {
-            warn_types(&mut diags, src, def, &rule_types, &names, c);
-        }
-        rules.push(Rule {
-            name: def.name.clone(),
-            desc: def.desc.clone(),
-            priority: def.priority,
-            tags: def.tags.clone(),
-            enabled: def.enabled && cond.is_some() && format.is_some(),
-            types: rule_types,
-            file: src.name.clone(),
-            line: def.pos.line,
-            format,
-        });
-        conditions.push(cond);
-    }
-    for m in &collected.macros {
-        if !checker.used_macros.contains_key(&m.name) {
-            diags.warn(
-                &files[m.file],
-                m.pos,
-                Some(format!("macro '{}'", m.name)),
-                "macro is not used by any rule",
-            );
-        }
-    }
-    for l in &collected.lists {
-        if !checker.used_lists.contains_key(&l.name) {
-            diags.warn(
-                &files[l.file],
-                l.pos,
-                Some(format!("list '{}'", l.name)),
-                "list is not used by any rule",
-            );
-        }
-    }
-
-    // Index by event type, specialising each condition for its type.
-    let mut buckets: Vec<Vec<Entry>> = (0..names.len()).map(|_| Vec::new()).collect();
-    let mut guards: Vec<Guards> = (0..names.len()).map(|_| Guards::default()).collect();
-    let mut prefilter = OpenPrefilter::default();
-    for (i, (rule, cond)) in rules.iter().zip(&conditions).enumerate() {
-        let (true, Some(cond)) = (rule.enabled, cond) else {
-            continue;
-        };
-        for (t, name) in names.iter().enumerate() {
-            if !rule.types.contains(name) {
-                continue;
-            }
-            let special = types::specialize(cond, name);
-            if special == CExpr::Const(false) {
-                continue;
-            }
-            prefilter.add(name, &special);
-            match compile::compile(&special, &mut slots) {
-                Ok(node) => buckets[t].push(Entry {
-                    rule: i as u32,
-                    guard: rule_guard(name, &special).and_then(|g| guards[t].add(&g)),
-                    node,
-                }),
-                Err(e) => {
-                    let src = &files
-                        .iter()
-                        .find(|f| f.name == rule.file)
-                        .cloned()
-                        .unwrap_or_else(|| SourceFile::new(&rule.file, ""));
-                    diags.error(
-                        src,
-                        crate::diag::Pos {
-                            line: rule.line,
-                            column: 1,
-                        },
-                        Some(format!("rule '{}'", rule.name)),
-                        e.0,
-                    );
-                    break;
-                }
-            }
-        }
-    }
+    let (rules, conditions): (Vec<Rule>, Vec<Option<CExpr>>) = collected
+        .rules
+        .iter()
+        .map(|def| compile_rule(files, def, &mut checker, &mut slots, &names, &mut diags))
+        .unzip();
+    warn_unused(files, &collected, &checker, &mut diags);
+    let Index {
+        buckets,
+        guards,
+        prefilter,
+    } = index(files, &rules, &conditions, &names, &mut slots, &mut diags);
     let guard_slots = (
         slots.slot(Field::FdName, &FieldArg::None),
         slots.slot(Field::EvtRawRes, &FieldArg::None),
@@ -305,13 +157,217 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
     }
 }
 
+/// Reads every file's items, later files refining earlier ones.
+fn collect(files: &[SourceFile], diags: &mut Diagnostics) -> Collected {
+    let mut collector = Collector::new(files, diags);
+    for (i, f) in files.iter().enumerate() {
+        match yaml::parse(&f.text) {
+            Ok(docs) => {
+                let items = spec::read_items(f, &docs, collector.diags);
+                for item in items {
+                    collector.apply(i, item);
+                }
+            }
+            Err(e) => collector
+                .diags
+                .error(f, e.pos, None, format!("YAML: {}", e.message)),
+        }
+    }
+    collector.out
+}
+
+/// Checks one rule's condition, exceptions and output; an error makes it
+/// disabled (and fails the load unless the rule is disabled already or
+/// skips unknown fields).
+fn compile_rule(
+    files: &[SourceFile],
+    def: &RuleDef,
+    checker: &mut Checker<'_>,
+    slots: &mut Slots,
+    names: &[&'static str],
+    diags: &mut Diagnostics,
+) -> (Rule, Option<CExpr>) {
+    let item = Some(format!("rule '{}'", def.name));
+    let src = &files[def.file];
+    let report = |diags: &mut Diagnostics, e: crate::check::CheckError| {
+        let f = &files[e.file];
+        if def.skip_if_unknown_filter && e.unknown_field {
+            diags.warn(
+                f,
+                e.pos,
+                item.clone(),
+                format!("{}; rule skipped (skip-if-unknown-filter)", e.message),
+            );
+        } else if !def.enabled {
+            diags.warn(
+                f,
+                e.pos,
+                item.clone(),
+                format!("{} (the rule is disabled)", e.message),
+            );
+        } else {
+            diags.error(f, e.pos, item.clone(), e.message);
+        }
+    };
+    let mut cond = match checker.check(&def.condition) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            report(diags, e);
+            None
+        }
+    };
+    for (exc, file) in &def.exceptions {
+        match checker.exception(exc, *file) {
+            Ok(Some(x)) => {
+                cond = cond.map(|c| CExpr::And(vec![c, CExpr::Not(Box::new(x))]));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report(diags, e);
+                cond = None;
+            }
+        }
+    }
+    let format = match Format::parse(&def.output, checker, slots) {
+        Ok(f) => Some(f),
+        Err((file, pos, m)) => {
+            if def.enabled {
+                diags.error(&files[file], pos, item.clone(), m);
+            } else {
+                diags.warn(
+                    &files[file],
+                    pos,
+                    item.clone(),
+                    format!("{m} (the rule is disabled)"),
+                );
+            }
+            None
+        }
+    };
+    let cond = cond.map(types::fold);
+    let rule_types = cond
+        .as_ref()
+        .map_or(Types::Only(BTreeSet::new()), |c| types::types(c).0);
+    if let Some(c) = &cond {
+        warn_types(diags, src, def, &rule_types, names, c);
+    }
+    let rule = Rule {
+        name: def.name.clone(),
+        desc: def.desc.clone(),
+        priority: def.priority,
+        tags: def.tags.clone(),
+        enabled: def.enabled && cond.is_some() && format.is_some(),
+        types: rule_types,
+        file: src.name.clone(),
+        line: def.pos.line,
+        format,
+    };
+    (rule, cond)
+}
+
+/// Warns of macros and lists no rule uses.
+fn warn_unused(
+    files: &[SourceFile],
+    collected: &Collected,
+    checker: &Checker<'_>,
+    diags: &mut Diagnostics,
+) {
+    for m in &collected.macros {
+        if !checker.used_macros.contains_key(&m.name) {
+            diags.warn(
+                &files[m.file],
+                m.pos,
+                Some(format!("macro '{}'", m.name)),
+                "macro is not used by any rule",
+            );
+        }
+    }
+    for l in &collected.lists {
+        if !checker.used_lists.contains_key(&l.name) {
+            diags.warn(
+                &files[l.file],
+                l.pos,
+                Some(format!("list '{}'", l.name)),
+                "list is not used by any rule",
+            );
+        }
+    }
+}
+
+/// What `load` indexes: each event type's rules, their guards, and the
+/// open prefilter.
+struct Index {
+    buckets: Vec<Vec<Entry>>,
+    guards: Vec<Guards>,
+    prefilter: OpenPrefilter,
+}
+
+/// Indexes the enabled rules by event type, specialising each condition
+/// for its type and compiling it.
+fn index(
+    files: &[SourceFile],
+    rules: &[Rule],
+    conditions: &[Option<CExpr>],
+    names: &[&'static str],
+    slots: &mut Slots,
+    diags: &mut Diagnostics,
+) -> Index {
+    let mut buckets: Vec<Vec<Entry>> = (0..names.len()).map(|_| Vec::new()).collect();
+    let mut guards: Vec<Guards> = (0..names.len()).map(|_| Guards::default()).collect();
+    let mut prefilter = OpenPrefilter::default();
+    for (i, (rule, cond)) in rules.iter().zip(conditions).enumerate() {
+        let (true, Some(cond)) = (rule.enabled, cond) else {
+            continue;
+        };
+        for (t, name) in names.iter().enumerate() {
+            if !rule.types.contains(name) {
+                continue;
+            }
+            let special = types::specialize(cond, name);
+            if special == CExpr::Const(false) {
+                continue;
+            }
+            prefilter.add(name, &special);
+            match compile::compile(&special, slots) {
+                Ok(node) => buckets[t].push(Entry {
+                    rule: i as u32,
+                    guard: rule_guard(name, &special).and_then(|g| guards[t].add(&g)),
+                    node,
+                }),
+                Err(e) => {
+                    let src = &files
+                        .iter()
+                        .find(|f| f.name == rule.file)
+                        .cloned()
+                        .unwrap_or_else(|| SourceFile::new(&rule.file, ""));
+                    diags.error(
+                        src,
+                        crate::diag::Pos {
+                            line: rule.line,
+                            column: 1,
+                        },
+                        Some(format!("rule '{}'", rule.name)),
+                        e.0,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    Index {
+        buckets,
+        guards,
+        prefilter,
+    }
+}
+
 /// Falco's warnings about event types: a rule without an `evt.type`
 /// restriction runs on every event; one that names only types mamori does
 /// not capture never fires.
 fn warn_types(
     diags: &mut Diagnostics,
     src: &SourceFile,
-    def: &crate::collect::RuleDef,
+    def: &RuleDef,
     t: &Types,
     names: &[&str],
     cond: &CExpr,

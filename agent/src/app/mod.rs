@@ -76,51 +76,11 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let rules = Arc::new(rules_files::load(&settings.rules)?);
     metrics.set_rules_loaded();
-
     // Before the kernel programs: a spool that cannot be opened stops the
     // start rather than losing alerts.
-    let elasticsearch = match settings.elasticsearch {
-        Some(es) => {
-            let mapper = outputs::ecs::EcsMapper {
-                identity: outputs::identity::Identity::detect(&settings.hostname, &host_root()),
-                namespace: es.target.namespace().to_owned(),
-            };
-            let url = es.connection.url.to_string();
-            let spool = es.spool_dir.display().to_string();
-            let out = outputs::elasticsearch::Output::open(es, mapper, &metrics)
-                .context("cannot start the Elasticsearch output")?;
-            info!(url, spool, "Elasticsearch output on");
-            Some(out)
-        }
-        None => None,
-    };
-
-    let mut opts = settings.capture.clone();
-    opts.syscalls = kernel_syscalls(&rules, settings.record.is_some());
+    let elasticsearch = open_elasticsearch(&settings, &metrics)?;
     let unfiltered = settings.record.is_some() || settings.events;
-    opts.prefilter = kernel_prefilter(&rules, &opts.syscalls, unfiltered);
-    if opts.prefilter.filter.active != 0 {
-        info!(
-            terms = opts
-                .prefilter
-                .filter
-                .type_terms
-                .iter()
-                .fold(0, |a, t| a | t)
-                .count_ones(),
-            names = opts.prefilter.names.len(),
-            "kernel drops opens no rule can match"
-        );
-    }
-    let started = std::time::Instant::now();
-    let mut capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
-        .await
-        .context("capture start-up task failed")??;
-    info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "programs loaded and attached"
-    );
-    report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
+    let mut capture = start_capture(&settings, &rules, unfiltered).await?;
     let counters = capture.counters_handle()?;
     metrics.add_source(capture::metrics::source(counters.clone()));
     metrics.set_attached();
@@ -128,61 +88,16 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (event_tx, event_rx) = mpsc::channel::<Event>(EVENT_QUEUE);
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(ALERT_QUEUE);
-
-    // Liveness: the reader should poll unless the detector holds it back
-    // (full queue); the detector and outputs work while their queues hold
-    // items.
-    let (events_w, alerts_w) = (event_tx.downgrade(), alert_tx.downgrade());
-    let reader_beat = metrics.liveness.stage(
-        "reader",
-        Box::new(move || events_w.upgrade().is_some_and(|t| t.capacity() > 0)),
-    );
-    let events_w = event_tx.downgrade();
-    let detect_beat = metrics.liveness.stage(
-        "detect",
-        Box::new(move || {
-            events_w
-                .upgrade()
-                .is_some_and(|t| t.capacity() < t.max_capacity())
-        }),
-    );
-    let outputs_beat = metrics.liveness.stage(
-        "outputs",
-        Box::new(move || {
-            alerts_w
-                .upgrade()
-                .is_some_and(|t| t.capacity() < t.max_capacity())
-        }),
-    );
+    let beats = Beats::new(&metrics, &event_tx, &alert_tx);
     let reader = capture
         .reader(
             event_tx,
             settings.capture.poll_interval,
             shutdown_rx.clone(),
         )?
-        .with_heartbeat(reader_beat);
+        .with_heartbeat(beats.reader);
     let reader = tokio::spawn(reader.run());
-    let cri_sockets = settings.cri_sockets.clone();
-    let state = tokio::task::spawn_blocking(|| State::from_proc(host_root(), cri_sockets))
-        .await
-        .context("process table seed failed")?;
-    let container_stats = state.containers.stats.clone();
-    metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
-        container_stats.families(f)
-    }));
-    info!(
-        processes = state.processes.len(),
-        "process table seeded from /proc"
-    );
-    let mut state = state;
-    let recorder = match &settings.record {
-        Some(path) => {
-            let r = Recorder::create(path, &mut state, &settings.hostname)?;
-            info!(path = %path.display(), "recording events");
-            Some(r)
-        }
-        None => None,
-    };
+    let (state, recorder) = seed_state(&settings, &metrics).await?;
     let detector = Detector::new(rules.clone(), settings.hostname.clone());
     let (rules_tx, rules_rx) = watch::channel(rules);
     let detect = tokio::spawn(detect(
@@ -195,7 +110,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
             recorder,
         },
         (state, detector),
-        detect_beat,
+        beats.detect,
     ));
     let watcher = tokio::spawn(watch_loss(
         counters,
@@ -208,7 +123,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         settings.sinks,
         elasticsearch,
         metrics.clone(),
-        outputs_beat,
+        beats.outputs,
     ));
 
     let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
@@ -224,6 +139,130 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     drop(capture); // detaches the programs
     info!("stopped");
     Ok(())
+}
+
+/// The Elasticsearch output with its spool open, when configured.
+fn open_elasticsearch(
+    settings: &RunSettings,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<outputs::elasticsearch::Output>> {
+    let Some(es) = settings.elasticsearch.clone() else {
+        return Ok(None);
+    };
+    let mapper = outputs::ecs::EcsMapper {
+        identity: outputs::identity::Identity::detect(&settings.hostname, &host_root()),
+        namespace: es.target.namespace().to_owned(),
+    };
+    let url = es.connection.url.to_string();
+    let spool = es.spool_dir.display().to_string();
+    let out = outputs::elasticsearch::Output::open(es, mapper, metrics)
+        .context("cannot start the Elasticsearch output")?;
+    info!(url, spool, "Elasticsearch output on");
+    Ok(Some(out))
+}
+
+/// Loads and attaches the kernel programs with the syscalls and open
+/// prefilter the rules need.
+async fn start_capture(
+    settings: &RunSettings,
+    rules: &RuleSet,
+    unfiltered: bool,
+) -> anyhow::Result<Capture> {
+    let mut opts = settings.capture.clone();
+    opts.syscalls = kernel_syscalls(rules, settings.record.is_some());
+    opts.prefilter = kernel_prefilter(rules, &opts.syscalls, unfiltered);
+    if opts.prefilter.filter.active != 0 {
+        info!(
+            terms = opts
+                .prefilter
+                .filter
+                .type_terms
+                .iter()
+                .fold(0, |a, t| a | t)
+                .count_ones(),
+            names = opts.prefilter.names.len(),
+            "kernel drops opens no rule can match"
+        );
+    }
+    let started = std::time::Instant::now();
+    let capture = tokio::task::spawn_blocking(move || Capture::start(&opts))
+        .await
+        .context("capture start-up task failed")??;
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "programs loaded and attached"
+    );
+    report_rules_that_cannot_fire(rules, &capture.report().unavailable);
+    Ok(capture)
+}
+
+/// The stages' liveness: the reader should poll unless the detector holds
+/// it back (full queue); the detector and outputs work while their queues
+/// hold items.
+struct Beats {
+    reader: Heartbeat,
+    detect: Heartbeat,
+    outputs: Heartbeat,
+}
+
+impl Beats {
+    fn new(metrics: &Metrics, events: &mpsc::Sender<Event>, alerts: &mpsc::Sender<Alert>) -> Self {
+        let (events_w, alerts_w) = (events.downgrade(), alerts.downgrade());
+        let reader = metrics.liveness.stage(
+            "reader",
+            Box::new(move || events_w.upgrade().is_some_and(|t| t.capacity() > 0)),
+        );
+        let events_w = events.downgrade();
+        let detect = metrics.liveness.stage(
+            "detect",
+            Box::new(move || {
+                events_w
+                    .upgrade()
+                    .is_some_and(|t| t.capacity() < t.max_capacity())
+            }),
+        );
+        let outputs = metrics.liveness.stage(
+            "outputs",
+            Box::new(move || {
+                alerts_w
+                    .upgrade()
+                    .is_some_and(|t| t.capacity() < t.max_capacity())
+            }),
+        );
+        Self {
+            reader,
+            detect,
+            outputs,
+        }
+    }
+}
+
+/// The state seeded from /proc, and the recorder when `--record` asks.
+async fn seed_state(
+    settings: &RunSettings,
+    metrics: &Metrics,
+) -> anyhow::Result<(State, Option<Recorder>)> {
+    let cri_sockets = settings.cri_sockets.clone();
+    let mut state = tokio::task::spawn_blocking(|| State::from_proc(host_root(), cri_sockets))
+        .await
+        .context("process table seed failed")?;
+    let container_stats = state.containers.stats.clone();
+    metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
+        container_stats.families(f)
+    }));
+    info!(
+        processes = state.processes.len(),
+        "process table seeded from /proc"
+    );
+    let recorder = match &settings.record {
+        Some(path) => {
+            let r = Recorder::create(path, &mut state, &settings.hostname)?;
+            info!(path = %path.display(), "recording events");
+            Some(r)
+        }
+        None => None,
+    };
+    Ok((state, recorder))
 }
 
 /// Until SIGTERM or SIGINT: reloads the rules on SIGHUP and when their

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use mamori_rules::{Extract, Field as F, FieldArg, Value};
+use mamori_rules::{Extract, Field as F, FieldArg, FieldClass, Value};
 
 use super::{containerview, fsview};
 use crate::{
@@ -218,11 +218,11 @@ impl<'a> View<'a> {
     }
 }
 
-impl Extract for View<'_> {
+impl View<'_> {
+    /// `evt.*`, `syscall.*`.
     #[inline]
-    fn extract(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
+    fn event_field(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
         let ev = self.ev;
-        let t = &ev.task;
         Some(match field {
             F::EvtType => Value::str(ev.ty.name().as_bytes()),
             F::SyscallType => match ev.detail {
@@ -257,7 +257,16 @@ impl Extract for View<'_> {
                 _ => return None,
             },
             F::EvtArgs => Value::owned(args::all(ev)),
+            _ => return None,
+        })
+    }
 
+    /// `proc.*`, `thread.*`.
+    #[inline]
+    fn process_field(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
+        let ev = self.ev;
+        let t = &ev.task;
+        Some(match field {
             F::ProcPid => Value::Int(i64::from(t.tgid)),
             F::ProcPpid => Value::Int(i64::from(t.ppid)),
             F::ProcVpid => Value::Int(i64::from(t.ns_tgid)),
@@ -356,7 +365,15 @@ impl Extract for View<'_> {
             F::ThreadCapEffective => Value::owned(caps(t.cap_effective)),
             F::ThreadCapPermitted => Value::owned(caps(t.cap_permitted)),
             F::ThreadCapInheritable => return None,
+            _ => return None,
+        })
+    }
 
+    /// `user.*`, `group.*`: of the ids before the call for one that changes them.
+    #[inline]
+    fn user_field(&self, field: F) -> Option<Value<'_>> {
+        let t = &self.ev.task;
+        Some(match field {
             F::UserUid => Value::Int(i64::from(self.ids().0)),
             F::UserName => Value::str(self.user_db()?.user(self.ids().0)?.name.as_bytes()),
             F::UserHomedir => Value::str(self.user_db()?.user(self.ids().0)?.home.as_bytes()),
@@ -370,49 +387,15 @@ impl Extract for View<'_> {
             }
             F::GroupGid => Value::Int(i64::from(self.ids().1)),
             F::GroupName => Value::str(self.user_db()?.group(self.ids().1)?.as_bytes()),
+            _ => return None,
+        })
+    }
 
-            F::FdNum
-            | F::FdType
-            | F::FdTypechar
-            | F::FdName
-            | F::FdNameraw
-            | F::FdDirectory
-            | F::FdFilename
-            | F::FdDev
-            | F::FdIno
-            | F::FdIp
-            | F::FdCip
-            | F::FdSip
-            | F::FdLip
-            | F::FdRip
-            | F::FdPort
-            | F::FdCport
-            | F::FdSport
-            | F::FdLport
-            | F::FdRport
-            | F::FdL4proto
-            | F::FdSockfamily
-            | F::FdIsServer
-            | F::FdNet
-            | F::FdCnet
-            | F::FdSnet
-            | F::FdLnet
-            | F::FdRnet
-            | F::FdConnected
-            | F::FdNameChanged
-            | F::FdCipName
-            | F::FdSipName
-            | F::FdLipName
-            | F::FdRipName
-            | F::FdIsUpperLayer => self.fd()?.field(field)?,
-
-            F::FsPathName
-            | F::FsPathNameraw
-            | F::FsPathSource
-            | F::FsPathSourceraw
-            | F::FsPathTarget
-            | F::FsPathTargetraw => fsview::field(ev, self.proc(), field)?,
-
+    /// `container.*`, `k8s.*`.
+    #[inline]
+    fn container_field(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
+        let ev = self.ev;
+        Some(match field {
             F::ContainerId => self.container_id(false),
             F::ContainerFullId => self.container_id(true),
             F::ContainerName if !self.in_container() => Value::str(b"host"),
@@ -462,7 +445,22 @@ impl Extract for View<'_> {
                 let m = self.state.containers.metadata(&c.full_id)?;
                 return containerview::field(m, field, arg, ev.time_ns);
             }
+            _ => return None,
         })
+    }
+}
+
+impl Extract for View<'_> {
+    #[inline]
+    fn extract(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
+        match field.class() {
+            FieldClass::Event => self.event_field(field, arg),
+            FieldClass::Process => self.process_field(field, arg),
+            FieldClass::User => self.user_field(field),
+            FieldClass::Fd => self.fd()?.field(field),
+            FieldClass::FsPath => fsview::field(self.ev, self.proc(), field),
+            FieldClass::Container => self.container_field(field, arg),
+        }
     }
 }
 
