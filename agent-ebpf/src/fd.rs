@@ -17,6 +17,13 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
 /// The `struct file *` behind `fd` in `task`'s table; 0 when none.
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 pub unsafe fn fd_file(task: u64, fd: i64) -> u64 {
     if fd < 0 {
@@ -42,6 +49,11 @@ pub unsafe fn fd_file(task: u64, fd: i64) -> u64 {
     read::<u64>(array, ((fd as u32) & 0x0fff_ffff).wrapping_mul(8)).unwrap_or(0)
 }
 
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn file_info(file: u64) -> FileInfo {
     let inode = ptr(file, off!(file_inode));
@@ -56,6 +68,14 @@ pub unsafe fn file_info(file: u64) -> FileInfo {
 }
 
 /// Pushes the fd's resolved path and its [`FileInfo`] (two parameters).
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting. `rec` is
+/// the record this CPU is building.
 #[inline(always)]
 pub unsafe fn push_fd(rec: &mut Record, task: u64, fd: i64) {
     let file = fd_file(task, fd);
@@ -71,6 +91,14 @@ pub unsafe fn push_fd(rec: &mut Record, task: u64, fd: i64) {
 }
 
 /// Pushes the socket addresses behind `fd` as a [`SockTuple`].
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting. `rec` is
+/// the record this CPU is building.
 #[inline(always)]
 pub unsafe fn push_sock(rec: &mut Record, task: u64, fd: i64) {
     let file = fd_file(task, fd);
@@ -108,6 +136,12 @@ pub unsafe fn push_sock(rec: &mut Record, task: u64, fd: i64) {
 }
 
 /// An absent fd pair, for failed calls.
+///
+/// # Safety
+///
+/// Only from a BPF program, on the record this CPU is building in its per-CPU
+/// scratch area (from `Record::begin`): BPF programs run to completion on one
+/// CPU, so nothing else writes that area meanwhile.
 #[inline(always)]
 pub unsafe fn push_no_fd(rec: &mut Record) {
     rec.push_absent(ParamType::KernelPath);

@@ -15,6 +15,12 @@ use crate::maps::{GENERATION, TASK_CACHE, off, setting};
 
 /// Reads a `T` at `base + offset` of kernel memory; `None` when the member is
 /// missing on this kernel, the base is null or the read faults.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn read<T: Copy>(base: u64, offset: u32) -> Option<T> {
     if base == 0 || offset == MISSING {
@@ -30,12 +36,24 @@ pub unsafe fn read<T: Copy>(base: u64, offset: u32) -> Option<T> {
 }
 
 /// Reads a pointer member; 0 when unavailable.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn ptr(base: u64, offset: u32) -> u64 {
     read::<u64>(base, offset).unwrap_or(0)
 }
 
 /// Reads a `T` from user memory of the current task.
+///
+/// # Safety
+///
+/// Only from a BPF program running on behalf of the task whose user memory
+/// `addr` points into; `bpf_probe_read_user` fails on a bad address (the value
+/// is marked absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn read_user<T: Copy>(addr: u64) -> Option<T> {
     if addr == 0 {
@@ -63,6 +81,14 @@ pub fn current_task() -> u64 {
 /// instruction, checked by the verifier against the kernel's BTF, where
 /// [`read`] costs a helper call. `offset` must be a load-time constant of
 /// a member every supported kernel has; a fault reads as 0.
+///
+/// # Safety
+///
+/// Only from a BPF program. `base` must be a BTF-typed kernel pointer the
+/// verifier tracks (the current task, or a struct pointer loaded from one with
+/// `load`) and `offset` a load-time constant (frozen `.rodata`) of a member of
+/// that type: the verifier rejects the program otherwise, so a wrong call
+/// fails the load, never the kernel.
 #[inline(always)]
 pub unsafe fn load<T: Copy>(base: u64, offset: u32) -> T {
     core::ptr::read_volatile((base as *const u8).add(offset as usize) as *const T)
@@ -75,6 +101,10 @@ pub struct Regs {
     pub args: [u64; 6],
 }
 
+/// # Safety
+///
+/// Only from a BPF program attached where the current task has saved user
+/// registers (a syscall exit tracepoint).
 #[inline(always)]
 pub unsafe fn current_regs() -> Regs {
     let task = bpf_get_current_task_btf();
@@ -99,6 +129,13 @@ pub fn is_self() -> bool {
 
 /// `(tgid, tid)` of a task as seen in its own pid namespace, and that
 /// namespace's inode number.
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn ns_ids(task: u64) -> (u32, u32, u32) {
     let leader = ptr(task, off!(task_group_leader));
@@ -109,6 +146,12 @@ unsafe fn ns_ids(task: u64) -> (u32, u32, u32) {
 
 /// A `struct pid`'s number at its deepest level, and that level's namespace
 /// inode. `struct upid` is `{ int nr; struct pid_namespace *ns; }`: 16 bytes.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn pid_in_own_ns(pid: u64) -> (u32, u32) {
     let level = read::<u32>(pid, off!(pid_level)).unwrap_or(0) & 31;
@@ -139,6 +182,12 @@ pub struct TaskInfo {
     pub generation: u32,
 }
 
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn task_info(task: u64, generation: u32) -> TaskInfo {
     let (ns_tgid, ns_tid, pidns) = ns_ids(task);
@@ -172,6 +221,11 @@ unsafe fn task_info(task: u64, generation: u32) -> TaskInfo {
 /// Fills `h` for the current task. `kind`, `nparams` and `size` are set by
 /// the record builder. `refresh` recomputes the cached fields (exec,
 /// namespace changes).
+///
+/// # Safety
+///
+/// Only from a BPF program; `h` points to the header of the record this CPU is
+/// building in its per-CPU scratch area.
 #[inline(always)]
 pub unsafe fn fill_header(h: *mut EventHeader, nr: u32, ret: i64, refresh: bool) {
     let task = current_task();
@@ -237,6 +291,10 @@ pub unsafe fn fill_header(h: *mut EventHeader, nr: u32, ret: i64, refresh: bool)
 }
 
 /// Forgets a thread's cached fields (it exited).
+///
+/// # Safety
+///
+/// Only from a BPF program, for the current thread (it exits).
 #[inline(always)]
 pub unsafe fn forget_task() {
     let tid = bpf_get_current_pid_tgid() as u32;
@@ -246,6 +304,13 @@ pub unsafe fn forget_task() {
 /// The `struct kernfs_node *` of the task's cgroup in the container
 /// hierarchy: the v2 default hierarchy or one v1 subsystem (hybrid hosts,
 /// where v2 holds nothing).
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 pub unsafe fn cgroup_kn(task: u64) -> u64 {
     let css_set = ptr(task, off!(task_cgroups));
@@ -262,6 +327,12 @@ pub unsafe fn cgroup_kn(task: u64) -> u64 {
     ptr(cgroup, off!(cgroup_kn))
 }
 
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn cgroup_id(task: u64) -> u64 {
     if setting!(cgroup_subsys) == u32::MAX {

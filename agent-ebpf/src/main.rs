@@ -16,6 +16,12 @@
 //!   BTF tracepoints giving the kernel's view of process life.
 #![no_std]
 #![no_main]
+#![allow(
+    unsafe_op_in_unsafe_fn,
+    reason = "every function here runs in a BPF program and is unsafe for the \
+              reasons its `# Safety` section gives; an `unsafe` block around \
+              each helper call inside one would repeat them, not check them"
+)]
 // Inline asm on the BPF target: `bound()` hides masks from LLVM.
 #![feature(asm_experimental_arch)]
 

@@ -31,6 +31,12 @@ const NAME_MAX: u64 = 255;
 
 /// `(dentry, vfsmount)` of the `struct path` at `base + at`: one read when
 /// it is `{ mnt, dentry }`, as on every kernel since 2.6.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn path_at(base: u64, at: u32) -> (u64, u64) {
     let (m, d) = (off!(path_mnt), off!(path_dentry));
@@ -43,12 +49,26 @@ unsafe fn path_at(base: u64, at: u32) -> (u64, u64) {
 }
 
 /// The task's root directory: `(dentry, vfsmount)`.
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 pub unsafe fn task_root(task: u64) -> (u64, u64) {
     fs_path(task, off!(fs_root))
 }
 
 /// The task's working directory: `(dentry, vfsmount)`.
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 pub unsafe fn task_cwd(task: u64) -> (u64, u64) {
     fs_path(task, off!(fs_pwd))
@@ -56,6 +76,13 @@ pub unsafe fn task_cwd(task: u64) -> (u64, u64) {
 
 /// The `struct path` at `at` in the BTF-typed task's `fs_struct`: direct
 /// loads (see [`load`]).
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn fs_path(task: u64, at: u32) -> (u64, u64) {
     let fs = load::<u64>(task, off!(task_fs));
@@ -69,6 +96,12 @@ unsafe fn fs_path(task: u64, at: u32) -> (u64, u64) {
 }
 
 /// `(dentry, vfsmount)` of an open `struct file`.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn file_path(file: u64) -> (u64, u64) {
     path_at(file, off!(file_path))
@@ -84,6 +117,12 @@ pub struct Head {
 /// `d_parent` and `d_name` of `d`: one read where they sit together (as
 /// on every kernel since 3.x: `d_parent`, then `d_name`'s hash, length and
 /// pointer).
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 pub unsafe fn dentry_head(d: u64) -> Head {
     let (p, l, n) = (
@@ -112,6 +151,13 @@ pub unsafe fn dentry_head(d: u64) -> Head {
 /// register: at each iteration the verifier sees an unknown value bounded by
 /// a mask, so the states of all paths through the body converge instead of
 /// multiplying with every iteration.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting. `rec` is the
+/// record this CPU is building.
 #[inline(never)]
 pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64, u64)) {
     let ty = ParamType::KernelPath;
@@ -190,6 +236,12 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
 
 /// Writes `/<name>` of a dentry before the position stored in `pos_cell`;
 /// false when it does not fit or cannot be read.
+///
+/// # Safety
+///
+/// Only from a BPF program; `area` is this CPU's path scratch area and
+/// `pos_cell` its write position within it; the name is read from the kernel
+/// with `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn prepend_name(area: u64, pos_cell: *mut u64, head: &Head) -> bool {
     let len = bound(head.len, NAME_MAX);

@@ -40,6 +40,13 @@ const CROSSINGS: usize = 4;
 
 /// True when some term of `nr`'s filter may hold for this open (or no
 /// filter applies to `nr`).
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
     let Some(slot) = OpenFilter::slot(nr) else {
@@ -94,6 +101,13 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
 /// Terms the opened file's last two path components admit (all when they
 /// cannot be read). The last component first: with most rules it alone
 /// rules an open out.
+///
+/// # Safety
+///
+/// Only from a BPF program. `task` is the current `task_struct` (BTF-typed,
+/// from `bpf_get_current_task_btf`): its members are loaded directly, which
+/// the verifier checks against the kernel's BTF; the other addresses are read
+/// through `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
 unsafe fn names_mask(fd: i64, task: u64, cand: u64, f: &OpenFilter) -> u64 {
     let file = fd_file(task, fd);
@@ -122,6 +136,11 @@ unsafe fn names_mask(fd: i64, task: u64, cand: u64, f: &OpenFilter) -> u64 {
 
 /// Whether the path as passed may contain "../" (true when it cannot be
 /// read whole).
+///
+/// # Safety
+///
+/// Only from a BPF program, for the current task: `path` is a user address of
+/// it (`bpf_probe_read_user_str` fails on a bad one instead of faulting).
 #[inline(always)]
 unsafe fn has_dotdot(path: u64) -> bool {
     let Some(buf) = SCRATCH.get_ptr_mut(bpf_get_smp_processor_id()) else {
@@ -149,6 +168,12 @@ unsafe fn has_dotdot(path: u64) -> bool {
 
 /// Terms the component before the last admits: 0 when the file sits at
 /// the root (no term names "/"), all when it cannot be read.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64, f: &OpenFilter) -> u64 {
     if parent == 0 || parent == d {
@@ -173,6 +198,12 @@ unsafe fn dir_mask(d: u64, mnt: u64, parent: u64, task: u64, f: &OpenFilter) -> 
 /// The dentry whose name is the path's component at `(d, mnt)`: a mount
 /// root stands for its mountpoint. `None` when the path ends here (the
 /// task's root, the top of the mount tree) or the crossings run out.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn component(mut d: u64, mut mnt: u64, root: &(u64, u64)) -> Option<(u64, u64)> {
     let mount_mnt = off!(mount_mnt) as u64;
@@ -196,6 +227,12 @@ unsafe fn component(mut d: u64, mut mnt: u64, root: &(u64, u64)) -> Option<(u64,
 
 /// Terms the last component admits (whole; its suffixes only when a
 /// remaining term accepts one): all when it cannot be read.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn last_mask(head: &Head, cand: u64, f: &OpenFilter) -> u64 {
     if head.name == 0 || head.len > 255 {
@@ -226,6 +263,12 @@ fn known_len(lens: u64, len: u64) -> bool {
 
 /// The mask stored for the `len` bytes at `name + skip`, 0 when none (a
 /// name too long for a key matches no entry); all ones when unreadable.
+///
+/// # Safety
+///
+/// Only from a BPF program. The `u64` addresses are kernel addresses or 0:
+/// every read of them goes through `bpf_probe_read_kernel`, which fails on a
+/// bad address (the value reads as absent) instead of faulting.
 #[inline(always)]
 unsafe fn lookup(name: u64, len: u64, skip: u64, kind: NameKind) -> u64 {
     if len > NAME_KEY_LEN as u64 {

@@ -55,6 +55,11 @@ pub struct Slot {
 
 impl Record {
     /// Starts a record of `kind` whose body is `body_len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program; at most one record per CPU is built at a time
+    /// (BPF programs run to completion on one CPU).
     #[inline(always)]
     pub unsafe fn begin(kind: EventKind, body_len: u32) -> Option<Self> {
         let cpu = bpf_get_smp_processor_id();
@@ -83,6 +88,12 @@ impl Record {
 
     /// Room for the next parameter, or `None` when the record is full (the
     /// parameter is then sent empty and flagged truncated).
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
     #[inline(always)]
     pub unsafe fn slot(&mut self) -> Option<Slot> {
         let off = (self.off + (PARAM_ALIGN as u32 - 1)) & !(PARAM_ALIGN as u32 - 1);
@@ -98,6 +109,12 @@ impl Record {
     }
 
     /// Finishes a parameter of `len` data bytes in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
     #[inline(always)]
     pub unsafe fn commit(&mut self, slot: Slot, len: u32, ty: ParamType, flags: u8) {
         let len = if len > MAX_STR as u32 {
@@ -117,6 +134,12 @@ impl Record {
     }
 
     /// An empty parameter: the value does not exist.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
     #[inline(always)]
     pub unsafe fn push_absent(&mut self, ty: ParamType) {
         if let Some(slot) = self.slot() {
@@ -125,17 +148,40 @@ impl Record {
     }
 
     /// A NUL-terminated string from user memory.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
+    /// `addr` is a user address of the current task (read with
+    /// `bpf_probe_read_user_str`, which fails instead of faulting).
     #[inline(always)]
     pub unsafe fn push_user_str(&mut self, addr: u64) {
         self.push_str(addr, ParamType::UserStr);
     }
 
     /// A NUL-terminated string from kernel memory.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
+    /// `addr` is a kernel address (read with `bpf_probe_read_kernel_str`,
+    /// which fails instead of faulting).
     #[inline(always)]
     pub unsafe fn push_kernel_str(&mut self, addr: u64) {
         self.push_str(addr, ParamType::KernelStr);
     }
 
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
+    /// `addr` is a user or kernel address as `ty` says (read with the matching
+    /// helper, which fails instead of faulting).
     #[inline(always)]
     unsafe fn push_str(&mut self, addr: u64, ty: ParamType) {
         let Some(slot) = self.slot() else { return };
@@ -168,6 +214,14 @@ impl Record {
     }
 
     /// Up to `MAX_BYTES` bytes of user memory (socket addresses, small structs).
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
+    /// `addr` is a user address of the current task (read with
+    /// `bpf_probe_read_user`, which fails instead of faulting).
     #[inline(always)]
     pub unsafe fn push_user_bytes(&mut self, addr: u64, len: u64) {
         let ty = ParamType::UserBytes;
@@ -190,6 +244,14 @@ impl Record {
     }
 
     /// The user memory range `[start, end)`, cut at `limit` bytes (argv, envp).
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
+    /// `start..end` is a user range of the current task (read with
+    /// `bpf_probe_read_user`, which fails instead of faulting).
     #[inline(always)]
     pub unsafe fn push_user_range(&mut self, start: u64, end: u64, limit: u32) {
         let ty = ParamType::StrList;
@@ -222,6 +284,12 @@ impl Record {
     }
 
     /// A fixed-size value built on the stack.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
     #[inline(always)]
     pub unsafe fn push_value<T: Copy>(&mut self, value: &T, ty: ParamType) {
         let Some(slot) = self.slot() else { return };
@@ -230,12 +298,24 @@ impl Record {
     }
 
     /// Copies `len` bytes of kernel memory (used by the path builder).
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program; `dst` is inside this CPU's scratch area with
+    /// `len` bytes left, and `src` a kernel address (`bpf_probe_read_kernel`
+    /// fails on a bad one).
     #[inline(always)]
     pub unsafe fn copy_kernel(dst: u64, src: u64, len: u32) -> bool {
         bpf_probe_read_kernel(dst as *mut c_void, len, src as *const c_void) == 0
     }
 
     /// Sends the record, waking the reader only past the fill threshold.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building in its
+    /// per-CPU scratch area (from `Record::begin`): BPF programs run to
+    /// completion on one CPU, so nothing else writes that area meanwhile.
     #[inline(always)]
     pub unsafe fn submit(self) {
         let size = if self.off > MAX_RECORD as u32 {

@@ -31,6 +31,10 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> u32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn exec(bprm: u64) {
     if is_self() {
@@ -81,12 +85,22 @@ unsafe fn exec(bprm: u64) {
 }
 
 /// A `struct pid`'s number in the initial namespace (`numbers[0].nr`).
+///
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn host_pid(pid: u64) -> u32 {
     read::<u32>(pid, off!(pid_numbers)).unwrap_or(0)
 }
 
 /// `(major << 20) | minor` of a `struct tty_struct *`, 0 for none.
+///
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn tty(tty: u64) -> u32 {
     if tty == 0 {
@@ -109,6 +123,10 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> u32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn fork(child: u64) {
     if is_self() {
@@ -139,6 +157,11 @@ unsafe fn fork(child: u64) {
 }
 
 /// A `struct pid`'s number at its deepest level (its own namespace).
+///
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn deepest_nr(pid: u64) -> u32 {
     let level = read::<u32>(pid, off!(pid_level)).unwrap_or(0) & 31;
@@ -152,6 +175,10 @@ pub fn sched_process_exit(_ctx: BtfTracePointContext) -> u32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the `sched_*` tracepoint program it serves; the `u64` arguments
+/// are kernel addresses from that tracepoint's own arguments (BTF-typed) or 0.
 #[inline(always)]
 unsafe fn exit() {
     if is_self() {

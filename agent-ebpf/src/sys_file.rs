@@ -36,6 +36,11 @@ pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall). `rec` is the record this CPU
+/// is building.
 #[inline(always)]
 unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
     let task = current_task();
@@ -84,6 +89,12 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
 }
 
 /// Path and file info of the descriptor an open-like call returned.
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall). `rec` is the record this CPU
+/// is building.
 #[inline(always)]
 unsafe fn opened(rec: &mut Record, task: u64, ret: i64) {
     if ret >= 0 {

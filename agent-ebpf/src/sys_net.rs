@@ -26,6 +26,11 @@ pub fn sys_exit_net(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall). `rec` is the record this CPU
+/// is building.
 #[inline(always)]
 unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
     let task = current_task();

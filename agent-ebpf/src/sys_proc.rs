@@ -50,6 +50,10 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
 #[inline(always)]
 unsafe fn handle(nr: u32, ret: i64) {
     // A successful exec is reported by sched_process_exec, with the
@@ -64,6 +68,10 @@ unsafe fn handle(nr: u32, ret: i64) {
     rec.submit();
 }
 
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
 #[inline(always)]
 unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6]) {
     match nr {

@@ -12,6 +12,11 @@ use crate::{
 
 /// `__syscall_nr` and `ret` of a `syscalls:sys_exit_*` record
 /// (`/sys/kernel/tracing/events/syscalls/sys_exit_*/format`).
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
 #[inline(always)]
 pub unsafe fn exit_args(ctx: &TracePointContext) -> Option<(u32, i64)> {
     use aya_ebpf::EbpfContext;
@@ -24,6 +29,10 @@ pub unsafe fn exit_args(ctx: &TracePointContext) -> Option<(u32, i64)> {
 }
 
 /// Whether syscall `nr` is wanted and the caller is not the agent.
+///
+/// # Safety
+///
+/// Only from a BPF program (it reads the settings and syscall maps).
 #[inline(always)]
 pub unsafe fn wanted(nr: u32) -> bool {
     if !enabled(nr) {
@@ -37,6 +46,11 @@ pub unsafe fn wanted(nr: u32) -> bool {
 }
 
 /// Starts the record of syscall `nr` with its argument registers `args`.
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
 #[inline(always)]
 pub unsafe fn start(nr: u32, ret: i64, args: &[u64; 6]) -> Option<Record> {
     let rec = Record::begin(EventKind::Syscall, size_of::<SyscallBody>() as u32)?;
@@ -49,6 +63,11 @@ pub unsafe fn start(nr: u32, ret: i64, args: &[u64; 6]) -> Option<Record> {
 
 /// Starts a syscall record when `nr` is wanted and the caller is not the
 /// agent. Returns the record and the argument registers.
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
 #[inline(always)]
 pub unsafe fn begin(nr: u32, ret: i64) -> Option<(Record, [u64; 6])> {
     if !wanted(nr) {

@@ -1,5 +1,8 @@
 //! Test support: rules from strings, events from field values.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes this module uses a part of it"
+)]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support")]
 
 use std::collections::HashMap;
