@@ -1,5 +1,8 @@
 //! Values extracted from events, and the matching primitives the compiled
-//! tests use (glob, path prefix, CIDR).
+//! tests use (glob, path prefix, CIDR). The glob is kept here: it matches
+//! raw bytes (paths and arguments are not always UTF-8) with exactly
+//! Falco's semantics (fnmatch without flags: `*` crosses `/`, no `**`),
+//! without compiling a pattern per literal; its tests pin that meaning.
 
 use std::{borrow::Cow, net::IpAddr};
 

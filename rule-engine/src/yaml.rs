@@ -1,6 +1,8 @@
 //! YAML documents as a small tree that keeps positions: every scalar knows
 //! where each of its characters came from, so an error inside a condition
 //! (even a folded multi-line one) points at the right line and column.
+//! libyaml-safer parses; the tree is built here because serde-based YAML
+//! crates keep no per-character positions, which rules errors need.
 
 use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
 

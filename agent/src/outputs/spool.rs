@@ -1,6 +1,12 @@
 //! The disk spool: an append-only, checksummed, size-bounded queue of
 //! alert documents between the alert stream and Elasticsearch.
 //!
+//! Written here rather than taken from a crate: the delivery guarantee
+//! (every alert indexed once, or counted as dropped) rests on exactly
+//! these invariants — acknowledgement by sequence number, torn-tail
+//! recovery, the oldest-first drop with its count — which the embedded
+//! queues on crates.io do not offer together; `spool_tests.rs` holds them.
+//!
 //! Every document is written here before it is sent, so alerts survive an
 //! Elasticsearch outage and an agent crash or restart; the sender reads in
 //! order and acknowledges what Elasticsearch has stored.

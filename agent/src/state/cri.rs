@@ -3,7 +3,12 @@
 //! and its pod that their files do not say — above all the pod's labels.
 //!
 //! The messages carry only the fields mamori reads (protobuf skips the
-//! rest); field numbers are those of cri-api's `api.proto`.
+//! rest), declared with prost's derive; field numbers are those of
+//! cri-api's `api.proto`. Not generated from that file: generating needs
+//! the file in the repository (Kubernetes' text, which this project does
+//! not copy) or fetched at build time (builds must work offline once the
+//! crates are fetched). The end-to-end test against a real containerd pod
+//! checks the numbers.
 
 use std::{collections::HashMap, path::Path, time::Duration};
 
