@@ -1,6 +1,11 @@
 //! Events as the rest of the agent sees them: owned, typed, no wire
-//! layouts. Strings stay bytes (`Text`): file names and arguments are not
+//! layouts (`capture::decode` builds them from the kernel's records).
+//! Strings stay bytes (`Text`): file names and arguments are not
 //! guaranteed UTF-8 and must reach the outputs unchanged.
+//!
+//! With them, the pure helpers every later stage uses on an event alone:
+//! each syscall's arguments by name and their Falco rendering (`args`,
+//! `names`), and path, address and argument-list helpers (`text`).
 
 use std::fmt;
 
