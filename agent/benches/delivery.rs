@@ -178,7 +178,7 @@ fn into_elasticsearch(url: &str) {
     let s = settings(&cfg, &Overrides::default(), std::path::Path::new("bench"))
         .expect("settings")
         .expect("url");
-    let metrics = Metrics::new();
+    let metrics = Metrics::new(&mamori::event::TYPE_NAMES);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

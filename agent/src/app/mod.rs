@@ -66,7 +66,7 @@ const RECV_BATCH: usize = 256;
 const ALERT_QUEUE: usize = 4096;
 
 pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(&crate::event::TYPE_NAMES));
     if let Some(addr) = settings.health_addr {
         let listener = health::bind(addr)
             .await

@@ -86,7 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_three_routes_on_loopback() {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(&["openat"]));
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve(listener, metrics.clone()));
