@@ -2,12 +2,14 @@
 //! in the running kernel, real processes, containers and Elasticsearch.
 //! One test binary with a module per area (built and started once); each
 //! test is independent and scopes what it asserts to what it did itself.
-//! Root only; `cargo xtask test` runs them one at a time.
+//! Root only; `cargo xtask test` runs them one at a time. The capture
+//! tests, which load the programs into the test process itself, are their
+//! own binary (`tests/capture.rs`): their capture is detached before these
+//! run, so it costs nothing here.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod alerts;
 mod benign;
-mod capture;
 mod cli;
 mod container_rules;
 mod containers;

@@ -1,5 +1,6 @@
 //! The real programs in the running kernel, real syscalls from a child
 //! process, and the decoded events they must produce.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::{
     fs,
