@@ -23,7 +23,7 @@ pub fn choose(btf: &Btf) -> (u32, &'static str) {
     let v1 = v1_controllers(&mountinfo);
     for &name in PREFERRED {
         if v1.iter().any(|c| c == name)
-            && let Ok(id) = btf.enum_value("cgroup_subsys_id", &format!("{name}_cgrp_id"))
+            && let Ok(id) = btf.enum_value(&format!("{name}_cgrp_id"))
         {
             return (id as u32, name);
         }
