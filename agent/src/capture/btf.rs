@@ -4,6 +4,13 @@
 //! Used on `/sys/kernel/btf/vmlinux` to resolve the offsets the kernel
 //! programs need, and on the eBPF object's own `.BTF` to check that Rust's
 //! wire layouts match what the kernel side was compiled with.
+//!
+//! Kept rather than a crate, measured (2026-12-02, alternated runs of the
+//! same agent with each): with btf-rs, which builds every vmlinux type up
+//! front, the agent's start-up peak was 87 MB instead of 60 MB, its idle
+//! RSS 38.8 MB instead of 35.8 MB a minute later (memory the allocator
+//! keeps), and parsing took ~165 ms instead of 18–60 ms. aya-obj's BTF
+//! reader keeps the queries needed here private.
 
 use std::collections::HashMap;
 
