@@ -51,10 +51,11 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     // SAFETY: single-threaded; read by the test processes.
     unsafe { std::env::set_var("MAMORI_TEST_ES_URL", &url) };
     // Each agent on the default rules notes the rules that fired.
-    let fired = std::path::Path::new("target/e2e-fired-rules.txt");
-    let _ = std::fs::remove_file(fired);
+    // Absolute: the tests run in their own package's directory.
+    let fired = std::env::current_dir()?.join("target/e2e-fired-rules.txt");
+    let _ = std::fs::remove_file(&fired);
     // SAFETY: single-threaded; read by the test processes.
-    unsafe { std::env::set_var("MAMORI_E2E_FIRED", fired) };
+    unsafe { std::env::set_var("MAMORI_E2E_FIRED", &fired) };
     let mut e2e = vec!["test", "--release", "--package", "mamori-e2e"];
     if let Some(f) = filter {
         e2e.push(f);
@@ -67,7 +68,7 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
         println!("every-default-rule-fired check skipped: a filtered run");
         return Ok(());
     }
-    every_default_rule_fired(fired)
+    every_default_rule_fired(&fired)
 }
 
 /// Every rule of the default rules fired in some end-to-end test of this
