@@ -143,39 +143,11 @@ fn apply(
 
 #[cfg(test)]
 mod tests {
-    use mamori_common::syscalls;
-
     use super::*;
     use crate::{
-        event::{Detail, EventType, Param, Task, Text},
-        record::Recorder,
+        record::{Recorder, tests::open_event},
         state::users::Db,
     };
-
-    fn open_event(pid: u32, name: &[u8]) -> Event {
-        let openat = syscalls::ALL.iter().find(|s| s.name == "openat").unwrap();
-        Event {
-            ty: EventType::Syscall(openat),
-            time_ns: 1_700_000_000_000_000_000,
-            task: Task {
-                tgid: pid,
-                tid: pid,
-                comm: "cat".into(),
-                ..Task::default()
-            },
-            ret: 3,
-            detail: Detail::Syscall {
-                args: [(-100_i64) as u64, 0, 0, 0, 0, 0],
-                params: vec![
-                    Param::Str(Text {
-                        bytes: name.to_vec(),
-                        truncated: true,
-                    }),
-                    Param::Absent,
-                ],
-            },
-        }
-    }
 
     #[test]
     fn a_recording_replays_through_the_detector() {

@@ -194,12 +194,13 @@ impl Recorder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{Detail, EventType, Param, Task, Text};
     use mamori_common::syscalls;
 
-    fn open_event(pid: u32, name: &[u8]) -> Event {
+    /// An `openat` of `name` by `pid` (also used by the replay tests).
+    pub(crate) fn open_event(pid: u32, name: &[u8]) -> Event {
         let openat = syscalls::ALL.iter().find(|s| s.name == "openat").unwrap();
         Event {
             ty: EventType::Syscall(openat),
