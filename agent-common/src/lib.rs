@@ -294,8 +294,10 @@ pub enum Counter {
     /// Opens no loaded rule could match, dropped by the prefilter before a
     /// record was built.
     Filtered = 4,
+    /// 32-bit (ia32) syscalls seen (each process is reported once).
+    CompatSyscalls = 5,
 }
-pub const COUNTERS: u32 = 5;
+pub const COUNTERS: u32 = 6;
 
 /// Terms the open prefilter can hold (bits of a `u64`).
 pub const PREFILTER_TERMS: usize = 64;

@@ -68,6 +68,9 @@ kernel_offsets! {
     task_exit_code = "task_struct"."exit_code", true;
     task_signal = "task_struct"."signal", true;
     task_start_boottime = "task_struct"."start_boottime", true;
+    /// x86 `thread_info.status`: `TS_COMPAT` (2) while a 32-bit syscall
+    /// (ia32 emulation, `int 0x80`) runs.
+    task_ti_status = "task_struct"."thread_info.status", true;
     /// `atomic_t`: live threads; 0 once the last one exits.
     signal_live = "signal_struct"."live", true;
     signal_tty = "signal_struct"."tty", true;

@@ -30,6 +30,8 @@ pub enum Program {
     Proc,
     /// No syscall exit record: the `sched_*` tracepoints report it.
     Sched,
+    /// Not a 64-bit syscall: only `raw_sys_exit` reports it.
+    Raw,
 }
 
 /// One captured syscall.
@@ -109,6 +111,10 @@ syscalls! {
     USERFAULTFD = 323, "userfaultfd", Proc;
     CLONE3 = 435, "clone3", Sched;
     OPENAT2 = 437, "openat2", File;
+    // A process's first 32-bit (ia32) syscall, seen by `raw_sys_exit`. Not
+    // a syscall: the x86_64 table never reaches this number. The record's
+    // argument registers are the ia32 number and its first five arguments.
+    COMPAT_SYSCALL = 511, "compat_syscall", Raw;
 }
 
 impl Syscall {

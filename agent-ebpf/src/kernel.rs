@@ -301,6 +301,34 @@ pub unsafe fn forget_task() {
     let _ = TASK_CACHE.remove(&tid);
 }
 
+/// `thread_info.status` bit of a running 32-bit syscall (x86).
+const TS_COMPAT: u32 = 2;
+
+/// Whether the current syscall is a 32-bit (ia32) one: one direct load
+/// from the BTF-typed task.
+///
+/// # Safety
+///
+/// Only from a BPF program running in a syscall's context.
+#[inline(always)]
+pub unsafe fn in_compat_syscall() -> bool {
+    let status: u32 = load(current_task(), off!(task_ti_status));
+    status & TS_COMPAT != 0
+}
+
+/// Forgets that the current process used 32-bit syscalls (it execs a new
+/// image or exits), so its next use, or a new process with its tgid, is
+/// reported.
+///
+/// # Safety
+///
+/// Only from a BPF program, for the current process.
+#[inline(always)]
+pub unsafe fn forget_compat() {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let _ = crate::maps::COMPAT_SEEN.remove(&tgid);
+}
+
 /// The `struct kernfs_node *` of the task's cgroup in the container
 /// hierarchy: the v2 default hierarchy or one v1 subsystem (hybrid hosts,
 /// where v2 holds nothing).

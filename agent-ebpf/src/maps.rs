@@ -41,6 +41,12 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS
 pub static TASK_CACHE: LruHashMap<u32, crate::kernel::TaskInfo> =
     LruHashMap::with_max_entries(65536, 0);
 
+/// Processes (tgid) whose 32-bit syscall use was reported; forgotten at
+/// exec and exit. A full table evicts the oldest: at worst a process is
+/// reported again.
+#[map]
+pub static COMPAT_SEEN: LruHashMap<u32, u8> = LruHashMap::with_max_entries(8192, 0);
+
 /// Bumped by the agent every second: cache entries of an older generation
 /// are refreshed, so a change no hook reports (reparenting, a cgroup move)
 /// shows within a second.

@@ -7,8 +7,8 @@ use mamori_common::{EventKind, ExecBody, ExitBody, ForkBody, ParamType, syscalls
 use crate::{
     fd::file_info,
     kernel::{
-        cgroup_kn, current_regs, current_task, fill_header, forget_task, is_self, ptr, read,
-        read_user,
+        cgroup_kn, current_regs, current_task, fill_header, forget_compat, forget_task, is_self,
+        ptr, read, read_user,
     },
     maps::{off, setting},
     path::{file_path, push_path, task_cwd, task_root},
@@ -40,6 +40,7 @@ unsafe fn exec(bprm: u64) {
     if is_self() {
         return;
     }
+    forget_compat();
     let task = current_task();
     let Some(mut rec) = Record::begin(EventKind::Exec, size_of::<ExecBody>() as u32) else {
         return;
@@ -191,9 +192,13 @@ unsafe fn exit() {
     fill_header(rec.header(), u32::MAX, 0, false);
     forget_task();
     let signal = ptr(task, off!(task_signal));
+    let group_dead = read::<i32>(signal, off!(signal_live)).unwrap_or(1) == 0;
+    if group_dead {
+        forget_compat();
+    }
     *rec.body::<ExitBody>() = ExitBody {
         exit_code: read::<u32>(task, off!(task_exit_code)).unwrap_or(0),
-        group_dead: (read::<i32>(signal, off!(signal_live)).unwrap_or(1) == 0) as u32,
+        group_dead: group_dead as u32,
         reaper_tgid: 0,
         _pad: 0,
     };

@@ -8,12 +8,15 @@ use aya_ebpf::{
 };
 use mamori_common::syscalls::*;
 
+use aya_ebpf::helpers::generated::bpf_get_current_pid_tgid;
+use mamori_common::Counter;
+
 use crate::{
     fd::push_fd,
-    kernel::current_task,
-    maps::ENABLED,
+    kernel::{current_task, in_compat_syscall, is_self},
+    maps::{COMPAT_SEEN, ENABLED, count},
     record::Record,
-    syscall::{begin, exit_args},
+    syscall::{begin, exit_args, start},
 };
 
 /// `ENABLED` value of a syscall that only `raw_sys_exit` can see.
@@ -34,12 +37,20 @@ pub fn sys_exit_proc(ctx: TracePointContext) -> u32 {
 /// on every syscall of the host, so a syscall nobody wants costs one direct
 /// load (`regs->orig_ax`, typed by BTF: no helper call) and one array
 /// lookup, and nothing else.
+///
+/// A 32-bit syscall (`TS_COMPAT` set) is never read as the 64-bit call
+/// with the same number (ia32 175 is `rt_sigprocmask`, x86_64 175
+/// `init_module`): it is reported once per process as `compat_syscall`.
 #[btf_tracepoint(function = "sys_exit")]
 pub fn raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
     unsafe {
         let regs: *const u64 = ctx.arg(0);
         // x86_64 `struct pt_regs`: orig_ax is the 16th u64 (offset 120).
         let nr = core::ptr::read_volatile(regs.add(15)) as u32;
+        if in_compat_syscall() {
+            compat(nr, ctx.arg(1), regs);
+            return 0;
+        }
         match ENABLED.get(nr) {
             Some(v) if *v == VIA_RAW => {}
             _ => return 0,
@@ -48,6 +59,34 @@ pub fn raw_sys_exit(ctx: BtfTracePointContext) -> i32 {
         handle(nr, ret);
     }
     0
+}
+
+/// Reports the current process's first 32-bit syscall: its ia32 number and
+/// argument registers (bx, cx, dx, si, di). Later ones are counted only
+/// (`COMPAT_SEEN` remembers the process until it execs or exits).
+///
+/// # Safety
+///
+/// Only from `raw_sys_exit`; `regs` is its BTF-typed `struct pt_regs *`.
+#[inline(always)]
+unsafe fn compat(nr: u32, ret: i64, regs: *const u64) {
+    match ENABLED.get(COMPAT_SYSCALL) {
+        Some(v) if *v == VIA_RAW => {}
+        _ => return,
+    }
+    count(Counter::CompatSyscalls);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if COMPAT_SEEN.get(&tgid).is_some() || is_self() {
+        return;
+    }
+    let _ = COMPAT_SEEN.insert(&tgid, &1, 0);
+    let reg = |slot: usize| core::ptr::read_volatile(regs.add(slot)) & 0xffff_ffff;
+    // ia32 arguments: bx, cx, dx, si, di by their pt_regs slots.
+    let args = [nr as u64, reg(5), reg(11), reg(12), reg(13), reg(14)];
+    let Some(rec) = start(COMPAT_SYSCALL, ret, &args) else {
+        return;
+    };
+    rec.submit();
 }
 
 /// # Safety

@@ -51,6 +51,9 @@ pub struct AttachReport {
     /// Watch calls of unimplemented syscalls anyway, through `raw_sys_exit`
     /// on every syscall of the host (`capture.watch_unimplemented`).
     pub watch_unimplemented: bool,
+    /// Whether the kernel runs 32-bit syscalls (watched by `raw_sys_exit`
+    /// when a rule asks for `compat_syscall`).
+    pub ia32: super::ia32::Ia32,
     /// Optional kernel members missing on this kernel (fields left empty).
     pub missing_members: Vec<String>,
     /// The cgroup hierarchy used for container ids.
@@ -91,6 +94,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         missing_members: resolved.missing_optional,
         cgroup_hierarchy,
         watch_unimplemented: opts.watch_unimplemented,
+        ia32: super::ia32::detect(),
         ..Default::default()
     };
     let aya_btf = Btf::from_sys_fs().map_err(|e| CaptureError::Attach {
@@ -112,6 +116,19 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         cgroups = report.cgroup_hierarchy,
         "capture attached"
     );
+    match &report.ia32 {
+        super::ia32::Ia32::Enabled if report.raw.contains("compat_syscall") => info!(
+            "32-bit (ia32) syscalls are enabled on this kernel: watched, each process using \
+             them is reported once (compat_syscall)"
+        ),
+        super::ia32::Ia32::Enabled => warn!(
+            "32-bit (ia32) syscalls are enabled on this kernel and no loaded rule watches them \
+             (evt.type = compat_syscall): they bypass every syscall rule"
+        ),
+        super::ia32::Ia32::Disabled(why) => {
+            info!(reason = %why, "32-bit (ia32) syscalls are disabled on this kernel")
+        }
+    }
     if !report.unavailable.is_empty() {
         warn!(
             syscalls = ?report.unavailable,
@@ -149,7 +166,7 @@ fn family_program(family: Program) -> Option<&'static str> {
         Program::File => Some("sys_exit_file"),
         Program::Net => Some("sys_exit_net"),
         Program::Proc => Some("sys_exit_proc"),
-        Program::Sched => None,
+        Program::Sched | Program::Raw => None,
     }
 }
 
@@ -175,6 +192,15 @@ pub(crate) fn attach_syscalls(
     let raw_attached = !report.raw.is_empty();
     report.unavailable.clear();
     for sc in syscalls::ALL.iter().filter(|s| wanted.contains(s.name)) {
+        if sc.program == Program::Raw {
+            if report.ia32.enabled() {
+                enabled[sc.nr as usize] = ENABLED_VIA_RAW;
+                report.raw.insert(sc.name);
+            } else {
+                report.unavailable.insert(sc.name);
+            }
+            continue;
+        }
         let Some(prog) = family_program(sc.program) else {
             continue; // reported by sched_process_fork
         };

@@ -57,6 +57,11 @@ fn families(h: &CountersHandle, f: &mut Families<'_>) -> exposition::Result {
         "Opens no loaded rule could match, dropped in the kernel before a record was built.",
         c.filtered,
     )?;
+    f.counter(
+        "mamori_kernel_compat_syscalls",
+        "32-bit (ia32) syscalls seen; each process using them is reported once.",
+        c.compat_syscalls,
+    )?;
     let runs = h.program_runs();
     if runs.iter().any(|r| r.runs > 0) {
         f.counters(

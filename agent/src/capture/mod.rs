@@ -12,6 +12,7 @@
 pub mod btf;
 pub mod cgroups;
 pub mod decode;
+pub mod ia32;
 pub mod loader;
 pub mod metrics;
 pub mod mounts;
@@ -156,6 +157,8 @@ pub struct Counters {
     pub skipped_self: u64,
     /// Opens no rule could match, dropped in the kernel by the prefilter.
     pub filtered: u64,
+    /// 32-bit (ia32) syscalls seen (while a rule watches them).
+    pub compat_syscalls: u64,
     /// Records read from the ring.
     pub received: u64,
     /// Records that failed to decode.
@@ -307,13 +310,14 @@ impl CountersHandle {
                 .map(|v| v.iter().copied().collect())
                 .unwrap_or_default()
         };
-        debug_assert_eq!(COUNTERS, 5);
+        debug_assert_eq!(COUNTERS, 6);
         Counters {
             sent: per_cpu(Counter::Sent),
             lost_ring_full: per_cpu(Counter::LostRingFull),
             lost_no_scratch: per_cpu(Counter::LostNoScratch),
             skipped_self: per_cpu(Counter::SkippedSelf).iter().sum(),
             filtered: per_cpu(Counter::Filtered).iter().sum(),
+            compat_syscalls: per_cpu(Counter::CompatSyscalls).iter().sum(),
             received: self.user.received.load(Ordering::Relaxed),
             decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
         }

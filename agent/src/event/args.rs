@@ -38,6 +38,8 @@ enum Kind {
     Bpf,
     Clone,
     Signal,
+    /// A 32-bit (ia32) syscall number, by name.
+    Ia32,
     Text,
     Sockaddr,
     Tuple,
@@ -96,6 +98,9 @@ fn spec(ev: &Event) -> &'static [Arg] {
         "execve" => args!["res": Ret => Int, "filename": Rec(0) => Text],
         "execveat" => {
             args!["res": Ret => Int, "dirfd": Reg(0) => I32, "pathname": Rec(0) => Text, "flags": Reg(4) => Hex]
+        }
+        "compat_syscall" => {
+            args!["res": Ret => Int, "syscall": Reg(0) => Ia32, "nr": Reg(0) => Int, "arg0": Reg(1) => Hex, "arg1": Reg(2) => Hex, "arg2": Reg(3) => Hex]
         }
         "kill" => args!["res": Ret => Int, "pid": Reg(0) => I32, "sig": Reg(1) => Signal],
         "chdir" => args!["res": Ret => Int, "path": Rec(0) => Text],
@@ -209,6 +214,7 @@ fn render(ev: &Event, a: &Arg) -> Option<String> {
         Kind::Bpf => names::one(v, names::BPF_CMDS),
         Kind::Clone => names::flags(v, names::CLONE_FLAGS),
         Kind::Signal => names::one(v, names::SIGNALS),
+        Kind::Ia32 => names::one(v, names::IA32_SYSCALLS),
         Kind::Text | Kind::Sockaddr | Kind::Tuple => v.to_string(),
     })
 }
@@ -305,6 +311,7 @@ fn parse_number(kind: Kind, s: &str) -> Option<u64> {
         Kind::Bpf => names::BPF_CMDS,
         Kind::Clone => names::CLONE_FLAGS,
         Kind::Signal => names::SIGNALS,
+        Kind::Ia32 => names::IA32_SYSCALLS,
         _ => &[],
     };
     let extra: &[(u64, &str)] = match kind {

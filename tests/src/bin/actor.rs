@@ -182,6 +182,30 @@ fn main() {
                     params.as_ptr(),
                 );
             }
+            // int80 NR...: each 32-bit (ia32) syscall NR through `int 0x80`
+            // from this 64-bit process, with zero arguments (175,
+            // rt_sigprocmask(0, NULL, NULL, 8) is harmless; 128 is ia32
+            // init_module)
+            "int80" => {
+                for nr in args[1..].iter() {
+                    let nr: u64 = String::from_utf8(nr.clone()).unwrap().parse().unwrap();
+                    let ret: u64;
+                    // rbx is LLVM's: saved around the call, zeroed for it.
+                    core::arch::asm!(
+                        "mov {save}, rbx",
+                        "xor ebx, ebx",
+                        "int 0x80",
+                        "mov rbx, {save}",
+                        save = out(reg) _,
+                        inlateout("rax") nr => ret,
+                        in("rcx") 0u64,
+                        in("rdx") 0u64,
+                        in("rsi") 8u64,
+                        in("rdi") 0u64,
+                    );
+                    println!("int80 {nr} -> {}", ret as u32 as i32);
+                }
+            }
             // packet-socket: open an AF_PACKET socket
             "packet-socket" => {
                 let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);

@@ -16,6 +16,7 @@ mod containers;
 mod deploy;
 mod elasticsearch;
 mod es_tls;
+mod evasion;
 mod fds;
 mod image;
 mod kibana;

@@ -1,0 +1,75 @@
+//! Attacks that go around a rule by another door: each test performs the
+//! evasive act for real, with the plain act beside it as the control, and
+//! asserts what the agent reports for each process.
+
+use mamori_e2e::{
+    agent::{Agent, repo_rules},
+    run_actor,
+};
+
+/// Alerts of `rule` raised for `pid`.
+fn count(agent: &Agent, rule: &str, pid: u32) -> usize {
+    agent
+        .alerts()
+        .iter()
+        .filter(|a| {
+            a["rule"] == rule && a["output_fields"]["proc.pid"].as_u64() == Some(pid.into())
+        })
+        .count()
+}
+
+/// A 32-bit syscall (`int 0x80` from a 64-bit program) passes no syscall
+/// tracepoint. It is never read as the 64-bit call with the same number
+/// (ia32 175 is `rt_sigprocmask`, x86_64 175 `init_module`), and each
+/// process using the 32-bit ABI is reported once, naming its first call.
+#[test]
+fn compat_syscalls_are_reported_once_never_misread() {
+    // The raw exit hook is on for unimplemented syscalls too: the door
+    // through which the misreading happened.
+    let agent = Agent::start_logged(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "-o",
+        "capture.watch_unimplemented=true",
+    ]);
+    let rule = "32-bit syscall ABI used";
+    // Control: the 64-bit call is seen as itself.
+    let control = run_actor(&["init-module"], None).pid;
+    // Attack: harmless 32-bit calls, then ia32 init_module (128).
+    let attack = run_actor(&["int80", "175", "175", "128"], Some(true)).pid;
+    // Another process whose first 32-bit call is init_module.
+    let second = run_actor(&["int80", "128"], Some(true)).pid;
+
+    assert!(
+        agent
+            .wait_alert("Kernel module load attempted", control)
+            .is_some(),
+        "control: the 64-bit init_module was not seen"
+    );
+    let first = agent
+        .wait_alert(rule, attack)
+        .expect("no alert for int 0x80");
+    assert_eq!(first["output_fields"]["evt.arg.syscall"], "rt_sigprocmask");
+    assert_eq!(first["output_fields"]["evt.arg.nr"], "175");
+    let other = agent
+        .wait_alert(rule, second)
+        .expect("no alert for the second process");
+    assert_eq!(other["output_fields"]["evt.arg.syscall"], "init_module");
+    // Everything of `attack` has been processed by now (`second` came later).
+    assert_eq!(count(&agent, rule, attack), 1, "reported more than once");
+    assert_eq!(
+        count(&agent, "Kernel module load attempted", attack),
+        0,
+        "a 32-bit rt_sigprocmask was read as init_module"
+    );
+    let seen = agent
+        .metric("mamori_kernel_compat_syscalls_total")
+        .unwrap_or(0.0);
+    assert!(seen >= 4.0, "mamori_kernel_compat_syscalls = {seen}");
+    let log = agent.log();
+    assert!(agent.stop().success());
+    assert!(
+        log.contains("32-bit (ia32) syscalls are enabled on this kernel: watched"),
+        "the ia32 state is not reported at start:\n{log}"
+    );
+}
