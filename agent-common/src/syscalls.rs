@@ -14,6 +14,7 @@
 //! | memfd_create | name (user), fd path (kernel), fd [`crate::FileInfo`] |
 //! | mount | source, target, fstype (user) |
 //! | init_module, finit_module | module params (user) |
+//! | prctl (PR_SET_NAME only) | the new name (user) |
 //! | execve, execveat (failed only) | filename (user), argv (user list) |
 //! | connect, bind, sendto | sockaddr (user bytes), socket [`crate::SockTuple`] |
 //! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
@@ -89,6 +90,7 @@ syscalls! {
     SETRESUID = 117, "setresuid", Proc;
     SETRESGID = 119, "setresgid", Proc;
     CAPSET = 126, "capset", Proc;
+    PRCTL = 157, "prctl", Proc;
     MOUNT = 165, "mount", File;
     UMOUNT2 = 166, "umount2", File;
     INIT_MODULE = 175, "init_module", Proc;

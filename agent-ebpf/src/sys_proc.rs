@@ -107,6 +107,9 @@ unsafe fn handle(nr: u32, ret: i64) {
     rec.submit();
 }
 
+/// `prctl` option that renames the calling thread.
+const PR_SET_NAME: u64 = 15;
+
 /// # Safety
 ///
 /// Only from the tracepoint program it serves, in that program's context (the
@@ -122,6 +125,8 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6]) {
             push_fd(rec, current_task(), a[0] as i32 as i64);
         }
         SETNS => push_fd(rec, current_task(), a[0] as i32 as i64),
+        // The name as passed; the kernel's copy is the header's comm.
+        PRCTL if a[0] == PR_SET_NAME => rec.push_user_str(a[1]),
         _ => {}
     }
 }

@@ -39,6 +39,7 @@ fn process(pid: u32, comm: &str, exe: &str, args: &[&str], container: bool) -> P
     Process {
         pid,
         ppid: pid / 2,
+        name: Text::from(comm),
         comm: Text::from(comm),
         exe: Text::from(exe),
         args: args.iter().map(|a| Text::from(*a)).collect(),

@@ -103,7 +103,8 @@ field_table! {
     ProcSname = "proc.sname", Str, None, "Name of the session leader.";
     ProcIsVpgidLeader = "proc.is_vpgid_leader", Bool, None, "The process leads its process group.";
     ProcIsSidLeader = "proc.is_sid_leader", Bool, None, "The process leads its session.";
-    ProcName = "proc.name", Str, None, "Process name (comm, at most 15 bytes).";
+    ProcName = "proc.name", Str, None, "Process name as the kernel set it at exec (comm, at most 15 bytes); a later rename (prctl PR_SET_NAME, /proc/PID/comm) does not change it.";
+    ProcComm = "proc.comm", Str, None, "The thread's current name (comm), renames included (mamori).";
     ProcExe = "proc.exe", Str, None, "First command-line argument (argv[0]).";
     ProcExepath = "proc.exepath", Str, None, "Full path of the executable, as resolved by the kernel.";
     ProcArgs = "proc.args", Str, None, "Command-line arguments after argv[0], space-separated.";

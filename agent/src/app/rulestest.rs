@@ -90,8 +90,10 @@ pub struct ProcSpec {
     pub pid: Option<u32>,
     /// `proc.vpid` (in its pid namespace); the pid by default.
     pub vpid: Option<u32>,
-    /// `proc.name` (the kernel's comm, 15 bytes at most).
+    /// `proc.name` (the kernel's comm at exec, 15 bytes at most).
     pub name: Option<String>,
+    /// `proc.comm`: the current name, after a rename; the name by default.
+    pub comm: Option<String>,
     /// argv[0]; the name by default.
     pub exe: Option<String>,
     pub args: Vec<String>,
@@ -269,7 +271,7 @@ fn build(spec: &EventSpec, seq: u64, state: &mut State) -> Result<Event, String>
         loginuid: p.loginuid.unwrap_or(u32::MAX),
         mntns: MNTNS,
         cgroup_id: container.as_ref().map_or(1, |_| 2),
-        comm: name.as_str().into(),
+        comm: p.comm.as_deref().unwrap_or(&name).into(),
         ..Task::default()
     };
     let time_ns = 1_700_000_000_000_000_000 + seq * 1000;
@@ -324,7 +326,8 @@ fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> P
     Process {
         pid,
         ppid,
-        comm: name.as_str().into(),
+        name: name.as_str().into(),
+        comm: p.comm.as_deref().unwrap_or(&name).into(),
         exe: p.exe.as_deref().unwrap_or(&name).into(),
         args: p.args.iter().map(|a| a.as_str().into()).collect(),
         args_joined: Vec::new(),

@@ -272,18 +272,15 @@ impl View<'_> {
             F::ProcVpid => Value::Int(i64::from(t.ns_tgid)),
             F::ThreadTid => Value::Int(i64::from(t.tid)),
             F::ThreadVtid => Value::Int(i64::from(t.ns_tid)),
-            F::ProcName => text(&t.comm),
+            F::ProcName => match self.proc() {
+                Some(p) => text(&p.name),
+                None => text(&t.comm),
+            },
+            F::ProcComm => text(&t.comm),
             F::ProcExe => text(&self.proc()?.exe),
             F::ProcExepath => nonempty(&self.proc()?.exepath)?,
             F::ProcArgs => Value::str(&self.proc()?.args_joined),
-            F::ProcCmdline => {
-                let p = self.proc()?;
-                if p.comm == t.comm {
-                    Value::str(&p.cmdline)
-                } else {
-                    Value::owned(crate::state::process::cmdline(p))
-                }
-            }
+            F::ProcCmdline => Value::str(&self.proc()?.cmdline),
             F::ProcCmdnargs => Value::Int(self.proc()?.args.len() as i64),
             F::ProcCmdlenargs => Value::Int(
                 self.proc()?
@@ -294,11 +291,11 @@ impl View<'_> {
                     .max(1)
                     - 1,
             ),
-            F::ProcPname => text(&self.ancestor(1)?.comm),
+            F::ProcPname => text(&self.ancestor(1)?.name),
             F::ProcPexe => text(&self.ancestor(1)?.exe),
             F::ProcPexepath => nonempty(&self.ancestor(1)?.exepath)?,
             F::ProcPcmdline => Value::str(&self.ancestor(1)?.cmdline),
-            F::ProcAname => self.anc(arg, |p| Some(text(&p.comm)))?,
+            F::ProcAname => self.anc(arg, |p| Some(text(&p.name)))?,
             F::ProcAexe => self.anc(arg, |p| Some(text(&p.exe)))?,
             F::ProcAexepath => self.anc(arg, |p| nonempty(&p.exepath))?,
             F::ProcAcmdline => self.anc(arg, |p| Some(Value::str(&p.cmdline)))?,
@@ -327,7 +324,7 @@ impl View<'_> {
                 let outer = chain
                     .iter()
                     .rev()
-                    .find(|p| shells.contains(&p.comm.bytes.as_slice()))?;
+                    .find(|p| shells.contains(&p.name.bytes.as_slice()))?;
                 Value::Int(i64::from(outer.pid))
             }
             F::ProcDuration => Value::Int(ev.time_ns.saturating_sub(self.proc()?.start_ns) as i64),
@@ -338,8 +335,8 @@ impl View<'_> {
             }
             F::ProcSid => Value::Int(i64::from(self.proc()?.sid)),
             F::ProcVpgid => Value::Int(i64::from(self.proc()?.pgid)),
-            F::ProcSname => text(&self.state.processes.get(self.proc()?.sid)?.comm),
-            F::ProcVpgidName => text(&self.state.processes.get(self.proc()?.pgid)?.comm),
+            F::ProcSname => text(&self.state.processes.get(self.proc()?.sid)?.name),
+            F::ProcVpgidName => text(&self.state.processes.get(self.proc()?.pgid)?.name),
             F::ProcVpgidExe => text(&self.state.processes.get(self.proc()?.pgid)?.exe),
             F::ProcIsVpgidLeader => Value::Bool(self.proc()?.pgid == t.tgid),
             F::ProcIsSidLeader => Value::Bool(self.proc()?.sid == t.tgid),

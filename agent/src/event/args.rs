@@ -33,6 +33,7 @@ enum Kind {
     Open,
     Mode,
     Ptrace,
+    Prctl,
     Domain,
     SockType,
     Bpf,
@@ -98,6 +99,9 @@ fn spec(ev: &Event) -> &'static [Arg] {
         "execve" => args!["res": Ret => Int, "filename": Rec(0) => Text],
         "execveat" => {
             args!["res": Ret => Int, "dirfd": Reg(0) => I32, "pathname": Rec(0) => Text, "flags": Reg(4) => Hex]
+        }
+        "prctl" => {
+            args!["res": Ret => Int, "option": Reg(0) => Prctl, "arg2_str": Rec(0) => Text, "arg2_int": Reg(1) => Int]
         }
         "compat_syscall" => {
             args!["res": Ret => Int, "syscall": Reg(0) => Ia32, "nr": Reg(0) => Int, "arg0": Reg(1) => Hex, "arg1": Reg(2) => Hex, "arg2": Reg(3) => Hex]
@@ -209,6 +213,7 @@ fn render(ev: &Event, a: &Arg) -> Option<String> {
         Kind::Open => names::open_flags(v),
         Kind::Mode => names::flags(v & 0o7777, names::MODE),
         Kind::Ptrace => names::one(v, names::PTRACE),
+        Kind::Prctl => names::one(v, names::PRCTL),
         Kind::Domain => names::one(v, names::DOMAINS),
         Kind::SockType => names::sock_type(v),
         Kind::Bpf => names::one(v, names::BPF_CMDS),
@@ -306,6 +311,7 @@ fn parse_number(kind: Kind, s: &str) -> Option<u64> {
         Kind::Open => &[(0, "O_RDONLY"), (1, "O_WRONLY"), (2, "O_RDWR")],
         Kind::Mode => names::MODE,
         Kind::Ptrace => names::PTRACE,
+        Kind::Prctl => names::PRCTL,
         Kind::Domain => names::DOMAINS,
         Kind::SockType => names::SOCK_TYPES,
         Kind::Bpf => names::BPF_CMDS,

@@ -79,6 +79,26 @@ pub const MODE: &[(u64, &str)] = &[
     (0o1, "S_IXOTH"),
 ];
 
+/// `prctl` options (those rules look at, and the common ones).
+pub const PRCTL: &[(u64, &str)] = &[
+    (1, "PR_SET_PDEATHSIG"),
+    (2, "PR_GET_PDEATHSIG"),
+    (3, "PR_GET_DUMPABLE"),
+    (4, "PR_SET_DUMPABLE"),
+    (8, "PR_SET_KEEPCAPS"),
+    (15, "PR_SET_NAME"),
+    (16, "PR_GET_NAME"),
+    (22, "PR_SET_SECCOMP"),
+    (23, "PR_CAPBSET_READ"),
+    (24, "PR_CAPBSET_DROP"),
+    (35, "PR_SET_MM"),
+    (36, "PR_SET_CHILD_SUBREAPER"),
+    (37, "PR_GET_CHILD_SUBREAPER"),
+    (38, "PR_SET_NO_NEW_PRIVS"),
+    (47, "PR_CAP_AMBIENT"),
+    (0x5961_6d61, "PR_SET_PTRACER"),
+];
+
 pub const PTRACE: &[(u64, &str)] = &[
     (0, "PTRACE_TRACEME"),
     (1, "PTRACE_PEEKTEXT"),

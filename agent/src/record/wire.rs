@@ -490,6 +490,9 @@ pub fn event_type(name: &str, detail: &Detail) -> Result<EventType, String> {
 pub struct ProcessRec {
     pub pid: u32,
     pub ppid: u32,
+    /// The name at exec; absent in recordings made before it was kept
+    /// (the comm stands in).
+    pub name: Option<TextRec>,
     pub comm: TextRec,
     pub exe: TextRec,
     pub args: Vec<TextRec>,
@@ -517,6 +520,7 @@ impl From<&Process> for ProcessRec {
         Self {
             pid: p.pid,
             ppid: p.ppid,
+            name: Some((&p.name).into()),
             comm: (&p.comm).into(),
             exe: (&p.exe).into(),
             args: texts(&p.args),
@@ -548,6 +552,7 @@ impl ProcessRec {
         Process {
             pid: self.pid,
             ppid: self.ppid,
+            name: self.name.as_ref().unwrap_or(&self.comm).to_text(),
             comm: self.comm.to_text(),
             exe: self.exe.to_text(),
             args: untexts(&self.args),

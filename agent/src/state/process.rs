@@ -33,6 +33,13 @@ pub enum Origin {
 pub struct Process {
     pub pid: u32,
     pub ppid: u32,
+    /// The name the kernel gave the process at exec (`proc.name`): what a
+    /// later rename cannot change. Processes seen first by their fork
+    /// inherit it; ones running before the agent have their name of that
+    /// moment.
+    pub name: Text,
+    /// The leader thread's current name, renames included (`proc.comm`
+    /// of its own events comes from their header).
     pub comm: Text,
     /// argv[0].
     pub exe: Text,
@@ -78,6 +85,7 @@ impl Process {
         Self {
             pid: ev.task.tgid,
             ppid: ev.task.ppid,
+            name: ev.task.comm.clone(),
             comm: ev.task.comm.clone(),
             exe: ev.task.comm.clone(),
             args: Vec::new(),
@@ -209,7 +217,6 @@ impl ProcessTable {
             p.ppid = ppid;
             if p.comm != ev.task.comm {
                 p.comm = ev.task.comm.clone();
-                p.cmdline = cmdline(p);
             }
         }
         p
@@ -251,6 +258,7 @@ impl ProcessTable {
         let p = Process {
             pid,
             ppid: ev.task.ppid,
+            name: ev.task.comm.clone(),
             comm: ev.task.comm.clone(),
             exe: x.args.first().cloned().unwrap_or_default(),
             args: x.args.iter().skip(1).cloned().collect(),
@@ -354,7 +362,7 @@ fn boot_wall_ns() -> u64 {
 
 /// `proc.cmdline`: the name and the arguments.
 pub fn cmdline(p: &Process) -> Vec<u8> {
-    let mut out = p.comm.bytes.clone();
+    let mut out = p.name.bytes.clone();
     if !p.args.is_empty() {
         out.push(b' ');
         out.extend(text::join(&p.args));

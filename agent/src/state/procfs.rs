@@ -95,6 +95,7 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
     Some(Process {
         pid,
         ppid: num(1) as u32,
+        name: Text::from(comm),
         comm: Text::from(comm),
         exe: argv.first().cloned().unwrap_or_default(),
         args: argv.into_iter().skip(1).collect(),

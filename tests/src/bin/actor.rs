@@ -182,6 +182,22 @@ fn main() {
                     params.as_ptr(),
                 );
             }
+            // set-name NAME PATH: prctl(PR_SET_NAME, NAME), then open PATH
+            "set-name" => {
+                let name = cstr(&arg(1));
+                let rc = libc::syscall(libc::SYS_prctl, libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
+                assert_eq!(rc, 0, "prctl: {}", std::io::Error::last_os_error());
+                let fd = libc::open(cstr(&arg(2)).as_ptr(), libc::O_RDONLY);
+                assert!(fd >= 0, "open failed");
+                libc::close(fd);
+            }
+            // set-name-proc NAME PATH: write NAME to /proc/self/comm, then open PATH
+            "set-name-proc" => {
+                std::fs::write("/proc/self/comm", arg(1)).unwrap();
+                let fd = libc::open(cstr(&arg(2)).as_ptr(), libc::O_RDONLY);
+                assert!(fd >= 0, "open failed");
+                libc::close(fd);
+            }
             // int80 NR...: each 32-bit (ia32) syscall NR through `int 0x80`
             // from this 64-bit process, with zero arguments (175,
             // rt_sigprocmask(0, NULL, NULL, 8) is harmless; 128 is ia32

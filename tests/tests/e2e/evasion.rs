@@ -73,3 +73,38 @@ fn compat_syscalls_are_reported_once_never_misread() {
         "the ia32 state is not reported at start:\n{log}"
     );
 }
+
+/// A process that renames itself after a trusted program (prctl or
+/// /proc/self/comm) is still judged by the name the kernel gave it at
+/// exec, and the rename is reported. `sshd` may read /etc/shadow under
+/// the default rules; the renamed actor may not.
+#[test]
+fn a_renamed_process_keeps_its_exec_name() {
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let read = "Credential file read by unexpected process";
+    let control = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let by_prctl = run_actor(&["set-name", "sshd", "/etc/shadow"], Some(true)).pid;
+    let by_proc = run_actor(&["set-name-proc", "sshd", "/etc/shadow"], Some(true)).pid;
+    for pid in [control, by_prctl, by_proc] {
+        let a = agent
+            .wait_alert(read, pid)
+            .unwrap_or_else(|| panic!("no `{read}` for pid {pid}"));
+        assert_eq!(a["output_fields"]["proc.name"], "mamori-actor");
+    }
+    let renamed = agent
+        .wait_alert("Process renamed to another program's name", by_prctl)
+        .expect("the prctl rename is not reported");
+    assert_eq!(renamed["output_fields"]["proc.comm"], "sshd");
+    let proc_file = agent
+        .wait_alert("Process name set through /proc", by_proc)
+        .expect("the /proc/self/comm rename is not reported");
+    assert_eq!(
+        proc_file["output_fields"]["fd.name"],
+        format!("/proc/{by_proc}/comm")
+    );
+    assert_eq!(
+        count(&agent, "Process renamed to another program's name", control),
+        0
+    );
+    assert!(agent.stop().success());
+}
