@@ -143,7 +143,7 @@ fn values<E: Extract + ?Sized>(c: &CExpr, ex: &E) -> Vec<String> {
     };
     let value = ex
         .extract(cmp.lhs.field, &cmp.lhs.arg)
-        .map_or_else(|| "<NA>".into(), |v| v.render());
+        .map_or_else(|| "<NA>".into(), |v| v.display());
     vec![format!("{name}{arg} = {value}")]
 }
 

@@ -201,7 +201,7 @@ fn output_value(v: &Value, ty: FieldType) -> OutputValue {
     match (v, ty) {
         (Value::Int(i), _) => OutputValue::Int(*i),
         (Value::Bool(b), _) => OutputValue::Bool(*b),
-        (other, _) => OutputValue::Str(other.render()),
+        (other, _) => OutputValue::Str(other.display()),
     }
 }
 

@@ -27,7 +27,18 @@ impl<'a> Value<'a> {
         Value::Str(Cow::Owned(s.into()))
     }
 
-    /// Text rendering for outputs (`true`, `42`, `10.0.0.1`, `a,b`).
+    /// Text for outputs: as [`Value::render`], with strings through
+    /// [`escape_bytes`], so two different values never print the same.
+    pub fn display(&self) -> String {
+        match self {
+            Value::Str(s) => escape_bytes(s).into_owned(),
+            Value::Many(v) => v.iter().map(Value::display).collect::<Vec<_>>().join(","),
+            other => other.render(),
+        }
+    }
+
+    /// Text rendering for matching (`true`, `42`, `10.0.0.1`, `a,b`);
+    /// invalid UTF-8 becomes U+FFFD. Outputs use [`Value::display`].
     pub fn render(&self) -> String {
         match self {
             Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
@@ -37,6 +48,42 @@ impl<'a> Value<'a> {
             Value::Many(v) => v.iter().map(Value::render).collect::<Vec<_>>().join(","),
         }
     }
+}
+
+/// Bytes as printable text that keeps every byte distinguishable: valid
+/// UTF-8 passes unchanged, except `\` (printed `\\`) and control
+/// characters (`\n`, `\r`, `\t`, `\xNN` below 0x80 and for DEL,
+/// `\u{NN}` for C1); each byte that is not valid UTF-8 is `\xNN`
+/// (always 0x80 or above). Every escape starts with a backslash and a
+/// backslash always starts one, so the mapping is one-to-one: a name with
+/// a stray byte never prints as another name, nor as one with U+FFFD.
+pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    let plain = |c: char| c != '\\' && !c.is_control();
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && s.chars().all(plain)
+    {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() && (c as u32) < 0x80 => {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                }
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// An IP network, `addr/prefix`.
@@ -217,6 +264,84 @@ pub fn hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_bytes_stay_distinguishable() {
+        // Pairs that a lossy or naive rendering prints the same.
+        let names: &[&[u8]] = &[
+            b"evil\xff",
+            b"evil\\xff",
+            b"evil\xef\xbf\xbd", // U+FFFD itself
+            b"evil\xc2\x85",     // U+0085 (C1 control), valid UTF-8
+            b"evil\x85",         // the lone byte
+            b"evil\n",
+            b"evil\\n",
+            b"evil",
+            b"ev\x00il",
+        ];
+        let shown: Vec<String> = names.iter().map(|n| escape_bytes(n).into_owned()).collect();
+        for (i, a) in shown.iter().enumerate() {
+            assert!(!a.chars().any(char::is_control), "{a:?}");
+            for b in &shown[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(shown[0], "evil\\xff");
+        assert_eq!(shown[1], "evil\\\\xff");
+        assert_eq!(shown[2], "evil\u{fffd}");
+        assert_eq!(escape_bytes(b"/usr/bin/caf\xc3\xa9"), "/usr/bin/caf\u{e9}");
+        assert!(matches!(escape_bytes(b"/etc/shadow"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escaping_is_one_to_one_over_random_bytes() {
+        // Decode and compare: the escape must be invertible.
+        fn unescape(s: &str) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut it = s.chars().peekable();
+            while let Some(c) = it.next() {
+                if c != '\\' {
+                    let mut buf = [0; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    continue;
+                }
+                match it.next().unwrap() {
+                    '\\' => out.push(b'\\'),
+                    'n' => out.push(b'\n'),
+                    'r' => out.push(b'\r'),
+                    't' => out.push(b'\t'),
+                    'x' => {
+                        let h: String = [it.next().unwrap(), it.next().unwrap()].iter().collect();
+                        out.push(u8::from_str_radix(&h, 16).unwrap());
+                    }
+                    'u' => {
+                        assert_eq!(it.next(), Some('{'));
+                        let h: String = it.by_ref().take_while(|&c| c != '}').collect();
+                        let c = char::from_u32(u32::from_str_radix(&h, 16).unwrap()).unwrap();
+                        let mut buf = [0; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                    other => panic!("unknown escape {other}"),
+                }
+            }
+            out
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let len = (seed % 12) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    // Bias towards the interesting bytes.
+                    [b'\\', b'x', b'f', 0xff, 0xc2, 0x85, b'\n', b'a'][(seed % 8) as usize]
+                })
+                .collect();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            assert_eq!(unescape(&escape_bytes(&bytes)), bytes, "{bytes:?}");
+        }
+    }
 
     #[test]
     fn globs() {

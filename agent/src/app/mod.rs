@@ -112,11 +112,13 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         (state, detector),
         beats.detect,
     ));
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel();
     let watcher = tokio::spawn(watch_loss(
         counters,
         alert_tx,
         settings.hostname.clone(),
         shutdown_rx,
+        drained_rx,
     ));
     let outputs = tokio::spawn(outputs::run(
         alert_rx,
@@ -133,6 +135,8 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
     let _ = reader.await;
+    // Every record is read: the loss watcher reports the last window.
+    let _ = drained_tx.send(());
     let _ = detect.await;
     let _ = watcher.await;
     let _ = outputs.await;
@@ -387,26 +391,34 @@ async fn hold_for_container_metadata(state: &mut State, ev: &Event) {
 }
 
 /// Raises an internal alert when the kernel or decoder loses events:
-/// at most one per `LOSS_ALERT_EVERY`, carrying the totals.
+/// at most one per `LOSS_ALERT_EVERY`, each counting the losses since the
+/// previous one, and a last one at shutdown, once the reader has drained
+/// the ring (`drained`), for what the last window lost: the alerts' counts
+/// add up to every loss.
 async fn watch_loss(
     counters: capture::CountersHandle,
     alerts: mpsc::Sender<Alert>,
     hostname: String,
     mut shutdown: watch::Receiver<bool>,
+    drained: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let mut drained = Some(drained);
     const CHECK_EVERY: Duration = Duration::from_secs(1);
     const LOSS_ALERT_EVERY: Duration = Duration::from_secs(30);
     let mut reported = 0u64;
     let mut last_alert: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = shutdown.changed() => true,
+        };
+        if stopping && let Some(drained) = drained.take() {
+            let _ = drained.await;
         }
         let c = counters.read();
         let lost = c.lost();
-        let due = last_alert.is_none_or(|t| t.elapsed() >= LOSS_ALERT_EVERY);
+        let due = stopping || last_alert.is_none_or(|t| t.elapsed() >= LOSS_ALERT_EVERY);
         if lost > reported && due {
             warn!(
                 lost_total = lost,
@@ -419,6 +431,9 @@ async fn watch_loss(
             }
             reported = lost;
             last_alert = Some(tokio::time::Instant::now());
+        }
+        if stopping {
+            return;
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `orchestrator.*`), taken from the view when a rule matches. Only
 //! alerting events pay for it.
 
-use mamori_rules::{Extract, Field, FieldArg, Value};
+use mamori_rules::{Extract, Field, FieldArg, Value, value::escape_bytes};
 
 use super::View;
 use crate::alert::{ARGV, FieldValue};
@@ -78,7 +78,7 @@ pub fn collect(view: &View<'_>) -> Vec<(&'static str, FieldValue)> {
     if let Some(p) = view.process() {
         let argv = std::iter::once(&p.exe)
             .chain(&p.args)
-            .map(|t| t.to_str_lossy().into_owned())
+            .map(|t| escape_bytes(&t.bytes).into_owned())
             .collect();
         out.push((ARGV, FieldValue::List(argv)));
     }
@@ -87,11 +87,11 @@ pub fn collect(view: &View<'_>) -> Vec<(&'static str, FieldValue)> {
 
 fn field_value(v: &Value<'_>) -> FieldValue {
     match v {
-        Value::Str(s) => FieldValue::Str(String::from_utf8_lossy(s).into_owned()),
+        Value::Str(s) => FieldValue::Str(escape_bytes(s).into_owned()),
         Value::Int(i) => FieldValue::Int(*i),
         Value::Bool(b) => FieldValue::Bool(*b),
         Value::Ip(ip) => FieldValue::Str(ip.to_string()),
-        Value::Many(vs) => FieldValue::List(vs.iter().map(Value::render).collect()),
+        Value::Many(vs) => FieldValue::List(vs.iter().map(Value::display).collect()),
     }
 }
 

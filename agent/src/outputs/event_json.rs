@@ -7,7 +7,7 @@ use crate::event::{Detail, Event, Param, Text};
 use crate::time::rfc3339_nanos;
 
 fn text(t: &Text) -> Value {
-    Value::from(t.to_str_lossy().into_owned())
+    Value::from(mamori_rules::value::escape_bytes(&t.bytes).into_owned())
 }
 
 fn param(p: &Param) -> Value {

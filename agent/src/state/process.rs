@@ -258,7 +258,7 @@ impl ProcessTable {
         let p = Process {
             pid,
             ppid: ev.task.ppid,
-            name: ev.task.comm.clone(),
+            name: exec_name(&ev.task.comm, x),
             comm: ev.task.comm.clone(),
             exe: x.args.first().cloned().unwrap_or_default(),
             args: x.args.iter().skip(1).cloned().collect(),
@@ -360,6 +360,35 @@ fn boot_wall_ns() -> u64 {
     now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
 }
 
+/// The name a process gets at exec: the kernel's (the basename of the
+/// name passed to exec, which for a script is the script), except when
+/// that name was only a handle on the file (`/proc/self/exe`,
+/// `/dev/fd/3`): then it says nothing ("exe", "3") and the program may
+/// rename itself afterwards, so the resolved executable's name stands in,
+/// cut as the kernel cuts names.
+fn exec_name(comm: &Text, x: &Exec) -> Text {
+    let Some(filename) = x.filename.as_ref().map(|f| f.bytes.as_slice()) else {
+        return comm.clone();
+    };
+    let handle = filename.starts_with(b"/dev/fd/")
+        || (filename.starts_with(b"/proc/")
+            && (filename.ends_with(b"/exe") || filename.windows(4).any(|w| w == b"/fd/")));
+    // Newer kernels name an fd exec after the file itself: then the
+    // kernel's name is already the truth.
+    let named_after_handle = filename.rsplit(|&c| c == b'/').next() == Some(&comm.bytes[..]);
+    let path = x
+        .exe_path
+        .as_ref()
+        .map(|p| p.bytes.as_slice())
+        .unwrap_or_default();
+    let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
+    let base = path.rsplit(|&c| c == b'/').next().unwrap_or_default();
+    if !handle || !named_after_handle || base.is_empty() {
+        return comm.clone();
+    }
+    Text::new(&base[..base.len().min(mamori_common::COMM_LEN - 1)])
+}
+
 /// `proc.cmdline`: the name and the arguments.
 pub fn cmdline(p: &Process) -> Vec<u8> {
     let mut out = p.name.bytes.clone();
@@ -374,6 +403,39 @@ pub fn cmdline(p: &Process) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::event::{EventType, Param, Task};
+
+    #[test]
+    fn the_exec_name_is_the_kernels_unless_it_names_a_handle() {
+        let x = |filename: &str, path: &str| Exec {
+            filename: Some(filename.into()),
+            exe_path: Some(path.into()),
+            ..Exec::default()
+        };
+        let name = |comm: &str, e: &Exec| exec_name(&comm.into(), e).to_str_lossy().into_owned();
+        assert_eq!(name("cat", &x("/bin/cat", "/usr/bin/cat")), "cat");
+        // A script: the kernel names it after the script, not the interpreter.
+        assert_eq!(
+            name("backup.sh", &x("/opt/backup.sh", "/usr/bin/dash")),
+            "backup.sh"
+        );
+        // busybox re-executing itself for an applet; fexecve; a memfd.
+        assert_eq!(
+            name("exe", &x("/proc/self/exe", "/usr/bin/busybox")),
+            "busybox"
+        );
+        assert_eq!(
+            name("3", &x("/dev/fd/3", "/tmp/x/a-very-long-program-name")),
+            "a-very-long-pro"
+        );
+        assert_eq!(
+            name("4", &x("/proc/self/fd/4", "/memfd:payload (deleted)")),
+            "memfd:payload"
+        );
+        // An fd exec the kernel already named after the file (runc from its
+        // sealed copy, whose path reads "/").
+        assert_eq!(name("runc", &x("/dev/fd/6", "/")), "runc");
+        assert_eq!(name("6", &x("/dev/fd/6", "/")), "6");
+    }
 
     fn ev(ty: &'static str, pid: u32, params: Vec<Param>) -> Event {
         Event {

@@ -130,6 +130,16 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
     assert!(lost > 0, "{metrics}");
     assert!(metrics.contains("mamori_events_total{type=\"openat\"}"));
 
+    // A second overflow, within the 30 s that follow an alert, then stop:
+    // its losses are reported at shutdown, and the alerts' counts add up
+    // to every loss.
+    signal(&child, libc::SIGSTOP);
+    let status = Command::new(sibling_binary("mamori-actor"))
+        .args(["flood", "100000"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    signal(&child, libc::SIGCONT);
     signal(&child, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -143,6 +153,24 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let mut losses = vec![alert];
+    losses.extend(
+        out.iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .filter(|v| v["rule"] == "mamori internal: event loss"),
+    );
+    let n = |a: &serde_json::Value, k: &str| a["output_fields"][k].as_u64().unwrap();
+    let last = losses.last().unwrap();
+    assert!(
+        losses.len() >= 2,
+        "the second overflow was not reported at shutdown"
+    );
+    assert!(n(last, "n_lost_total") > n(&losses[0], "n_lost_total"));
+    assert_eq!(
+        losses.iter().map(|a| n(a, "n_lost")).sum::<u64>(),
+        n(last, "n_lost_total"),
+        "the loss alerts do not add up to every loss: {losses:#?}"
+    );
 }
 
 #[test]

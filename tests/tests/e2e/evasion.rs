@@ -108,3 +108,50 @@ fn a_renamed_process_keeps_its_exec_name() {
     );
     assert!(agent.stop().success());
 }
+
+/// Names that are not valid UTF-8 print so that two different names never
+/// print the same: each stray byte is escaped, a real U+FFFD and a real
+/// backslash stay distinct.
+#[test]
+fn names_with_stray_bytes_stay_distinguishable() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = std::env::temp_dir().join(format!("mamori-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("bytes.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Odd name opened\n  desc: test\n  condition: evt.type = openat and fd.name startswith {}/x\n  output: opened %fd.name by %proc.pid\n  priority: NOTICE\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let names: [&[u8]; 4] = [b"x\xff", b"x\xfe", "x\u{fffd}".as_bytes(), b"x\\xff"];
+    let mut shown = Vec::new();
+    for name in names {
+        let path = dir.join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(&path, "").unwrap();
+        let child = std::process::Command::new(mamori_e2e::sibling_binary("mamori-actor"))
+            .arg("open")
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(child.wait_with_output().unwrap().status.success());
+        let a = agent
+            .wait_alert("Odd name opened", pid)
+            .unwrap_or_else(|| panic!("no alert for {path:?}"));
+        shown.push(a["output_fields"]["fd.name"].as_str().unwrap().to_owned());
+        let line = a["output"].as_str().unwrap();
+        assert!(line.contains(shown.last().unwrap().as_str()), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(agent.stop().success());
+    let base = dir.display().to_string();
+    assert_eq!(shown[0], format!("{base}/x\\xff"));
+    assert_eq!(shown[1], format!("{base}/x\\xfe"));
+    assert_eq!(shown[2], format!("{base}/x\u{fffd}"));
+    assert_eq!(shown[3], format!("{base}/x\\\\xff"));
+}
