@@ -13,6 +13,12 @@
 //! | dup, dup2, dup3 | new fd's path (kernel), its [`crate::FileInfo`], its socket [`crate::SockTuple`] |
 //! | memfd_create | name (user), fd path (kernel), fd [`crate::FileInfo`] |
 //! | mount | source, target, fstype (user) |
+//! | truncate, chroot, fsopen, open_tree, mount_setattr | path / fs name (user) |
+//! | fchmodat2 | path (user) |
+//! | pivot_root, move_mount | new root / from path (user), old root / to path (user) |
+//! | fsconfig | key (user), value (user, `FSCONFIG_SET_STRING` only) |
+//! | ftruncate, open_by_handle_at | fd path (kernel), fd [`crate::FileInfo`] (the argument's fd; open_by_handle_at: the new one) |
+//! | fcntl (`F_DUPFD`, `F_DUPFD_CLOEXEC` only; others are not sent) | as dup |
 //! | init_module, finit_module | module params (user) |
 //! | prctl (PR_SET_NAME only) | the new name (user) |
 //! | execve, execveat (failed only) | filename (user), argv (user list) |
@@ -25,6 +31,9 @@
 pub enum Program {
     /// `sys_exit_file`: paths and file descriptors.
     File,
+    /// `sys_exit_fs`: the other doors to `File`'s acts (truncation,
+    /// chroot, the new mount API, fchmodat2, open_by_handle_at, fcntl).
+    Fs,
     /// `sys_exit_net`: sockets.
     Net,
     /// `sys_exit_proc`: credentials, process control, kernel.
@@ -73,6 +82,9 @@ syscalls! {
     VFORK = 58, "vfork", Sched;
     EXECVE = 59, "execve", Proc;
     KILL = 62, "kill", Proc;
+    FCNTL = 72, "fcntl", Fs;
+    TRUNCATE = 76, "truncate", Fs;
+    FTRUNCATE = 77, "ftruncate", Fs;
     CHDIR = 80, "chdir", File;
     FCHDIR = 81, "fchdir", File;
     RENAME = 82, "rename", File;
@@ -87,10 +99,14 @@ syscalls! {
     PTRACE = 101, "ptrace", Proc;
     SETUID = 105, "setuid", Proc;
     SETGID = 106, "setgid", Proc;
+    SETREUID = 113, "setreuid", Proc;
+    SETREGID = 114, "setregid", Proc;
     SETRESUID = 117, "setresuid", Proc;
     SETRESGID = 119, "setresgid", Proc;
     CAPSET = 126, "capset", Proc;
+    PIVOT_ROOT = 155, "pivot_root", Fs;
     PRCTL = 157, "prctl", Proc;
+    CHROOT = 161, "chroot", Fs;
     MOUNT = 165, "mount", File;
     UMOUNT2 = 166, "umount2", File;
     INIT_MODULE = 175, "init_module", Proc;
@@ -104,15 +120,25 @@ syscalls! {
     UNSHARE = 272, "unshare", Proc;
     ACCEPT4 = 288, "accept4", Net;
     DUP3 = 292, "dup3", File;
+    OPEN_BY_HANDLE_AT = 304, "open_by_handle_at", Fs;
     SETNS = 308, "setns", Proc;
+    PROCESS_VM_READV = 310, "process_vm_readv", Proc;
+    PROCESS_VM_WRITEV = 311, "process_vm_writev", Proc;
     FINIT_MODULE = 313, "finit_module", Proc;
     RENAMEAT2 = 316, "renameat2", File;
     MEMFD_CREATE = 319, "memfd_create", File;
     BPF = 321, "bpf", Proc;
     EXECVEAT = 322, "execveat", Proc;
     USERFAULTFD = 323, "userfaultfd", Proc;
+    OPEN_TREE = 428, "open_tree", Fs;
+    MOVE_MOUNT = 429, "move_mount", Fs;
+    FSOPEN = 430, "fsopen", Fs;
+    FSCONFIG = 431, "fsconfig", Fs;
+    FSMOUNT = 432, "fsmount", Fs;
     CLONE3 = 435, "clone3", Sched;
     OPENAT2 = 437, "openat2", File;
+    MOUNT_SETATTR = 442, "mount_setattr", Fs;
+    FCHMODAT2 = 452, "fchmodat2", Fs;
     // A process's first 32-bit (ia32) syscall, seen by `raw_sys_exit`. Not
     // a syscall: the x86_64 table never reaches this number. The record's
     // argument registers are the ia32 number and its first five arguments.

@@ -6,7 +6,7 @@
 //! more than the event. Loss is counted per CPU in `COUNTERS`.
 //!
 //! Programs:
-//! - `sys_exit_file`, `sys_exit_net`, `sys_exit_proc`: tracepoint programs
+//! - `sys_exit_file`, `sys_exit_fs`, `sys_exit_net`, `sys_exit_proc`: tracepoint programs
 //!   attached to `syscalls/sys_exit_<name>` of each captured syscall; they
 //!   read the arguments from the task's saved registers, so no enter
 //!   program or per-task map is needed.
@@ -34,6 +34,7 @@ mod prefilter;
 mod record;
 mod sched;
 mod sys_file;
+mod sys_fs;
 mod sys_net;
 mod sys_proc;
 mod syscall;

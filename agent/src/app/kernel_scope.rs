@@ -34,7 +34,10 @@ pub fn kernel_syscalls(rules: &RuleSet, record: bool) -> BTreeSet<String> {
     set.extend(["chdir", "fchdir"].map(str::to_owned));
     if set.contains("close") {
         set.extend(FD_STATE.map(str::to_owned));
-    } else if ["dup", "dup2", "dup3"].iter().any(|s| set.contains(*s)) {
+    } else if ["dup", "dup2", "dup3", "fcntl"]
+        .iter()
+        .any(|s| set.contains(*s))
+    {
         set.extend(SOCKET_ROLE.map(str::to_owned));
     }
     set
@@ -80,7 +83,7 @@ const SOCKET_ROLE: [&str; 6] = ["socket", "accept", "accept4", "connect", "bind"
 
 /// Syscalls that create, re-point or close descriptors (a close missed
 /// would leave a stale name for the number's next, untracked, use).
-const FD_STATE: [&str; 15] = [
+const FD_STATE: [&str; 17] = [
     "close",
     "open",
     "openat",
@@ -96,4 +99,6 @@ const FD_STATE: [&str; 15] = [
     "dup",
     "dup2",
     "dup3",
+    "fcntl",
+    "open_by_handle_at",
 ];

@@ -164,6 +164,7 @@ where
 fn family_program(family: Program) -> Option<&'static str> {
     match family {
         Program::File => Some("sys_exit_file"),
+        Program::Fs => Some("sys_exit_fs"),
         Program::Net => Some("sys_exit_net"),
         Program::Proc => Some("sys_exit_proc"),
         Program::Sched | Program::Raw => None,

@@ -28,8 +28,14 @@ fn layout(ty: &str) -> Option<Layout> {
         dirfd,
     };
     Some(match ty {
-        "unlink" | "rmdir" | "mkdir" | "chmod" | "chdir" => l(Some(0), None, None, None),
-        "unlinkat" | "mkdirat" | "fchmodat" => l(Some(0), None, None, Some(0)),
+        "unlink" | "rmdir" | "mkdir" | "chmod" | "chdir" | "truncate" | "chroot" => {
+            l(Some(0), None, None, None)
+        }
+        "unlinkat" | "mkdirat" | "fchmodat" | "fchmodat2" | "open_tree" | "mount_setattr" => {
+            l(Some(0), None, None, Some(0))
+        }
+        "pivot_root" => l(Some(0), None, None, None),
+        "move_mount" => l(None, Some(0), Some(1), Some(0)),
         "rename" | "link" | "symlink" => l(None, Some(0), Some(1), None),
         "renameat" | "renameat2" | "linkat" => l(None, Some(0), Some(1), Some(0)),
         "symlinkat" => l(None, Some(0), Some(1), Some(1)),

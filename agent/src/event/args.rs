@@ -34,6 +34,7 @@ enum Kind {
     Mode,
     Ptrace,
     Prctl,
+    Fcntl,
     Domain,
     SockType,
     Bpf,
@@ -99,6 +100,42 @@ fn spec(ev: &Event) -> &'static [Arg] {
         "execve" => args!["res": Ret => Int, "filename": Rec(0) => Text],
         "execveat" => {
             args!["res": Ret => Int, "dirfd": Reg(0) => I32, "pathname": Rec(0) => Text, "flags": Reg(4) => Hex]
+        }
+        "fcntl" => {
+            args!["res": Ret => Int, "fd": Reg(0) => I32, "cmd": Reg(1) => Fcntl, "arg": Reg(2) => Int]
+        }
+        "truncate" => args!["res": Ret => Int, "path": Rec(0) => Text, "length": Reg(1) => Int],
+        "ftruncate" => args!["res": Ret => Int, "fd": Reg(0) => I32, "length": Reg(1) => Int],
+        "chroot" => args!["res": Ret => Int, "path": Rec(0) => Text],
+        "pivot_root" => {
+            args!["res": Ret => Int, "new_root": Rec(0) => Text, "put_old": Rec(1) => Text]
+        }
+        "setreuid" => args!["res": Ret => Int, "ruid": Reg(0) => I32, "euid": Reg(1) => I32],
+        "setregid" => args!["res": Ret => Int, "rgid": Reg(0) => I32, "egid": Reg(1) => I32],
+        "process_vm_readv" | "process_vm_writev" => {
+            args!["res": Ret => Int, "pid": Reg(0) => I32, "liovcnt": Reg(2) => Int, "riovcnt": Reg(4) => Int]
+        }
+        "open_by_handle_at" => {
+            args!["fd": Ret => Int, "mountfd": Reg(0) => I32, "flags": Reg(2) => Open, "path": Rec(0) => Text]
+        }
+        "fchmodat2" => {
+            args!["res": Ret => Int, "dirfd": Reg(0) => I32, "filename": Rec(0) => Text, "mode": Reg(2) => Mode, "flags": Reg(3) => Hex]
+        }
+        "fsopen" => args!["fd": Ret => Int, "fs_name": Rec(0) => Text, "flags": Reg(1) => Hex],
+        "fsconfig" => {
+            args!["res": Ret => Int, "fd": Reg(0) => I32, "cmd": Reg(1) => Int, "key": Rec(0) => Text, "value": Rec(1) => Text]
+        }
+        "fsmount" => {
+            args!["fd": Ret => Int, "fs_fd": Reg(0) => I32, "flags": Reg(1) => Hex, "attr_flags": Reg(2) => Hex]
+        }
+        "move_mount" => {
+            args!["res": Ret => Int, "from_dirfd": Reg(0) => I32, "from_path": Rec(0) => Text, "to_dirfd": Reg(2) => I32, "to_path": Rec(1) => Text, "flags": Reg(4) => Hex]
+        }
+        "open_tree" => {
+            args!["fd": Ret => Int, "dirfd": Reg(0) => I32, "path": Rec(0) => Text, "flags": Reg(2) => Hex]
+        }
+        "mount_setattr" => {
+            args!["res": Ret => Int, "dirfd": Reg(0) => I32, "path": Rec(0) => Text, "flags": Reg(2) => Hex]
         }
         "prctl" => {
             args!["res": Ret => Int, "option": Reg(0) => Prctl, "arg2_str": Rec(0) => Text, "arg2_int": Reg(1) => Int]
@@ -214,6 +251,7 @@ fn render(ev: &Event, a: &Arg) -> Option<String> {
         Kind::Mode => names::flags(v & 0o7777, names::MODE),
         Kind::Ptrace => names::one(v, names::PTRACE),
         Kind::Prctl => names::one(v, names::PRCTL),
+        Kind::Fcntl => names::one(v, names::FCNTL),
         Kind::Domain => names::one(v, names::DOMAINS),
         Kind::SockType => names::sock_type(v),
         Kind::Bpf => names::one(v, names::BPF_CMDS),
@@ -312,6 +350,7 @@ fn parse_number(kind: Kind, s: &str) -> Option<u64> {
         Kind::Mode => names::MODE,
         Kind::Ptrace => names::PTRACE,
         Kind::Prctl => names::PRCTL,
+        Kind::Fcntl => names::FCNTL,
         Kind::Domain => names::DOMAINS,
         Kind::SockType => names::SOCK_TYPES,
         Kind::Bpf => names::BPF_CMDS,

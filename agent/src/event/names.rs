@@ -79,6 +79,16 @@ pub const MODE: &[(u64, &str)] = &[
     (0o1, "S_IXOTH"),
 ];
 
+/// `fcntl` commands (Falco's names).
+pub const FCNTL: &[(u64, &str)] = &[
+    (0, "F_DUPFD"),
+    (1, "F_GETFD"),
+    (2, "F_SETFD"),
+    (3, "F_GETFL"),
+    (4, "F_SETFL"),
+    (1030, "F_DUPFD_CLOEXEC"),
+];
+
 /// `prctl` options (those rules look at, and the common ones).
 pub const PRCTL: &[(u64, &str)] = &[
     (1, "PR_SET_PDEATHSIG"),

@@ -98,6 +98,8 @@ impl Fds {
                     | DUP
                     | DUP2
                     | DUP3
+                    | FCNTL
+                    | OPEN_BY_HANDLE_AT
                     | CLOSE
             )
     }
@@ -114,9 +116,10 @@ impl Fds {
         use mamori_common::syscalls::*;
         let Some(nr) = ev.syscall_nr() else { return };
         match nr {
-            OPEN | OPENAT | OPENAT2 | CREAT | MEMFD_CREATE => {
+            OPEN | OPENAT | OPENAT2 | CREAT | MEMFD_CREATE | OPEN_BY_HANDLE_AT => {
                 let Some(e) = seen else { return };
                 let cloexec = match nr {
+                    OPEN_BY_HANDLE_AT => a[2] & O_CLOEXEC != 0,
                     OPEN => a[1] & O_CLOEXEC != 0,
                     OPENAT => a[2] & O_CLOEXEC != 0,
                     OPENAT2 => crate::event::args::raw_by_name(ev, "flags")
@@ -144,8 +147,10 @@ impl Fds {
                 e.server |= nr != CONNECT;
                 self.insert(arg_fd, Arc::new(e));
             }
-            DUP | DUP2 | DUP3 => {
-                let cloexec = nr == DUP3 && a[2] & O_CLOEXEC != 0;
+            DUP | DUP2 | DUP3 | FCNTL => {
+                // fcntl arrives only for F_DUPFD and F_DUPFD_CLOEXEC (1030).
+                let cloexec =
+                    (nr == DUP3 && a[2] & O_CLOEXEC != 0) || (nr == FCNTL && a[1] == 1030);
                 // The kernel's description of the new descriptor (the view
                 // adds what the table knew), when the event has one.
                 if let Some(e) = seen.filter(|e| e.file.is_some() || e.sock.is_some()) {

@@ -78,7 +78,12 @@ impl<'a> FdView<'a> {
                     v.name = v.raw.map(|r| Cow::Owned([b"memfd:", r].concat()));
                 }
             }
-            FCHMOD | FCHDIR | SETNS => {
+            OPEN_BY_HANDLE_AT => {
+                v.num = ev.ret;
+                v.name = path(0);
+                v.file = file(1);
+            }
+            FCHMOD | FCHDIR | SETNS | FTRUNCATE => {
                 v.name = path(0);
                 v.file = file(1);
             }
@@ -111,7 +116,7 @@ impl<'a> FdView<'a> {
                     v.fill_from(e);
                 }
             }
-            DUP | DUP2 | DUP3 => {
+            DUP | DUP2 | DUP3 | FCNTL => {
                 // The new descriptor, as the kernel describes it at exit.
                 v.num = ev.ret;
                 let kept = proc.and_then(|p| p.fds.get(a[0] as i32 as i64));

@@ -106,6 +106,156 @@ fn main() {
                 assert_eq!(libc::dup2(s.as_raw_fd(), 0), 0);
                 assert_eq!(libc::dup2(s.as_raw_fd(), 1), 1);
             }
+            // redirect-fcntl PORT: as redirect, with fcntl(F_DUPFD) onto
+            // the closed stdin and stdout instead of dup2
+            "redirect-fcntl" => {
+                use std::os::fd::AsRawFd;
+                let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                libc::close(0);
+                assert_eq!(libc::fcntl(s.as_raw_fd(), libc::F_DUPFD, 0), 0);
+                libc::close(1);
+                assert_eq!(libc::fcntl(s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 1), 1);
+            }
+            // regain-root-setreuid: as regain-root, taking root back with
+            // setreuid(-1, 0) (the saved uid allows the effective one)
+            "regain-root-setreuid" => {
+                assert_eq!(libc::setresuid(65534, 65534, 0), 0);
+                assert_eq!(libc::setreuid(u32::MAX, 0), 0);
+            }
+            // chmod-setuid-fchmodat2 PATH: chmod 04755 through fchmodat2
+            "chmod-setuid-fchmodat2" => {
+                let rc = libc::syscall(452, libc::AT_FDCWD, cstr(&arg(1)).as_ptr(), 0o4755, 0);
+                assert_eq!(rc, 0, "fchmodat2: {}", std::io::Error::last_os_error());
+            }
+            // clone-ns: a child in a new UTS namespace through clone(2) flags
+            "clone-ns" => {
+                let pid = libc::syscall(
+                    libc::SYS_clone,
+                    libc::CLONE_NEWUTS | libc::SIGCHLD,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                );
+                assert!(pid >= 0, "clone: {}", std::io::Error::last_os_error());
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
+            }
+            // truncate-call PATH: truncate(2) to 0; ftruncate-call PATH: open
+            // O_WRONLY, ftruncate(2) to 0
+            "truncate-call" => assert_eq!(libc::truncate(cstr(&arg(1)).as_ptr(), 0), 0),
+            "ftruncate-call" => {
+                let fd = libc::open(cstr(&arg(1)).as_ptr(), libc::O_WRONLY);
+                assert!(fd >= 0, "open failed");
+                assert_eq!(libc::ftruncate(fd, 0), 0);
+                libc::close(fd);
+            }
+            // vm-write: fork a child and write into its memory with
+            // process_vm_writev (the variable's address is the same in both)
+            "vm-write" => {
+                static mut TARGET: [u8; 8] = [0; 8];
+                let child = libc::fork();
+                if child == 0 {
+                    libc::sleep(5);
+                    libc::_exit(0);
+                }
+                let data = *b"injected";
+                let local = libc::iovec {
+                    iov_base: data.as_ptr() as *mut _,
+                    iov_len: 8,
+                };
+                let remote = libc::iovec {
+                    iov_base: std::ptr::addr_of_mut!(TARGET) as *mut _,
+                    iov_len: 8,
+                };
+                let n = libc::process_vm_writev(child, &local, 1, &remote, 1, 0);
+                libc::kill(child, libc::SIGKILL);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+                assert_eq!(
+                    n,
+                    8,
+                    "process_vm_writev: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            // open-by-handle PATH: name_to_handle_at, then open_by_handle_at
+            "open-by-handle" => {
+                // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[128]; }
+                let mut buf = [0u8; 8 + 128];
+                buf[..4].copy_from_slice(&128u32.to_ne_bytes());
+                let mut mount_id = 0i32;
+                let rc = libc::syscall(
+                    libc::SYS_name_to_handle_at,
+                    libc::AT_FDCWD,
+                    cstr(&arg(1)).as_ptr(),
+                    buf.as_mut_ptr(),
+                    &mut mount_id,
+                    0,
+                );
+                assert_eq!(
+                    rc,
+                    0,
+                    "name_to_handle_at: {}",
+                    std::io::Error::last_os_error()
+                );
+                // Any descriptor on the file's own filesystem names the mount.
+                let mount_fd = libc::open(cstr(&arg(1)).as_ptr(), libc::O_RDONLY);
+                let fd = libc::syscall(
+                    libc::SYS_open_by_handle_at,
+                    mount_fd,
+                    buf.as_mut_ptr(),
+                    libc::O_RDONLY,
+                );
+                assert!(
+                    fd >= 0,
+                    "open_by_handle_at: {}",
+                    std::io::Error::last_os_error()
+                );
+                libc::close(fd as i32);
+            }
+            // new-mount DIR: mount a tmpfs on DIR through the new mount API
+            // (fsopen, fsconfig, fsmount, move_mount), then unmount it
+            "new-mount" => {
+                let err = || std::io::Error::last_os_error();
+                let fs = libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 0);
+                assert!(fs >= 0, "fsopen: {}", err());
+                let rc = libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs,
+                    1,
+                    c"size".as_ptr(),
+                    c"1m".as_ptr(),
+                    0,
+                );
+                assert_eq!(rc, 0, "fsconfig set: {}", err());
+                let rc = libc::syscall(libc::SYS_fsconfig, fs, 6, 0usize, 0usize, 0); // FSCONFIG_CMD_CREATE
+                assert_eq!(rc, 0, "fsconfig create: {}", err());
+                let mnt = libc::syscall(libc::SYS_fsmount, fs, 0, 0);
+                assert!(mnt >= 0, "fsmount: {}", err());
+                let target = cstr(&arg(1));
+                // MOVE_MOUNT_F_EMPTY_PATH: the detached mount itself.
+                let rc = libc::syscall(
+                    libc::SYS_move_mount,
+                    mnt,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    4,
+                );
+                assert_eq!(rc, 0, "move_mount: {}", err());
+                // The descriptors hold the mount busy: close them, then detach.
+                libc::close(mnt as i32);
+                libc::close(fs as i32);
+                assert_eq!(
+                    libc::umount2(target.as_ptr(), libc::MNT_DETACH),
+                    0,
+                    "umount: {}",
+                    err()
+                );
+            }
             // setuid UID
             "setuid" => {
                 let uid: u32 = String::from_utf8(arg(1)).unwrap().parse().unwrap();

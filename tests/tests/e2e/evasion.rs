@@ -155,3 +155,140 @@ fn names_with_stray_bytes_stay_distinguishable() {
     assert_eq!(shown[2], format!("{base}/x\u{fffd}"));
     assert_eq!(shown[3], format!("{base}/x\\\\xff"));
 }
+
+/// The same act through another door: each pair is the plain act (the
+/// control) and the same harm by another syscall, and both must raise the
+/// same default rule for the process that did it.
+#[test]
+fn other_doors_to_the_same_act_raise_the_same_rule() {
+    use mamori_e2e::expect::Expectations;
+
+    let tag = std::process::id();
+    let dir = std::env::temp_dir().join(format!("mamori-doors-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let log = format!("/var/log/mamori-e2e-{tag}.log");
+    let installed = format!("/usr/local/bin/mamori-e2e-{tag}");
+    let installed_too = format!("/usr/local/bin/mamori-e2e-{tag}-created");
+    for f in [&log, &p("plain"), &p("other"), &p("handle"), &p("payload")] {
+        std::fs::write(f, "x").unwrap();
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let mut want = Expectations::default();
+    let act = |args: &[&str]| run_actor(args, Some(true)).pid;
+    let mut both = |rule: &'static str, plain: &[&str], other: &[&str]| {
+        want.pid(act(plain), rule, vec![]);
+        want.pid(act(other), rule, vec![]);
+    };
+
+    both(
+        "Standard input or output redirected to a network socket",
+        &["redirect", &port],
+        &["redirect-fcntl", &port],
+    );
+    both(
+        "Non-root process became root",
+        &["regain-root"],
+        &["regain-root-setreuid"],
+    );
+    both(
+        "Setuid or setgid bit set",
+        &["chmod-setuid", &p("plain")],
+        &["chmod-setuid-fchmodat2", &p("other")],
+    );
+    both(
+        "Namespace change by unexpected process",
+        &["unshare"],
+        &["clone-ns"],
+    );
+    both(
+        "Log file truncated",
+        &["truncate", &log],
+        &["truncate-call", &log],
+    );
+    both(
+        "Log file truncated",
+        &["truncate", &log],
+        &["ftruncate-call", &log],
+    );
+    both(
+        "Write below binary directory",
+        &["create", &installed_too],
+        &["rename", &p("payload"), &installed],
+    );
+    // /proc/PID/mem written (control) and process_vm_writev.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mem = format!("/proc/{}/mem", sleeper.id());
+    both(
+        "Process memory written by another process",
+        &["append", &mem],
+        &["vm-write"],
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    want.pid(
+        act(&["open-by-handle", &p("handle")]),
+        "File opened by handle",
+        vec![],
+    );
+    // LD_PRELOAD into /tmp, plainly and behind a separator.
+    for value in ["/tmp/mamori-e2e-none.so", ":/tmp/mamori-e2e-none.so"] {
+        let child = std::process::Command::new("/bin/true")
+            .env("LD_PRELOAD", value)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let _ = child.wait_with_output();
+        want.pid(pid, "Library preloaded from a writable directory", vec![]);
+    }
+
+    let failures = want.check(&agent);
+    drop(listener);
+    assert!(agent.stop().success());
+    for f in [&log, &installed, &installed_too] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A mount made through the new mount API (fsopen, fsconfig, fsmount,
+/// move_mount) is seen step by step, with its file system, options and
+/// target, as mount(2) is.
+#[test]
+fn the_new_mount_api_is_seen_with_its_arguments() {
+    let dir = std::env::temp_dir().join(format!("mamori-newmount-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("mount.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: New mount API\n  desc: test\n  condition: evt.type in (fsopen, fsconfig, fsmount, move_mount)\n  output: \"%evt.type %evt.args pid=%proc.pid\"\n  priority: NOTICE\n",
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let target = dir.join("mnt");
+    std::fs::create_dir_all(&target).unwrap();
+    let pid = run_actor(&["new-mount", target.to_str().unwrap()], Some(true)).pid;
+    let seen = |ty: &str, want: &str| {
+        let a = agent
+            .wait_alert_where("New mount API", |f| {
+                f["proc.pid"] == pid
+                    && f["evt.type"] == ty
+                    && f["evt.args"].as_str().is_some_and(|s| s.contains(want))
+            })
+            .unwrap_or_else(|| panic!("no {ty} with {want}: {:#?}", agent.alerts()));
+        a["output_fields"]["evt.args"].as_str().unwrap().to_owned()
+    };
+    seen("fsopen", "fs_name=tmpfs");
+    seen("fsconfig", "key=size value=1m");
+    seen("fsmount", "fd=");
+    seen("move_mount", &format!("to_path={}", target.display()));
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
