@@ -219,6 +219,12 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
             args.cri_socket.clone()
         },
         record: args.record.clone(),
+        fd_table_bytes: file
+            .state
+            .fd_table_mib
+            .map_or(mamori::state::fds::DEFAULT_BUDGET_BYTES, |m| {
+                (m as usize) << 20
+            }),
     })
 }
 

@@ -54,6 +54,8 @@ pub struct RunSettings {
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
     /// CRI sockets for pod metadata (empty: the usual ones).
     pub cri_sockets: Vec<PathBuf>,
+    /// Bytes all descriptor tables may hold together (`state.fd_table_mib`).
+    pub fd_table_bytes: usize,
     /// Write the enriched event stream to this file (`--record`).
     pub record: Option<PathBuf>,
 }
@@ -108,6 +110,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         Taps {
             print_events: settings.events,
             recorder,
+            limits: LimitWatch::new(settings.hostname.clone()),
         },
         (state, detector),
         beats.detect,
@@ -247,9 +250,29 @@ async fn seed_state(
     metrics: &Metrics,
 ) -> anyhow::Result<(State, Option<Recorder>)> {
     let cri_sockets = settings.cri_sockets.clone();
-    let mut state = tokio::task::spawn_blocking(|| State::from_proc(host_root(), cri_sockets))
-        .await
-        .context("process table seed failed")?;
+    let fd_bytes = settings.fd_table_bytes;
+    let mut state =
+        tokio::task::spawn_blocking(move || State::from_proc(host_root(), cri_sockets, fd_bytes))
+            .await
+            .context("process table seed failed")?;
+    let budget = state.processes.fd_budget().clone();
+    metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
+        f.gauge(
+            "mamori_fd_table_bytes",
+            "Bytes the descriptor tables hold (all processes).",
+            budget.used() as i64,
+        )?;
+        f.gauge(
+            "mamori_fd_table_limit_bytes",
+            "What they may hold (state.fd_table_mib).",
+            budget.limit() as i64,
+        )?;
+        f.counter(
+            "mamori_fd_table_refused",
+            "Descriptors not kept because the tables' budget was spent.",
+            budget.refused.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }));
     let container_stats = state.containers.stats.clone();
     metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
         container_stats.families(f)
@@ -297,6 +320,78 @@ struct Taps {
     print_events: bool,
     /// `--record`: write it, with what it taught the state.
     recorder: Option<Recorder>,
+    /// Reports the state's limits when they are reached.
+    limits: LimitWatch,
+}
+
+/// Raises `mamori internal: state limit reached` when the process table
+/// evicts or the descriptor tables refuse entries: at most once a minute,
+/// each alert counting what happened since the previous one.
+struct LimitWatch {
+    hostname: String,
+    reported: (u64, u64),
+    last: Option<std::time::Instant>,
+}
+
+impl LimitWatch {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn new(hostname: String) -> Self {
+        Self {
+            hostname,
+            reported: (0, 0),
+            last: None,
+        }
+    }
+
+    fn check(&mut self, state: &State) -> Option<Alert> {
+        let (evicted, refused) = state.processes.limits_hit();
+        if (evicted, refused) == self.reported
+            || self.last.is_some_and(|t| t.elapsed() < Self::EVERY)
+        {
+            return None;
+        }
+        let (new_evicted, new_refused) = (evicted - self.reported.0, refused - self.reported.1);
+        self.reported = (evicted, refused);
+        self.last = Some(std::time::Instant::now());
+        let budget = state.processes.fd_budget();
+        warn!(new_evicted, new_refused, "state limits reached");
+        Some(Alert {
+            time_ns: crate::time::now_ns(),
+            rule: "mamori internal: state limit reached".into(),
+            description: "A table of the agent's state is full: what did not fit is not tracked, \
+                          and rules on it may miss."
+                .into(),
+            ruleset: "mamori".into(),
+            priority: Priority::Error,
+            source: Source::Internal,
+            tags: vec!["mamori_internal".into()],
+            message: format!(
+                "mamori state limits reached: {new_evicted} processes evicted, {new_refused} \
+                 descriptors not kept (descriptor tables at {} of {} bytes)",
+                budget.used(),
+                budget.limit()
+            ),
+            output_fields: vec![
+                (
+                    "n_processes_evicted".to_owned(),
+                    FieldValue::UInt(new_evicted),
+                ),
+                ("n_fds_refused".to_owned(), FieldValue::UInt(new_refused)),
+                (
+                    "fd_table_bytes".to_owned(),
+                    FieldValue::UInt(budget.used() as u64),
+                ),
+                (
+                    "fd_table_limit_bytes".to_owned(),
+                    FieldValue::UInt(budget.limit() as u64),
+                ),
+            ],
+            hostname: self.hostname.clone(),
+            event: None,
+            context: Vec::new(),
+        })
+    }
 }
 
 /// The detection stage: state, rules, alerts.
@@ -346,6 +441,9 @@ async fn detect(
                 }
                 let p = &state.processes;
                 metrics.set_process_table(p.len(), p.evicted);
+                if let Some(a) = taps.limits.check(&state) {
+                    hits.push(a);
+                }
             }
             for a in hits.drain(..) {
                 metrics.alert(&a.rule, a.priority);

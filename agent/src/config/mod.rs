@@ -26,6 +26,16 @@ pub struct File {
     pub capture: Capture,
     #[serde(default)]
     pub containers: Containers,
+    #[serde(default)]
+    pub state: StateLimits,
+}
+
+/// Memory limits of the agent's tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateLimits {
+    /// MiB all descriptor tables may hold together (default 64).
+    pub fd_table_mib: Option<u32>,
 }
 
 /// `containers`.
@@ -242,6 +252,13 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<File, Error> {
 
 /// Checks of values that their types do not express.
 fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
+    if file.state.fd_table_mib == Some(0) {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            key: "state.fd_table_mib",
+            message: "0 would keep no descriptor: give at least 1".into(),
+        });
+    }
     if let Some(mib) = file.capture.ring_mib
         && (!(1..=1024).contains(&mib) || !mib.is_power_of_two())
     {

@@ -9,8 +9,16 @@
 //! only descriptors that exist), dups and closes; copied on fork (entries
 //! are shared, so a fork costs a map of pointers); close-on-exec entries
 //! leave at exec. Descriptors opened before mamori started are not known.
+//!
+//! Bounded twice: per process ([`PER_PROCESS`] descriptors) and for all
+//! tables together ([`FdBudget`], in bytes): many processes holding many
+//! descriptors with long names must not grow the agent past its limit.
+//! What is not kept is counted (`untracked` here, `refused` there).
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -18,6 +26,59 @@ use crate::event::{Event, FileInfo, SockTuple};
 
 /// Descriptors kept per process; more are counted, not kept.
 pub const PER_PROCESS: usize = 4096;
+
+/// Bytes all descriptor tables may hold together, by default.
+pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
+
+/// The memory all descriptor tables share: each entry kept costs its
+/// names and a fixed overhead; one that would pass the limit is not kept.
+#[derive(Debug)]
+pub struct FdBudget {
+    limit: usize,
+    used: AtomicUsize,
+    /// Entries not kept because the budget was spent.
+    pub refused: AtomicU64,
+}
+
+impl FdBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        let ok = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + n <= self.limit).then_some(u + n)
+            })
+            .is_ok();
+        if !ok {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What an entry costs a table: its names and the map's overhead.
+fn cost(e: &FdEntry) -> usize {
+    96 + e.name.as_ref().map_or(0, Vec::len) + e.raw.as_ref().map_or(0, Vec::len)
+}
 
 const O_CLOEXEC: u64 = 0o2_000_000;
 const MFD_CLOEXEC: u64 = 1;
@@ -37,11 +98,46 @@ pub struct FdEntry {
 }
 
 /// One process's descriptors.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Fds {
     map: HashMap<i32, Arc<FdEntry>>,
-    /// Descriptors not kept because the table was full.
+    /// Descriptors not kept because the table (or the budget) was full.
     pub untracked: u64,
+    /// What the kept entries cost the budget.
+    cost: usize,
+    budget: Option<Arc<FdBudget>>,
+}
+
+impl Clone for Fds {
+    /// A fork's copy: it costs the budget again (the entries are shared,
+    /// but the copy keeps them alive); when the budget cannot pay, the
+    /// child starts with an empty table, counted.
+    fn clone(&self) -> Self {
+        let fits = self.budget.as_ref().is_none_or(|b| b.take(self.cost));
+        if fits {
+            Self {
+                map: self.map.clone(),
+                untracked: self.untracked,
+                cost: self.cost,
+                budget: self.budget.clone(),
+            }
+        } else {
+            Self {
+                map: HashMap::default(),
+                untracked: self.untracked + self.map.len() as u64,
+                cost: 0,
+                budget: self.budget.clone(),
+            }
+        }
+    }
+}
+
+impl Drop for Fds {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.give(self.cost);
+        }
+    }
 }
 
 impl Fds {
@@ -58,6 +154,23 @@ impl Fds {
         self.map.is_empty()
     }
 
+    /// Makes the table pay into `budget` from now on (an empty or
+    /// unbudgeted table joining the process table).
+    pub fn join(&mut self, budget: &Arc<FdBudget>) {
+        if self.budget.is_some() {
+            return;
+        }
+        let owed: usize = self.map.values().map(|e| cost(e)).sum();
+        if !budget.take(owed) {
+            self.untracked += self.map.len() as u64;
+            self.map.clear();
+            self.cost = 0;
+        } else {
+            self.cost = owed;
+        }
+        self.budget = Some(budget.clone());
+    }
+
     fn insert(&mut self, fd: i64, e: Arc<FdEntry>) {
         let Ok(fd) = i32::try_from(fd) else { return };
         if fd < 0 {
@@ -67,12 +180,39 @@ impl Fds {
             self.untracked += 1;
             return;
         }
+        self.remove(fd);
+        let c = cost(&e);
+        if let Some(b) = &self.budget
+            && !b.take(c)
+        {
+            self.untracked += 1;
+            return;
+        }
+        self.cost += c;
         self.map.insert(fd, e);
+    }
+
+    fn remove(&mut self, fd: i32) {
+        if let Some(old) = self.map.remove(&fd) {
+            let c = cost(&old);
+            self.cost -= c;
+            if let Some(b) = &self.budget {
+                b.give(c);
+            }
+        }
     }
 
     /// What survives an exec: the close-on-exec entries leave.
     pub fn after_exec(mut self) -> Self {
-        self.map.retain(|_, e| !e.cloexec);
+        let gone: Vec<i32> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.cloexec)
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in gone {
+            self.remove(fd);
+        }
         self
     }
 
@@ -160,7 +300,7 @@ impl Fds {
                 let Some(old) = self.map.get(&(arg_fd as i32)) else {
                     // Unknown source: the target no longer holds what we knew.
                     if let Ok(fd) = i32::try_from(ev.ret) {
-                        self.map.remove(&fd);
+                        self.remove(fd);
                     }
                     return;
                 };
@@ -174,9 +314,7 @@ impl Fds {
                 };
                 self.insert(ev.ret, e);
             }
-            CLOSE => {
-                self.map.remove(&(arg_fd as i32));
-            }
+            CLOSE => self.remove(arg_fd as i32),
             _ => {}
         }
     }
@@ -208,6 +346,31 @@ mod tests {
                 params: Vec::new(),
             },
         }
+    }
+
+    #[test]
+    fn the_budget_bounds_every_table_together_and_is_paid_back() {
+        let budget = FdBudget::new(1000);
+        let mut a = Fds::default();
+        a.join(&budget);
+        let at = (-100i32) as u64;
+        // Each entry costs 96 + its name (4 bytes): 10 fit in 1000.
+        for fd in 3..20 {
+            a.apply(&ev("openat", [at, 0, 0, 0, 0, 0], fd), file("/x/y"));
+        }
+        assert_eq!(a.len(), 10);
+        assert_eq!(budget.used(), 1000);
+        assert_eq!(budget.refused.load(Ordering::Relaxed), 7);
+        // A fork's copy cannot be paid for: it starts empty, counted.
+        let child = a.clone();
+        assert!(child.is_empty());
+        assert_eq!(child.untracked, a.untracked + 10);
+        a.apply(&ev("close", [3, 0, 0, 0, 0, 0], 0), None);
+        assert_eq!(budget.used(), 900);
+        let kept = a.after_exec();
+        drop(kept);
+        drop(child);
+        assert_eq!(budget.used(), 0, "every byte is given back");
     }
 
     fn file(name: &str) -> Option<Arc<FdEntry>> {

@@ -31,8 +31,13 @@ pub struct State {
 impl State {
     /// A state seeded from /proc, looking container metadata up under
     /// `host_root` and on the given CRI sockets (default: the usual ones).
-    pub fn from_proc(host_root: std::path::PathBuf, cri_sockets: Vec<std::path::PathBuf>) -> Self {
+    pub fn from_proc(
+        host_root: std::path::PathBuf,
+        cri_sockets: Vec<std::path::PathBuf>,
+        fd_table_bytes: usize,
+    ) -> Self {
         let mut s = Self::empty();
+        s.processes.set_fd_budget(fd_table_bytes);
         s.containers = container::Containers::new(Some(host_root), cri_sockets);
         s.processes.seed_from_proc();
         for p in s.processes.iter() {

@@ -8,11 +8,13 @@
 //!   `Origin::Header`, so it is never looked up twice.
 //! - Bounded: past `capacity`, the oldest-started entries go, counted.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     container::{self, Container},
-    fds::Fds,
+    fds::{FdBudget, Fds},
     procfs,
 };
 use crate::event::{Detail, Event, Exec, Text, text};
@@ -116,6 +118,8 @@ impl Process {
 pub struct ProcessTable {
     procs: HashMap<u32, Process>,
     capacity: usize,
+    /// What all descriptor tables may hold together.
+    fd_budget: Arc<FdBudget>,
     /// Wall-clock ns of boot, for /proc start times.
     boot_wall_ns: u64,
     pub evicted: u64,
@@ -132,6 +136,7 @@ impl ProcessTable {
         Self {
             procs: HashMap::default(),
             capacity,
+            fd_budget: FdBudget::new(super::fds::DEFAULT_BUDGET_BYTES),
             boot_wall_ns: boot_wall_ns(),
             evicted: 0,
             proc_lookups: 0,
@@ -141,6 +146,26 @@ impl ProcessTable {
 
     pub fn len(&self) -> usize {
         self.procs.len()
+    }
+
+    /// Replaces the descriptor tables' budget (at start, before any
+    /// process is kept).
+    pub fn set_fd_budget(&mut self, bytes: usize) {
+        self.fd_budget = FdBudget::new(bytes);
+    }
+
+    pub fn fd_budget(&self) -> &Arc<FdBudget> {
+        &self.fd_budget
+    }
+
+    /// Processes evicted plus descriptors not kept: what the limits cost.
+    pub fn limits_hit(&self) -> (u64, u64) {
+        (
+            self.evicted,
+            self.fd_budget
+                .refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Wall-clock ns of boot (exec start times are relative to it).
@@ -179,7 +204,8 @@ impl ProcessTable {
 
     /// Adds or replaces an entry (seeding, exec, fork; benchmarks and replay).
     pub fn insert(&mut self, p: Process) {
-        let p = p.finish();
+        let mut p = p.finish();
+        p.fds.join(&self.fd_budget);
         if self.procs.len() >= self.capacity && !self.procs.contains_key(&p.pid) {
             self.evict();
         }

@@ -256,6 +256,21 @@ fn main() {
                     err()
                 );
             }
+            // hold-open DIR SECS: open every file in DIR, keep them open SECS seconds
+            "hold-open" => {
+                let mut fds = Vec::new();
+                for e in std::fs::read_dir(OsStr::from_bytes(&arg(1))).unwrap() {
+                    let path = e.unwrap().path();
+                    let fd = libc::open(cstr(path.as_os_str().as_bytes()).as_ptr(), libc::O_RDONLY);
+                    assert!(fd >= 0, "open {path:?} failed");
+                    fds.push(fd);
+                }
+                let secs: u32 = String::from_utf8(arg(2)).unwrap().parse().unwrap();
+                libc::sleep(secs);
+                for fd in fds {
+                    libc::close(fd);
+                }
+            }
             // setuid UID
             "setuid" => {
                 let uid: u32 = String::from_utf8(arg(1)).unwrap().parse().unwrap();

@@ -292,3 +292,46 @@ fn the_new_mount_api_is_seen_with_its_arguments() {
     assert!(agent.stop().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many descriptors with long names cannot grow the agent past its limit:
+/// the descriptor tables stop at `state.fd_table_mib`, count what they
+/// refuse, and the agent says so in an alert.
+#[test]
+fn descriptor_tables_stay_within_their_budget() {
+    let dir = std::env::temp_dir().join(format!("mamori-fdbudget-{}", std::process::id()));
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    // 3,000 descriptors with 240-byte names: over 1 MiB of table.
+    for i in 0..3000 {
+        std::fs::write(files.join(format!("{i:05}-{}", "n".repeat(234))), "").unwrap();
+    }
+    // A rule on close keeps every descriptor in the tables.
+    let rules = dir.join("close.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Close watched\n  desc: test\n  condition: evt.type = close and fd.name = /nonexistent\n  output: closed\n  priority: DEBUG\n",
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap(), "-o", "state.fd_table_mib=1"]);
+    let holder = std::process::Command::new(mamori_e2e::sibling_binary("mamori-actor"))
+        .args(["hold-open", files.to_str().unwrap(), "4"])
+        .spawn()
+        .unwrap();
+    let alert = agent
+        .wait_alert_where("mamori internal: state limit reached", |_| true)
+        .expect("no alert for the full descriptor tables");
+    let used = agent.metric("mamori_fd_table_bytes").unwrap();
+    let limit = agent.metric("mamori_fd_table_limit_bytes").unwrap();
+    let refused = agent.metric("mamori_fd_table_refused_total").unwrap();
+    let _ = holder.wait_with_output();
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(limit, f64::from(1u32 << 20));
+    assert!(used <= limit, "{used} > {limit}");
+    assert!(refused > 0.0);
+    assert!(
+        alert["output_fields"]["n_fds_refused"].as_u64().unwrap() > 0,
+        "{alert}"
+    );
+    assert_eq!(alert["priority"], "Error");
+}
