@@ -203,6 +203,7 @@ field_table! {
 
     ContainerId = "container.id", Str, None, "Container id (12 characters), or `host`.";
     ContainerFullId = "container.full_id", Str, None, "Full container id, or `host`.";
+    ContainerUnconfirmedId = "container.unconfirmed_id", Str, None, "The container id the process's cgroup is named after when neither the runtime knows it nor the process's mount namespace differs from the host's (then container.id is `host`) (mamori).";
     ContainerName = "container.name", Str, None, "Container name, or `host`.";
     ContainerImage = "container.image", Str, None, "Image name with tag.";
     ContainerImageId = "container.image.id", Str, None, "Image id.";

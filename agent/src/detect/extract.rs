@@ -188,7 +188,15 @@ impl<'a> View<'a> {
         self.state.users.db(self.ev.task.mntns)
     }
 
+    /// The container the process is in: the one its cgroup names, when
+    /// the runtime or the namespaces confirm it ([`State::confirms`]).
     fn container(&self) -> Option<&Container> {
+        self.claimed_container()
+            .filter(|c| self.state.confirms(c, self.ev.task.mntns))
+    }
+
+    /// The container the process's cgroup names, confirmed or not.
+    fn claimed_container(&self) -> Option<&Container> {
         self.proc()
             .and_then(|p| p.container.as_ref())
             .or_else(|| self.state.containers.by_cgroup(self.ev.task.cgroup_id))
@@ -395,6 +403,13 @@ impl View<'_> {
         Some(match field {
             F::ContainerId => self.container_id(false),
             F::ContainerFullId => self.container_id(true),
+            F::ContainerUnconfirmedId => {
+                let c = self.claimed_container()?;
+                if self.state.confirms(c, self.ev.task.mntns) {
+                    return None;
+                }
+                Value::owned(c.id().as_bytes())
+            }
             F::ContainerName if !self.in_container() => Value::str(b"host"),
             F::ContainerType => match self.container() {
                 Some(c) => Value::str(c.runtime.as_bytes()),

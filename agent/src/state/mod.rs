@@ -26,6 +26,11 @@ pub struct State {
     pub processes: ProcessTable,
     pub users: users::Users,
     pub containers: container::Containers,
+    /// The host's mount namespace (`/proc/1/ns/mnt`), 0 when unknown
+    /// (replay, tests): a cgroup named like a container counts only when
+    /// the runtime knows the container or the process's mount namespace
+    /// is not this one.
+    pub host_mntns: u32,
 }
 
 impl State {
@@ -38,6 +43,10 @@ impl State {
     ) -> Self {
         let mut s = Self::empty();
         s.processes.set_fd_budget(fd_table_bytes);
+        // init's, else kthreadd's: kernel threads live in the initial
+        // mount namespace (init's link may be unreadable, as under
+        // some VM inits).
+        s.host_mntns = procfs::mnt_ns(1).or_else(|| procfs::mnt_ns(2)).unwrap_or(0);
         s.containers = container::Containers::new(Some(host_root), cri_sockets);
         s.processes.seed_from_proc();
         for p in s.processes.iter() {
@@ -65,7 +74,21 @@ impl State {
             processes: ProcessTable::new(process::DEFAULT_CAPACITY),
             users: users::Users::default(),
             containers: container::Containers::default(),
+            host_mntns: 0,
         }
+    }
+
+    /// Whether `c`, which a process's cgroup names, is a container: its
+    /// runtime knows it, or the process (mount namespace `mntns`) is not
+    /// in the host's mount namespace. A cgroup's name alone decides
+    /// nothing: anyone who can make a cgroup can name it.
+    pub fn confirms(&self, c: &container::Container, mntns: u32) -> bool {
+        self.host_mntns == 0
+            || mntns != self.host_mntns
+            || matches!(
+                self.containers.meta(&c.full_id),
+                Some(container::Meta::Known(_))
+            )
     }
 
     /// The container `ev` belongs to. An exec into a container not seen

@@ -15,6 +15,13 @@ pub fn proc_root() -> PathBuf {
     std::env::var_os("MAMORI_PROC").map_or_else(|| PathBuf::from("/proc"), PathBuf::from)
 }
 
+/// The mount namespace of `pid` (`mnt:[INODE]`).
+pub fn mnt_ns(pid: u32) -> Option<u32> {
+    let link = fs::read_link(proc_root().join(pid.to_string()).join("ns/mnt")).ok()?;
+    let s = link.to_str()?;
+    s.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok()
+}
+
 /// Pids of every process now.
 pub fn pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir(proc_root()) else {

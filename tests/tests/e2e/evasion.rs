@@ -335,3 +335,36 @@ fn descriptor_tables_stay_within_their_budget() {
     );
     assert_eq!(alert["priority"], "Error");
 }
+
+/// A cgroup named like a container decides nothing: a host process moved
+/// into one is still the host's (`container.id` = host), and the mismatch
+/// is reported. Real containers keep their ids (the containers tests).
+#[test]
+fn a_cgroup_named_like_a_container_does_not_make_one() {
+    let id = format!("{:0>64x}", 0xdead_beef_u64 + u64::from(std::process::id()));
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids").join(&id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
+        cgroup.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let mismatch = agent.wait_alert("Process in a cgroup named like an unknown container", pid);
+    let read = agent.wait_alert("Credential file read by unexpected process", pid);
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir(&cgroup);
+    let mismatch = mismatch.expect("the fake container cgroup is not reported");
+    assert_eq!(
+        mismatch["output_fields"]["container.unconfirmed_id"],
+        &id[..12]
+    );
+    assert_eq!(mismatch["output_fields"]["container.id"], "host");
+    let read = read.expect("the shadow read is not reported");
+    assert_eq!(read["output_fields"]["container.id"], "host", "{read}");
+}
