@@ -5,34 +5,29 @@ use mamori_common::{Counter, syscalls::*};
 
 use crate::{
     fd::{push_fd, push_no_fd, push_sock},
-    kernel::{current_regs, current_task},
+    kernel::current_task,
     maps::count,
     prefilter,
     record::Record,
-    syscall::{exit_args, start, wanted},
+    syscall::on_exit,
 };
 
 #[tracepoint]
 pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
     unsafe {
-        let Some((nr, ret)) = exit_args(&ctx) else {
-            return 0;
-        };
-        if !wanted(nr) {
-            return 0;
-        }
-        let a = current_regs().args;
-        // No rule could match this open: drop it before any record is built.
-        if !prefilter::admits(nr, ret, &a, current_task()) {
-            count(Counter::Filtered);
-            return 0;
-        }
-        let Some(mut rec) = start(nr, ret, &a) else {
-            return 0;
-        };
-        params(&mut rec, nr, &a, ret);
-        rec.submit();
-    }
+        on_exit(
+            &ctx,
+            |nr, ret, a| {
+                // No rule could match this open: drop it before any record is built.
+                let admitted = prefilter::admits(nr, ret, a, current_task());
+                if !admitted {
+                    count(Counter::Filtered);
+                }
+                admitted
+            },
+            |rec, nr, a, ret| params(rec, nr, a, ret),
+        )
+    };
     0
 }
 

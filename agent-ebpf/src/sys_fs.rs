@@ -9,10 +9,10 @@ use mamori_common::{Counter, syscalls::*};
 
 use crate::{
     fd::{push_fd, push_no_fd, push_sock},
-    kernel::{current_regs, current_task},
+    kernel::current_task,
     maps::count,
     record::Record,
-    syscall::{exit_args, start, wanted},
+    syscall::on_exit,
 };
 
 /// `fcntl` commands that duplicate a descriptor.
@@ -24,24 +24,19 @@ const FSCONFIG_SET_STRING: u64 = 1;
 #[tracepoint]
 pub fn sys_exit_fs(ctx: TracePointContext) -> u32 {
     unsafe {
-        let Some((nr, ret)) = exit_args(&ctx) else {
-            return 0;
-        };
-        if !wanted(nr) {
-            return 0;
-        }
-        let a = current_regs().args;
-        // Of fcntl, only the commands that make a descriptor matter.
-        if nr == FCNTL && a[1] != F_DUPFD && a[1] != F_DUPFD_CLOEXEC {
-            count(Counter::Filtered);
-            return 0;
-        }
-        let Some(mut rec) = start(nr, ret, &a) else {
-            return 0;
-        };
-        params(&mut rec, nr, &a, ret);
-        rec.submit();
-    }
+        on_exit(
+            &ctx,
+            |nr, _, a| {
+                // Of fcntl, only the commands that make a descriptor matter.
+                let dup = nr != FCNTL || a[1] == F_DUPFD || a[1] == F_DUPFD_CLOEXEC;
+                if !dup {
+                    count(Counter::Filtered);
+                }
+                dup
+            },
+            |rec, nr, a, ret| params(rec, nr, a, ret),
+        )
+    };
     0
 }
 

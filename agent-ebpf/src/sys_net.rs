@@ -8,21 +8,12 @@ use crate::{
     fd::push_sock,
     kernel::current_task,
     record::Record,
-    syscall::{begin, exit_args},
+    syscall::on_exit,
 };
 
 #[tracepoint]
 pub fn sys_exit_net(ctx: TracePointContext) -> u32 {
-    unsafe {
-        let Some((nr, ret)) = exit_args(&ctx) else {
-            return 0;
-        };
-        let Some((mut rec, a)) = begin(nr, ret) else {
-            return 0;
-        };
-        params(&mut rec, nr, &a, ret);
-        rec.submit();
-    }
+    unsafe { on_exit(&ctx, |_, _, _| true, |rec, nr, a, ret| params(rec, nr, a, ret)) };
     0
 }
 

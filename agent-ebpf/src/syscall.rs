@@ -61,6 +61,38 @@ pub unsafe fn start(nr: u32, ret: i64, args: &[u64; 6]) -> Option<Record> {
     Some(rec)
 }
 
+/// The body of a family's exit program: when syscall `nr` is wanted, the
+/// caller is not the agent and `keep` (a cheap test of the result and the
+/// registers, before any record is built) admits the call, its record with
+/// the parameters `params` pushes.
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves, in that program's context (the
+/// current task is the one making the syscall).
+#[inline(always)]
+pub unsafe fn on_exit(
+    ctx: &TracePointContext,
+    keep: impl FnOnce(u32, i64, &[u64; 6]) -> bool,
+    params: impl FnOnce(&mut Record, u32, &[u64; 6], i64),
+) {
+    let Some((nr, ret)) = exit_args(ctx) else {
+        return;
+    };
+    if !wanted(nr) {
+        return;
+    }
+    let a = current_regs().args;
+    if !keep(nr, ret, &a) {
+        return;
+    }
+    let Some(mut rec) = start(nr, ret, &a) else {
+        return;
+    };
+    params(&mut rec, nr, &a, ret);
+    rec.submit();
+}
+
 /// Starts a syscall record when `nr` is wanted and the caller is not the
 /// agent. Returns the record and the argument registers.
 ///

@@ -30,6 +30,17 @@ fn wait_ready(port: u16) {
     }
 }
 
+/// Stops the agent while a flood overflows its ring, then lets it go.
+fn overflow(child: &Child) {
+    signal(child, libc::SIGSTOP);
+    let status = Command::new(sibling_binary("mamori-actor"))
+        .args(["flood", "100000"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    signal(child, libc::SIGCONT);
+}
+
 /// Reads stdout lines on a thread so the agent never blocks on its pipe.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -92,13 +103,7 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
     assert_eq!(http_get(port, "/healthz").unwrap().0, 200);
 
     // Stop the agent while a flood overflows its 1 MiB ring, then let it go.
-    signal(&child, libc::SIGSTOP);
-    let status = Command::new(sibling_binary("mamori-actor"))
-        .args(["flood", "100000"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    signal(&child, libc::SIGCONT);
+    overflow(&child);
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let alert = loop {
@@ -133,13 +138,7 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
     // A second overflow, within the 30 s that follow an alert, then stop:
     // its losses are reported at shutdown, and the alerts' counts add up
     // to every loss.
-    signal(&child, libc::SIGSTOP);
-    let status = Command::new(sibling_binary("mamori-actor"))
-        .args(["flood", "100000"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    signal(&child, libc::SIGCONT);
+    overflow(&child);
     signal(&child, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
