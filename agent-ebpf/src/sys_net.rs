@@ -4,16 +4,17 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use mamori_common::syscalls::*;
 
-use crate::{
-    fd::push_sock,
-    kernel::current_task,
-    record::Record,
-    syscall::on_exit,
-};
+use crate::{fd::push_sock, kernel::current_task, record::Record, syscall::on_exit};
 
 #[tracepoint]
 pub fn sys_exit_net(ctx: TracePointContext) -> u32 {
-    unsafe { on_exit(&ctx, |_, _, _| true, |rec, nr, a, ret| params(rec, nr, a, ret)) };
+    unsafe {
+        on_exit(
+            &ctx,
+            |_, _, _| true,
+            |rec, nr, a, ret| params(rec, nr, a, ret),
+        )
+    };
     0
 }
 
