@@ -14,6 +14,7 @@
 
 pub mod offsets;
 pub mod syscalls;
+pub mod uring;
 
 pub use offsets::KernelOffsets;
 
@@ -49,6 +50,13 @@ pub enum EventKind {
     Fork = 3,
     /// A task exit, from `sched_process_exit`: [`ExitBody`].
     Exit = 4,
+    /// An io_uring request as submitted, after the kernel copied its
+    /// arguments: [`UringBody`] + the parameters of the syscall it stands
+    /// for (`header.syscall_nr`) known then.
+    UringSubmit = 5,
+    /// The same request's completion: [`UringBody`] + the parameters known
+    /// from its result (`header.ret`), the others absent.
+    UringComplete = 6,
 }
 
 impl EventKind {
@@ -58,6 +66,8 @@ impl EventKind {
             2 => Some(Self::Exec),
             3 => Some(Self::Fork),
             4 => Some(Self::Exit),
+            5 => Some(Self::UringSubmit),
+            6 => Some(Self::UringComplete),
             _ => None,
         }
     }
@@ -116,6 +126,26 @@ pub struct EventHeader {
 pub struct SyscallBody {
     pub args: [u64; 6],
 }
+
+/// Body of [`EventKind::UringSubmit`] and [`EventKind::UringComplete`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UringBody {
+    /// The arguments the syscall it stands for would have had in its
+    /// registers (descriptors, flags, modes; pointers are 0).
+    pub args: [u64; 6],
+    /// The request (`struct io_kiocb *`): pairs a submission with its
+    /// completion. Requests are reused once completed.
+    pub req: u64,
+    /// `IORING_OP_*`.
+    pub op: u32,
+    /// [`URING_NO_COMPLETION`].
+    pub flags: u32,
+}
+
+/// The request asked for no completion on success
+/// (`IOSQE_CQE_SKIP_SUCCESS`): its submission is all there will be.
+pub const URING_NO_COMPLETION: u32 = 1;
 
 /// Body of [`EventKind::Exec`]. Parameters follow in [`ExecParam`] order.
 #[repr(C)]

@@ -147,6 +147,47 @@ kernel_offsets! {
     bprm_file = "linux_binprm"."file", true;
     bprm_filename = "linux_binprm"."filename", true;
     bprm_interp = "linux_binprm"."interp", true;
+    /// io_uring (optional: `CONFIG_IO_URING`). The request and the
+    /// per-operation command each op's `prep` fills inside it.
+    uring_req_opcode = "io_kiocb"."opcode", false;
+    /// Where the per-operation command (`io_open`, `io_unlink`...) lives.
+    uring_req_cmd = "io_kiocb"."cmd", false;
+    uring_req_file = "io_kiocb"."file", false;
+    uring_req_flags = "io_kiocb"."flags", false;
+    /// The descriptor named in the SQE (the file is looked up at issue).
+    uring_req_fd = "io_kiocb"."cqe.fd", false;
+    uring_open_dfd = "io_open"."dfd", false;
+    uring_open_slot = "io_open"."file_slot", false;
+    uring_open_name = "io_open"."filename", false;
+    uring_open_how = "io_open"."how", false;
+    uring_unlink_dfd = "io_unlink"."dfd", false;
+    uring_unlink_flags = "io_unlink"."flags", false;
+    uring_unlink_name = "io_unlink"."filename", false;
+    uring_rename_old_dfd = "io_rename"."old_dfd", false;
+    uring_rename_new_dfd = "io_rename"."new_dfd", false;
+    uring_rename_old = "io_rename"."oldpath", false;
+    uring_rename_new = "io_rename"."newpath", false;
+    uring_rename_flags = "io_rename"."flags", false;
+    uring_mkdir_dfd = "io_mkdir"."dfd", false;
+    uring_mkdir_mode = "io_mkdir"."mode", false;
+    uring_mkdir_name = "io_mkdir"."filename", false;
+    /// `io_link` serves linkat and symlinkat.
+    uring_link_old_dfd = "io_link"."old_dfd", false;
+    uring_link_new_dfd = "io_link"."new_dfd", false;
+    uring_link_old = "io_link"."oldpath", false;
+    uring_link_new = "io_link"."newpath", false;
+    uring_link_flags = "io_link"."flags", false;
+    uring_connect_addr = "io_connect"."addr", false;
+    uring_connect_len = "io_connect"."addr_len", false;
+    uring_socket_domain = "io_socket"."domain", false;
+    uring_socket_type = "io_socket"."type", false;
+    uring_socket_protocol = "io_socket"."protocol", false;
+    uring_socket_slot = "io_socket"."file_slot", false;
+    uring_accept_flags = "io_accept"."flags", false;
+    uring_accept_slot = "io_accept"."file_slot", false;
+    uring_close_fd = "io_close"."fd", false;
+    /// The kernel's copy of a path (`struct filename`).
+    filename_name = "filename"."name", false;
 }
 
 impl Default for KernelOffsets {

@@ -25,6 +25,9 @@
 //! | connect, bind, sendto | sockaddr (user bytes), socket [`crate::SockTuple`] |
 //! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
 //! | everything else | none (arguments are in the body) |
+//!
+//! io_uring requests reported as one of these syscalls carry the same
+//! layout (see [`crate::uring`]); their path names are kernel strings.
 
 /// Which kernel program handles a syscall's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -78,7 +78,18 @@ pub unsafe fn file_info(file: u64) -> FileInfo {
 /// the record this CPU is building.
 #[inline(always)]
 pub unsafe fn push_fd(rec: &mut Record, task: u64, fd: i64) {
-    let file = fd_file(task, fd);
+    push_file(rec, task, fd_file(task, fd));
+}
+
+/// Pushes a `struct file`'s resolved path and its [`FileInfo`] (two
+/// parameters, absent when `file` is 0).
+///
+/// # Safety
+///
+/// As [`push_fd`]; `file` is a kernel address or 0, read through
+/// `bpf_probe_read_kernel`.
+#[inline(always)]
+pub unsafe fn push_file(rec: &mut Record, task: u64, file: u64) {
     if file == 0 {
         rec.push_absent(ParamType::KernelPath);
         rec.push_absent(ParamType::FileInfo);
@@ -101,7 +112,18 @@ pub unsafe fn push_fd(rec: &mut Record, task: u64, fd: i64) {
 /// the record this CPU is building.
 #[inline(always)]
 pub unsafe fn push_sock(rec: &mut Record, task: u64, fd: i64) {
-    let file = fd_file(task, fd);
+    push_sock_file(rec, fd_file(task, fd));
+}
+
+/// Pushes the socket addresses of a `struct file` as a [`SockTuple`]
+/// (absent when it is not a socket).
+///
+/// # Safety
+///
+/// As [`push_sock`]; `file` is a kernel address or 0, read through
+/// `bpf_probe_read_kernel`.
+#[inline(always)]
+pub unsafe fn push_sock_file(rec: &mut Record, file: u64) {
     let inode = ptr(file, off!(file_inode));
     let mode = read::<u16>(inode, off!(inode_mode)).unwrap_or(0) as u32;
     if file == 0 || mode & S_IFMT != S_IFSOCK {

@@ -14,6 +14,8 @@
 //!   that have no per-syscall tracepoint on this kernel (attached only then).
 //! - `sched_process_exec`, `sched_process_fork`, `sched_process_exit`:
 //!   BTF tracepoints giving the kernel's view of process life.
+//! - `io_uring_submit_req`, `io_uring_complete`: BTF tracepoints reporting
+//!   io_uring operations as the syscalls they stand for.
 #![no_std]
 #![no_main]
 #![allow(
@@ -38,6 +40,7 @@ mod sys_fs;
 mod sys_net;
 mod sys_proc;
 mod syscall;
+mod uring;
 
 #[cfg(not(test))]
 #[panic_handler]

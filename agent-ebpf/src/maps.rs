@@ -76,6 +76,7 @@ pub struct WireTypes {
     pub exec: mamori_common::ExecBody,
     pub fork: mamori_common::ForkBody,
     pub exit: mamori_common::ExitBody,
+    pub uring: mamori_common::UringBody,
     pub param: mamori_common::ParamHeader,
     pub sock: mamori_common::SockTuple,
     pub file: mamori_common::FileInfo,

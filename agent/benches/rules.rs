@@ -92,6 +92,7 @@ fn open_event(pid: u32, comm: &str, path: &str, flags: u64) -> Event {
                     fs_magic: 0xef53,
                 }),
             ],
+            uring: None,
         },
     }
 }
@@ -139,6 +140,7 @@ fn connect_event(pid: u32, comm: &str, port: u16) -> Event {
                 Param::Bytes(vec![2, 0, (port >> 8) as u8, port as u8, 93, 184, 216, 34]),
                 Param::Sock(t),
             ],
+            uring: None,
         },
     }
 }

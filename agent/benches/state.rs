@@ -44,7 +44,11 @@ fn syscall(pid: u32, cg: u64, name: &str, args: [u64; 6], ret: i64, params: Vec<
         time_ns: 1_000,
         task: task(pid, "worker", cg),
         ret,
-        detail: Detail::Syscall { args, params },
+        detail: Detail::Syscall {
+            args,
+            params,
+            uring: None,
+        },
     }
 }
 

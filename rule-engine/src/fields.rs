@@ -88,6 +88,8 @@ field_table! {
     EvtIsOpenWrite = "evt.is_open_write", Bool, None, "An open for writing.";
     EvtIsOpenExec = "evt.is_open_exec", Bool, None, "An open of an executable file (O_EXEC or an exec).";
     EvtIsOpenCreate = "evt.is_open_create", Bool, None, "An open that may create the file (O_CREAT).";
+    EvtIsIoUring = "evt.is_io_uring", Bool, None, "The act came through an io_uring request (no such syscall was made; evt.type is the syscall it stands for) (mamori).";
+    EvtIoUringOp = "evt.io_uring.op", Str, None, "The io_uring operation (IORING_OP_OPENAT...); absent for real syscalls (mamori).";
     EvtArg = "evt.arg", Str, EventArg, "A syscall argument by name (evt.arg.flags) or index (evt.arg[0]), rendered as text.";
     EvtRawArg = "evt.rawarg", Int, EventArg, "A syscall argument's raw numeric value.";
     EvtArgs = "evt.args", Str, None, "All syscall arguments as name=value text.";

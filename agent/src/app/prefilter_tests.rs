@@ -187,7 +187,11 @@ fn event(o: &Open) -> Event {
             ..Task::default()
         },
         ret: o.ret,
-        detail: Detail::Syscall { args, params },
+        detail: Detail::Syscall {
+            args,
+            params,
+            uring: None,
+        },
     }
 }
 

@@ -293,6 +293,7 @@ fn build(spec: &EventSpec, seq: u64, state: &mut State) -> Result<Event, String>
                 Detail::Syscall {
                     args: [0; 6],
                     params: Vec::new(),
+                    uring: None,
                 },
             )
         }

@@ -5,7 +5,7 @@
 use mamori_common::{
     EXEC_NPARAMS, EventHeader, EventKind, ExecBody, ExecParam, ExitBody, FileInfo, ForkBody,
     PARAM_ABSENT, PARAM_ALIGN, PARAM_FAULT, PARAM_PARTIAL_PATH, PARAM_TRUNCATED, ParamHeader,
-    ParamType, SockTuple, SyscallBody, syscalls,
+    ParamType, SockTuple, SyscallBody, URING_NO_COMPLETION, UringBody, syscalls,
 };
 
 use crate::event::{Detail, Event, EventType, Exec, Param, Task, Text};
@@ -56,6 +56,11 @@ impl Clock {
         Self { offset_ns }
     }
 
+    /// Wall-clock time now, on this clock.
+    pub fn now_ns(&self) -> u64 {
+        self.wall_ns(clock_ns(libc::CLOCK_BOOTTIME))
+    }
+
     pub fn wall_ns(&self, boot_ns: u64) -> u64 {
         boot_ns.saturating_add(self.offset_ns)
     }
@@ -95,6 +100,20 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, Error> {
                 Detail::Syscall {
                     args: body.args,
                     params,
+                    uring: None,
+                },
+            )
+        }
+        EventKind::UringSubmit | EventKind::UringComplete => {
+            let sc = syscalls::by_nr(h.syscall_nr).ok_or(Error::UnknownSyscall(h.syscall_nr))?;
+            let body: UringBody = read(bytes, body_at).ok_or_else(short)?;
+            let params = params(bytes, body_at + size_of::<UringBody>(), h.nparams)?;
+            (
+                EventType::Syscall(sc),
+                Detail::Syscall {
+                    args: body.args,
+                    params,
+                    uring: Some(body.op as u8),
                 },
             )
         }
@@ -149,6 +168,31 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, Error> {
         ret: h.ret,
         detail,
     })
+}
+
+/// Which half of an io_uring request a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UringPart {
+    /// Submitted; `last` when no completion will follow.
+    Submitted {
+        last: bool,
+    },
+    Completed,
+}
+
+/// The request an io_uring record belongs to (`req` pairs the halves),
+/// or `None` for any other record.
+pub fn uring_part(bytes: &[u8]) -> Option<(u64, UringPart)> {
+    let h: EventHeader = read(bytes, 0)?;
+    let body: UringBody = read(bytes, size_of::<EventHeader>())?;
+    let part = match EventKind::from_u16(h.kind)? {
+        EventKind::UringSubmit => UringPart::Submitted {
+            last: body.flags & URING_NO_COMPLETION != 0,
+        },
+        EventKind::UringComplete => UringPart::Completed,
+        _ => return None,
+    };
+    Some((body.req, part))
 }
 
 fn task(h: &EventHeader) -> Task {

@@ -54,6 +54,8 @@ pub struct AttachReport {
     /// Whether the kernel runs 32-bit syscalls (watched by `raw_sys_exit`
     /// when a rule asks for `compat_syscall`).
     pub ia32: super::ia32::Ia32,
+    /// Why io_uring operations are not watched; `None` when they are.
+    pub uring_unwatched: Option<String>,
     /// Optional kernel members missing on this kernel (fields left empty).
     pub missing_members: Vec<String>,
     /// The cgroup hierarchy used for container ids.
@@ -108,6 +110,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
     ] {
         attach_btf(&mut ebpf, name, &aya_btf)?;
     }
+    report.uring_unwatched = attach_uring(&mut ebpf, &aya_btf, &resolved.offsets)?;
     write_prefilter(&mut ebpf, &opts.prefilter)?;
     attach_syscalls(&mut ebpf, &opts.syscalls, &mut report)?;
     info!(
@@ -129,6 +132,23 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
             info!(reason = %why, "32-bit (ia32) syscalls are disabled on this kernel")
         }
     }
+    match (&report.uring_unwatched, uring_sysctl()) {
+        (None, Some(2)) => info!(
+            "io_uring operations are watched (io_uring is disabled on this node: \
+             kernel.io_uring_disabled = 2)"
+        ),
+        (None, _) => {
+            info!("io_uring operations are watched, reported as the syscalls they stand for")
+        }
+        (Some(why), Some(2)) => {
+            info!(reason = %why, "io_uring operations are not watched; io_uring is disabled on this node")
+        }
+        (Some(why), _) => warn!(
+            reason = %why,
+            "io_uring operations are NOT watched: files opened, paths changed and connections \
+             made through a ring bypass the rules"
+        ),
+    }
     if !report.unavailable.is_empty() {
         warn!(
             syscalls = ?report.unavailable,
@@ -141,6 +161,46 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         debug!(members = ?report.missing_members, "optional kernel members missing");
     }
     Ok(Loaded { ebpf, report })
+}
+
+/// Attaches the io_uring programs when this kernel has io_uring and the
+/// members they read. `Err` says why not (nothing attached); a load or
+/// attach failure is an error of the capture.
+fn attach_uring(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    offsets: &mamori_common::KernelOffsets,
+) -> Result<Option<String>, CaptureError> {
+    if !Path::new(TRACEFS).join("events/io_uring").exists() {
+        return Ok(Some("the kernel has no io_uring tracepoints".into()));
+    }
+    let missing: Vec<_> = mamori_common::KernelOffsets::MEMBERS
+        .iter()
+        .zip(offsets.values())
+        .filter(|((ty, _, _), off)| {
+            (ty.starts_with("io_") || *ty == "filename") && *off == mamori_common::offsets::MISSING
+        })
+        .map(|((ty, m, _), _)| format!("{ty}.{m}"))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Some(format!(
+            "the kernel's BTF lacks {}",
+            missing.join(", ")
+        )));
+    }
+    attach_btf(ebpf, "io_uring_submit_req", btf)?;
+    attach_btf(ebpf, "io_uring_complete", btf)?;
+    Ok(None)
+}
+
+/// `kernel.io_uring_disabled` (0 allowed, 1 only for `io_uring_group`, 2
+/// disabled), when the kernel has it.
+fn uring_sysctl() -> Option<u8> {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), CaptureError> {

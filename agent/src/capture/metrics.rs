@@ -62,6 +62,15 @@ fn families(h: &CountersHandle, f: &mut Families<'_>) -> exposition::Result {
         "32-bit (ia32) syscalls seen; each process using them is reported once.",
         c.compat_syscalls,
     )?;
+    f.counters(
+        "mamori_uring_unpaired",
+        "io_uring requests reported from one half: a submission whose completion did not come \
+         in time (result unknown), or a completion whose submission was not seen.",
+        [
+            ([("half", "submission".to_string())], c.uring_unanswered),
+            ([("half", "completion".to_string())], c.uring_unmatched),
+        ],
+    )?;
     let runs = h.program_runs();
     if runs.iter().any(|r| r.runs > 0) {
         f.counters(

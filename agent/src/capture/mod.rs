@@ -17,6 +17,7 @@ pub mod loader;
 pub mod metrics;
 pub mod mounts;
 pub mod offsets;
+pub mod uring;
 
 #[cfg(test)]
 mod layout_tests;
@@ -163,6 +164,10 @@ pub struct Counters {
     pub received: u64,
     /// Records that failed to decode.
     pub decode_errors: u64,
+    /// io_uring submissions reported without their completion (result
+    /// unknown), and completions without their submission.
+    pub uring_unanswered: u64,
+    pub uring_unmatched: u64,
 }
 
 /// One kernel program's runs, from the kernel's BPF statistics.
@@ -187,6 +192,8 @@ impl Counters {
 struct UserCounters {
     received: AtomicU64,
     decode_errors: AtomicU64,
+    uring_unanswered: AtomicU64,
+    uring_unmatched: AtomicU64,
 }
 
 /// A running capture: programs attached, ring ready to read.
@@ -289,6 +296,7 @@ impl Capture {
             user: self.user.clone(),
             clock: decode::Clock::now(),
             heartbeat: None,
+            uring: uring::UringJoin::default(),
         })
     }
 }
@@ -320,6 +328,8 @@ impl CountersHandle {
             compat_syscalls: per_cpu(Counter::CompatSyscalls).iter().sum(),
             received: self.user.received.load(Ordering::Relaxed),
             decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
+            uring_unanswered: self.user.uring_unanswered.load(Ordering::Relaxed),
+            uring_unmatched: self.user.uring_unmatched.load(Ordering::Relaxed),
         }
     }
 
@@ -368,6 +378,7 @@ pub struct Reader {
     user: Arc<UserCounters>,
     clock: decode::Clock,
     heartbeat: Option<crate::telemetry::liveness::Heartbeat>,
+    uring: uring::UringJoin,
 }
 
 impl Reader {
@@ -419,7 +430,10 @@ impl Reader {
                 let Some(item) = ring.next() else { break };
                 self.user.received.fetch_add(1, Ordering::Relaxed);
                 match decode::decode(&item, &self.clock) {
-                    Ok(ev) => batch.push(ev),
+                    Ok(ev) => match decode::uring_part(&item) {
+                        Some((req, part)) => self.uring.push(ev, req, part, &mut batch),
+                        None => batch.push(ev),
+                    },
                     Err(e) => {
                         let n = self.user.decode_errors.fetch_add(1, Ordering::Relaxed);
                         if (n + 1).is_power_of_two() {
@@ -428,7 +442,16 @@ impl Reader {
                     }
                 }
             }
-            let more = batch.len() == SEND_BATCH;
+            let more = batch.len() >= SEND_BATCH;
+            if !more {
+                self.uring.expire(self.clock.now_ns(), &mut batch);
+                self.user
+                    .uring_unanswered
+                    .store(self.uring.unanswered, Ordering::Relaxed);
+                self.user
+                    .uring_unmatched
+                    .store(self.uring.unmatched, Ordering::Relaxed);
+            }
             if !batch.is_empty() {
                 let Ok(places) = self.tx.reserve_many(batch.len()).await else {
                     return false;

@@ -53,4 +53,21 @@ mod tests {
         assert_ne!(r.offsets.dentry_name_ptr, MISSING);
         assert_eq!(r.offsets.path_mnt, 0, "struct path starts with mnt");
     }
+
+    #[test]
+    fn the_io_uring_numbers_are_the_running_kernels() {
+        let data = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+        let btf = Btf::parse(&data).unwrap();
+        for (op, name, _) in mamori_common::uring::OPS {
+            assert_eq!(btf.enum_value(name).unwrap(), i64::from(*op), "{name}");
+        }
+        let bit = btf.enum_value("REQ_F_CQE_SKIP_BIT").unwrap();
+        assert_eq!(mamori_common::uring::REQ_F_CQE_SKIP, 1 << bit);
+        let r = resolve(&btf).unwrap();
+        assert!(
+            !r.missing_optional.iter().any(|m| m.starts_with("io_")),
+            "{:?}",
+            r.missing_optional
+        );
+    }
 }

@@ -255,6 +255,10 @@ impl View<'_> {
             F::EvtIsOpenWrite => Value::Bool(matches!(self.is_open()? & 3, 1 | 2)),
             F::EvtIsOpenCreate => Value::Bool(self.is_open()? & 0o100 != 0),
             F::EvtIsOpenExec => Value::Bool(matches!(ev.detail, Detail::Exec(_))),
+            F::EvtIsIoUring => Value::Bool(ev.uring_op().is_some()),
+            F::EvtIoUringOp => {
+                Value::str(mamori_common::uring::name_of(ev.uring_op()?)?.as_bytes())
+            }
             F::EvtArg => match arg {
                 FieldArg::Key(name) => Value::owned(args::by_name(ev, name)?),
                 FieldArg::Index(i) => Value::owned(args::by_index(ev, *i)?),

@@ -106,6 +106,7 @@ mod tests {
             detail: Detail::Syscall {
                 args: [3, 0, 16, 0, 0, 0],
                 params,
+                uring: None,
             },
         }
     }
@@ -169,6 +170,7 @@ mod tests {
                     }),
                     Param::Sock(t),
                 ],
+                uring: None,
             },
         }
     }
@@ -229,6 +231,7 @@ mod tests {
                     }),
                     Param::Absent,
                 ],
+                uring: None,
             },
         };
         let fd = FdView::of(&dup, None).unwrap();

@@ -146,6 +146,9 @@ pub enum Detail {
     Syscall {
         args: [u64; 6],
         params: Vec<Param>,
+        /// `Some(IORING_OP_*)` when the act came through io_uring: no such
+        /// syscall was made, a ring request did what it does.
+        uring: Option<u8>,
     },
     Exec(Box<Exec>),
     Fork {
@@ -213,6 +216,14 @@ impl Event {
         match &self.detail {
             Detail::Syscall { params, .. } => params,
             _ => &[],
+        }
+    }
+
+    /// `IORING_OP_*` when the act came through io_uring.
+    pub fn uring_op(&self) -> Option<u8> {
+        match self.detail {
+            Detail::Syscall { uring, .. } => uring,
+            _ => None,
         }
     }
 

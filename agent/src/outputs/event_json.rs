@@ -55,9 +55,16 @@ pub fn event_json(ev: &Event) -> String {
         }),
     );
     match &ev.detail {
-        Detail::Syscall { args, params } => {
+        Detail::Syscall {
+            args,
+            params,
+            uring,
+        } => {
             doc.insert("args".into(), Value::from(args.to_vec()));
             doc.insert("params".into(), params.iter().map(param).collect());
+            if let Some(op) = uring {
+                doc.insert("io_uring_op".into(), Value::from(*op));
+            }
         }
         Detail::Exec(x) => {
             let opt = |t: &Option<Text>| t.as_ref().map_or(Value::Null, text);

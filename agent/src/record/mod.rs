@@ -221,6 +221,7 @@ pub(crate) mod tests {
                     }),
                     Param::Absent,
                 ],
+                uring: None,
             },
         }
     }

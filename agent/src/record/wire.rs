@@ -360,6 +360,9 @@ pub enum DetailRec {
     Syscall {
         args: [u64; 6],
         params: Vec<ParamRec>,
+        /// `IORING_OP_*` when the act came through io_uring.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uring: Option<u8>,
     },
     Exec(Box<ExecRec>),
     Fork {
@@ -389,9 +392,14 @@ pub struct EventRec {
 impl From<&Event> for EventRec {
     fn from(ev: &Event) -> Self {
         let detail = match &ev.detail {
-            Detail::Syscall { args, params } => DetailRec::Syscall {
+            Detail::Syscall {
+                args,
+                params,
+                uring,
+            } => DetailRec::Syscall {
                 args: *args,
                 params: params.iter().map(ParamRec::from).collect(),
+                uring: *uring,
             },
             Detail::Exec(x) => DetailRec::Exec(Box::new(x.as_ref().into())),
             Detail::Fork {
@@ -425,9 +433,14 @@ impl From<&Event> for EventRec {
 impl EventRec {
     pub fn to_event(&self) -> Result<Event, String> {
         let detail = match &self.detail {
-            DetailRec::Syscall { args, params } => Detail::Syscall {
+            DetailRec::Syscall {
+                args,
+                params,
+                uring,
+            } => Detail::Syscall {
                 args: *args,
                 params: params.iter().map(ParamRec::to_param).collect(),
+                uring: *uring,
             },
             DetailRec::Exec(x) => Detail::Exec(Box::new(x.to_exec())),
             DetailRec::Fork {

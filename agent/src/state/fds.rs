@@ -344,6 +344,7 @@ mod tests {
             detail: Detail::Syscall {
                 args,
                 params: Vec::new(),
+                uring: None,
             },
         }
     }

@@ -478,6 +478,7 @@ mod tests {
             detail: Detail::Syscall {
                 args: [0; 6],
                 params,
+                uring: None,
             },
         }
     }

@@ -368,3 +368,159 @@ fn a_cgroup_named_like_a_container_does_not_make_one() {
     let read = read.expect("the shadow read is not reported");
     assert_eq!(read["output_fields"]["container.id"], "host", "{read}");
 }
+
+/// io_uring requests make no syscall of their own: each is reported as
+/// the syscall it stands for, with the same fields, and raises the same
+/// rule as the plain syscall beside it. Opens into the ring's own table
+/// ("direct" descriptors) and requests that ask for no completion
+/// (IOSQE_CQE_SKIP_SUCCESS) included.
+#[test]
+fn io_uring_requests_raise_the_rules_their_syscalls_do() {
+    use mamori_e2e::expect::Expectations;
+
+    let tag = std::process::id();
+    let dir = std::env::temp_dir().join(format!("mamori-uring-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let logs = [1, 2].map(|i| format!("/var/log/mamori-e2e-uring-{tag}-{i}.log"));
+    let installed = [1, 2].map(|i| format!("/usr/local/bin/mamori-e2e-uring-{tag}-{i}"));
+    for f in logs.iter().chain([&p("payload1"), &p("payload2")]) {
+        std::fs::write(f, "x").unwrap();
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    // A rule of the test's own for acts no default rule watches, showing
+    // the fields that say how the act was done.
+    let rules = dir.join("uring-rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: e2e io_uring act\n  desc: an act of the io_uring end-to-end test\n  \
+             condition: (evt.type in (mkdir, mkdirat) and fs.path.name startswith {d}/) or \
+             (evt.type = connect and fd.rport = {port}) or (evt.type in (open, openat) \
+             and fd.name = {marker} and container.id != host)\n  output: >\n    act \
+             %evt.type io_uring=%evt.is_io_uring op=%evt.io_uring.op res=%evt.res \
+             path=%fs.path.name rip=%fd.rip rport=%fd.rport pid=%proc.pid \
+             container=%container.id\n  priority: NOTICE\n  tags: [T1106]\n",
+            d = dir.display(),
+            marker = mamori_e2e::podman::MARKER,
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "-r",
+        rules.to_str().unwrap(),
+    ]);
+    let mut want = Expectations::default();
+    let act = |args: &[&str]| run_actor(args, Some(true)).pid;
+    let read = "Credential file read by unexpected process";
+    for how in [
+        &["open", "/etc/shadow"][..],
+        &["uring", "open", "/etc/shadow"],
+        &["uring", "open-direct", "/etc/shadow"],
+        &["uring", "open-quiet", "/etc/shadow"],
+    ] {
+        want.pid(act(how), read, vec![("fd.name", "/etc/shadow".into())]);
+    }
+    let deleted = "Log file deleted";
+    want.pid(act(&["unlink", &logs[0]]), deleted, vec![]);
+    want.pid(
+        act(&["uring", "unlink", &logs[1]]),
+        deleted,
+        vec![("fs.path.name", logs[1].clone())],
+    );
+    let written = "Write below binary directory";
+    want.pid(
+        act(&["rename", &p("payload1"), &installed[0]]),
+        written,
+        vec![],
+    );
+    want.pid(
+        act(&["uring", "rename", &p("payload2"), &installed[1]]),
+        written,
+        vec![("fs.path.target", installed[1].clone())],
+    );
+    let linked = "Link to a credential file created";
+    want.pid(act(&["symlink", "/etc/shadow", &p("l1")]), linked, vec![]);
+    want.pid(
+        act(&["uring", "symlink", "/etc/shadow", &p("l2")]),
+        linked,
+        vec![("fs.path.source", "/etc/shadow".into())],
+    );
+    let own = "e2e io_uring act";
+    let plain_mkdir = act(&["mkdir", &p("d1")]);
+    let ring_mkdir = act(&["uring", "mkdir", &p("d2")]);
+    let plain_connect = act(&["connect", &port]);
+    let ring_connect = act(&["uring", "connect", "127.0.0.1", &port]);
+    want.pid(plain_mkdir, own, vec![("evt.is_io_uring", "false".into())]);
+    want.pid(
+        ring_mkdir,
+        own,
+        vec![
+            ("evt.type", "mkdirat".into()),
+            ("evt.is_io_uring", "true".into()),
+            ("evt.io_uring.op", "IORING_OP_MKDIRAT".into()),
+            ("evt.res", "SUCCESS".into()),
+            ("fs.path.name", p("d2")),
+        ],
+    );
+    want.pid(
+        plain_connect,
+        own,
+        vec![("evt.is_io_uring", "false".into())],
+    );
+    want.pid(
+        ring_connect,
+        own,
+        vec![
+            ("evt.type", "connect".into()),
+            ("evt.is_io_uring", "true".into()),
+            ("evt.io_uring.op", "IORING_OP_CONNECT".into()),
+            ("fd.rip", "127.0.0.1".into()),
+            ("fd.rport", port.clone()),
+        ],
+    );
+    // In a container (seccomp unconfined, as a Kubernetes pod runs by
+    // default: podman's default profile refuses io_uring_setup).
+    let actor = mamori_e2e::sibling_binary("mamori-actor");
+    let mount = format!("{}:/actor:ro", actor.display());
+    let image = mamori_e2e::podman::image();
+    for (i, how) in [&["open"][..], &["uring", "open"]].into_iter().enumerate() {
+        let cidfile = dir.join(format!("cid{i}"));
+        let mut args = vec![
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "--security-opt",
+            "seccomp=unconfined",
+            "-v",
+            &mount,
+            "-v",
+            "/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu:ro",
+            "-v",
+            "/lib64:/lib64:ro",
+            image,
+            "/actor",
+        ];
+        args.extend_from_slice(how);
+        args.push(mamori_e2e::podman::MARKER);
+        mamori_e2e::podman::run(&args);
+        let id = std::fs::read_to_string(&cidfile).unwrap().trim()[..12].to_owned();
+        want.push(
+            mamori_e2e::expect::Who::Field("container.id", id),
+            own,
+            vec![("evt.is_io_uring", (i == 1).to_string())],
+        );
+    }
+    let failures = want.check(&agent);
+    let unpaired = agent.metric("mamori_uring_unpaired_total{half=\"submission\"}");
+    drop(listener);
+    for f in logs.iter().chain(&installed) {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(unpaired.is_some(), "no mamori_uring_unpaired metric");
+}
