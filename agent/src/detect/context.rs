@@ -14,6 +14,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("evt.type", Field::EvtType),
     ("evt.rawres", Field::EvtRawRes),
     ("evt.is_open_create", Field::EvtIsOpenCreate),
+    ("evt.io_uring.op", Field::EvtIoUringOp),
     ("proc.pid", Field::ProcPid),
     ("proc.vpid", Field::ProcVpid),
     ("thread.tid", Field::ThreadTid),

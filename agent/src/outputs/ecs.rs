@@ -77,6 +77,10 @@ impl EcsMapper {
         d.put("event.category", category);
         d.put("event.type", kind);
         d.put("event.action", evt_type);
+        // The act came through an io_uring request, not the syscall named.
+        if let Some(op) = ctx("evt.io_uring.op").and_then(as_str) {
+            d.put("mamori.io_uring_op", op);
+        }
         if let Some(ret) = ctx("evt.rawres").and_then(as_int) {
             d.put("event.outcome", if ret < 0 { "failure" } else { "success" });
         }

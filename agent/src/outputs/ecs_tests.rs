@@ -233,6 +233,7 @@ fn file_and_network_events() {
         1,
     );
     assert_eq!(d["event"]["type"], json!(["deletion"]));
+    assert!(d["mamori"].get("io_uring_op").is_none());
     assert_eq!(d["file"]["name"], "auth.log");
     assert_eq!(d["file"]["extension"], "log");
     assert_eq!(d["file"]["directory"], "/var/log");
@@ -265,6 +266,21 @@ fn file_and_network_events() {
     assert_eq!(d["destination"]["ip"], "10.0.0.2");
     assert_eq!(d["destination"]["port"], 443);
     assert_eq!(d["related"]["ip"], json!(["10.0.0.1", "10.0.0.2"]));
+}
+
+#[test]
+fn an_act_through_io_uring_says_so() {
+    let (_, d) = mapper().document(
+        &alert(vec![
+            ("evt.type", s("unlinkat")),
+            ("evt.io_uring.op", s("IORING_OP_UNLINKAT")),
+            ("fs.path.name", s("/var/log/auth.log")),
+        ]),
+        1,
+    );
+    assert_eq!(d["event"]["action"], "unlinkat");
+    assert_eq!(d["event"]["type"], json!(["deletion"]));
+    assert_eq!(d["mamori"]["io_uring_op"], "IORING_OP_UNLINKAT");
 }
 
 #[test]
