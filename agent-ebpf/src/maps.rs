@@ -32,6 +32,13 @@ pub static OPEN_FILTER: Array<OpenFilter> = Array::with_max_entries(1, 0);
 #[map]
 pub static NAME_MASKS: HashMap<NameKey, u64> = HashMap::with_max_entries(4096, 0);
 
+/// Files rules name whole, by identity: inode number → device
+/// (`super_block.s_dev`). An open the prefilter would drop by its name is
+/// sent when its file is one of these (another name for it: a hard link,
+/// a bind mount). Written by the agent, refreshed as files are replaced.
+#[map]
+pub static WATCHED_INODES: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
+
 /// Per-CPU counters, indexed by `mamori_common::Counter`.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(N_COUNTERS, 0);

@@ -24,8 +24,8 @@ use mamori_common::{
 use crate::{
     bound::bound,
     fd::fd_file,
-    kernel::ptr,
-    maps::{NAME_MASKS, OPEN_FILTER, SCRATCH, off},
+    kernel::{ptr, read},
+    maps::{NAME_MASKS, OPEN_FILTER, SCRATCH, WATCHED_INODES, off},
     path::{Head, dentry_head, file_path, task_root},
     record::PREFILTER_AREA,
 };
@@ -82,6 +82,11 @@ pub unsafe fn admits(nr: u32, ret: i64, a: &[u64; 6], task: u64) -> bool {
     // terms, those that also need "../" among them.
     if cand != 0 && ret >= 0 && cand & (f.name | f.dir) != 0 {
         cand &= names_mask(ret, task, cand, f);
+        // Ruled out by its name alone: still sent when the file is one a
+        // rule names, reached by another name.
+        if cand == 0 && is_watched(ret, task) {
+            return true;
+        }
     }
     // Last, "../" in the path as passed: a read of user memory, the
     // costliest step, made only when a term still needs it.
@@ -132,6 +137,24 @@ unsafe fn names_mask(fd: i64, task: u64, cand: u64, f: &OpenFilter) -> u64 {
         mask &= !f.dir | dir_mask(d, m, head.parent, task, f);
     }
     mask
+}
+
+/// Whether the file behind `fd` is one of `WATCHED_INODES`.
+///
+/// # Safety
+///
+/// As [`names_mask`].
+#[inline(always)]
+unsafe fn is_watched(fd: i64, task: u64) -> bool {
+    let file = fd_file(task, fd);
+    let inode = ptr(file, off!(file_inode));
+    let Some(ino) = read::<u64>(inode, off!(inode_ino)) else {
+        return false;
+    };
+    match WATCHED_INODES.get(&ino) {
+        Some(dev) => read::<u32>(ptr(inode, off!(inode_sb)), off!(sb_dev)) == Some(*dev),
+        None => false,
+    }
 }
 
 /// Whether the path as passed may contain "../" (true when it cannot be

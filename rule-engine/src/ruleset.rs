@@ -424,6 +424,42 @@ impl RuleSet {
         &self.prefilter
     }
 
+    /// Absolute paths that enabled rules compare `field` with whole (`=`,
+    /// `in`, no transformer): the files whose identity (device, inode) the
+    /// agent watches, so that another name for the same file (a hard link,
+    /// a bind mount) matches as the file's own name does.
+    pub fn compared_paths(&self, field: Field) -> BTreeSet<Vec<u8>> {
+        fn walk(n: &Node, visit: &mut impl FnMut(&compile::Test)) {
+            match n {
+                Node::And(v) | Node::Or(v) => v.iter().for_each(|x| walk(x, visit)),
+                Node::Not(x) => walk(x, visit),
+                Node::Test(t) => visit(t),
+                Node::Const(_) | Node::Except(_) => {}
+            }
+        }
+        let mut out = BTreeSet::new();
+        let mut visit = |t: &compile::Test| {
+            let is_field = self.slots.get(t.lhs.slot as usize).map(|s| s.0) == Some(field);
+            if !is_field || !t.lhs.transforms.is_empty() || t.negate {
+                return;
+            }
+            let mut add = |b: &[u8]| {
+                if b.starts_with(b"/") && b.len() > 1 {
+                    out.insert(b.to_vec());
+                }
+            };
+            match &t.matcher {
+                compile::Matcher::Str(compile::StrMatch::Eq(b)) => add(b),
+                compile::Matcher::Str(compile::StrMatch::In(set)) => set.keys().for_each(add),
+                _ => {}
+            }
+        };
+        for e in self.buckets.iter().flatten() {
+            walk(&e.node, &mut visit);
+        }
+        out
+    }
+
     /// Number of (rule, type) pairs indexed.
     pub fn indexed(&self) -> usize {
         self.buckets.iter().map(Vec::len).sum()

@@ -443,3 +443,33 @@ fn output_formats() {
     assert_eq!(out.fields[3].1, OutputValue::Int(4));
     assert_eq!(out.fields[4].1, OutputValue::Bool(false));
 }
+
+#[test]
+fn the_paths_rules_compare_whole_are_listed_for_identity_watching() {
+    let rs = ruleset(&[r#"
+- list: secrets
+  items: [/etc/shadow, /etc/gshadow, shadow]
+- rule: r1
+  desc: d
+  condition: evt.type = openat and (fd.name in (secrets) or fd.name = /etc/sudoers)
+  output: o
+  priority: info
+- rule: r2
+  desc: d
+  condition: evt.type = openat and fd.name startswith /root and fd.name != /etc/passwd and toupper(fd.name) = /ETC/X
+  output: o
+  priority: info
+- rule: r3
+  desc: d
+  condition: evt.type = openat and fd.name = /etc/disabled
+  output: o
+  priority: info
+  enabled: false
+"#]);
+    let got: Vec<String> = rs
+        .compared_paths(F::FdName)
+        .into_iter()
+        .map(|p| String::from_utf8(p).unwrap())
+        .collect();
+    assert_eq!(got, ["/etc/gshadow", "/etc/shadow", "/etc/sudoers"]);
+}

@@ -102,6 +102,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let (state, recorder) = seed_state(&settings, &metrics).await?;
     let detector = Detector::new(rules.clone(), settings.hostname.clone());
     let (rules_tx, rules_rx) = watch::channel(rules);
+    let (identities_tx, identities_rx) = watch::channel(Vec::new());
     let detect = tokio::spawn(detect(
         event_rx,
         rules_rx,
@@ -111,6 +112,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
             print_events: settings.events,
             recorder,
             limits: LimitWatch::new(settings.hostname.clone()),
+            identities: identities_tx,
         },
         (state, detector),
         beats.detect,
@@ -134,7 +136,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
     reloader.record_all = settings.record.is_some();
     reloader.unfiltered = unfiltered;
-    supervise(&mut capture, &mut reloader).await?;
+    supervise(&mut capture, &mut reloader, identities_rx).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
     let _ = reader.await;
@@ -294,7 +296,11 @@ async fn seed_state(
 
 /// Until SIGTERM or SIGINT: reloads the rules on SIGHUP and when their
 /// files change.
-async fn supervise(capture: &mut Capture, reloader: &mut Reloader) -> anyhow::Result<()> {
+async fn supervise(
+    capture: &mut Capture,
+    reloader: &mut Reloader,
+    mut identities: watch::Receiver<Vec<(u32, u64)>>,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
@@ -310,12 +316,20 @@ async fn supervise(capture: &mut Capture, reloader: &mut Reloader) -> anyhow::Re
                     reloader.reload(capture, "rules files changed").await;
                 }
             }
+            Ok(()) = identities.changed() => {
+                let ids = identities.borrow_and_update().clone();
+                if let Err(e) = capture.set_watched_inodes(&ids) {
+                    warn!(error = %e, "cannot update the watched files' identities in the kernel");
+                }
+            }
         }
     }
 }
 
 /// What the detection stage also does with each event.
 struct Taps {
+    /// The watched files' identities, for the kernel's prefilter.
+    identities: watch::Sender<Vec<(u32, u64)>>,
     /// `--events`: print it as JSON.
     print_events: bool,
     /// `--record`: write it, with what it taught the state.
@@ -409,11 +423,23 @@ async fn detect(
     let mut hits = Vec::new();
     let mut beats_due = 0u32;
     let mut batch = Vec::with_capacity(RECV_BATCH);
+    let watch_paths = |state: &mut State, d: &Detector| {
+        state
+            .watched
+            .watch(d.rules().compared_paths(mamori_rules::Field::FdName));
+    };
+    watch_paths(&mut state, &detector);
+    let mut identities = u64::MAX;
     while rx.recv_many(&mut batch, RECV_BATCH).await > 0 {
         for ev in batch.drain(..) {
             // A reloaded ruleset takes over between two events.
             if rules.has_changed().unwrap_or(false) {
                 detector.set_rules(rules.borrow_and_update().clone());
+                watch_paths(&mut state, &detector);
+            }
+            if state.watched.generation() != identities {
+                identities = state.watched.generation();
+                let _ = taps.identities.send(state.watched.identities().collect());
             }
             metrics.event(ev.ty.name());
             hold_for_container_metadata(&mut state, &ev).await;

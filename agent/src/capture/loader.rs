@@ -335,6 +335,31 @@ pub(crate) fn write_prefilter(ebpf: &mut Ebpf, f: &KernelFilter) -> Result<(), C
     set_filter(ebpf, &f.filter)
 }
 
+/// Replaces the identities of the files rules name (`WATCHED_INODES`):
+/// new ones are added before old ones go, so no watched file is missed
+/// while the map changes.
+pub(crate) fn write_watched(ebpf: &mut Ebpf, ids: &[(u32, u64)]) -> Result<(), CaptureError> {
+    let map = ebpf
+        .map_mut("WATCHED_INODES")
+        .ok_or(CaptureError::MissingMap("WATCHED_INODES"))?;
+    let mut inodes: HashMap<&mut MapData, u64, u32> =
+        HashMap::try_from(map).map_err(|e| CaptureError::Map("WATCHED_INODES", e))?;
+    for (dev, ino) in ids {
+        inodes
+            .insert(ino, dev, 0)
+            .map_err(|e| CaptureError::Map("WATCHED_INODES", e))?;
+    }
+    let stale: Vec<u64> = inodes
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !ids.iter().any(|(_, ino)| ino == k))
+        .collect();
+    for k in stale {
+        let _ = inodes.remove(&k);
+    }
+    Ok(())
+}
+
 fn set_filter(ebpf: &mut Ebpf, f: &OpenFilter) -> Result<(), CaptureError> {
     let map = ebpf
         .map_mut("OPEN_FILTER")

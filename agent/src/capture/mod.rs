@@ -245,6 +245,12 @@ impl Capture {
         loader::write_prefilter(&mut self.ebpf, f)
     }
 
+    /// The identities (device, inode) of the files rules name whole: opens
+    /// of them by another name pass the kernel's prefilter.
+    pub fn set_watched_inodes(&mut self, ids: &[(u32, u64)]) -> Result<(), CaptureError> {
+        loader::write_watched(&mut self.ebpf, ids)
+    }
+
     /// A handle that reads the counters while the reader runs.
     pub fn counters_handle(&mut self) -> Result<CountersHandle, CaptureError> {
         let map = self

@@ -138,7 +138,9 @@ impl<'a> View<'a> {
 
     fn fd(&self) -> Option<&FdView<'a>> {
         self.fd
-            .get_or_init(|| FdView::of(self.ev, self.proc))
+            .get_or_init(|| {
+                FdView::of(self.ev, self.proc).map(|v| v.with_identity(&self.state.watched))
+            })
             .as_ref()
     }
 

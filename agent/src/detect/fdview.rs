@@ -25,6 +25,7 @@ impl FdView<'_> {
                 _ => return None,
             },
             F::FdNameraw => Value::str(self.raw?),
+            F::FdAlias => Value::str(self.alias.as_deref()?),
             F::FdDirectory | F::FdFilename => {
                 let n = self.name.as_deref().filter(|_| self.sock.is_none())?;
                 let i = n.iter().rposition(|&c| c == b'/')?;

@@ -17,6 +17,9 @@ pub struct FdView<'a> {
     pub name: Option<Cow<'a, [u8]>>,
     /// The path as the program passed it.
     pub raw: Option<&'a [u8]>,
+    /// The name the file was reached by, when `name` is a watched file's
+    /// own path instead (see [`super::watched`]).
+    pub alias: Option<Cow<'a, [u8]>>,
     pub file: Option<FileInfo>,
     pub sock: Option<&'a SockTuple>,
     /// This process is the server end (accept, bind, listen).
@@ -52,6 +55,7 @@ impl<'a> FdView<'a> {
             num: a[0] as i32 as i64,
             name: None,
             raw: None,
+            alias: None,
             file: None,
             sock: None,
             server: false,
@@ -166,6 +170,21 @@ impl<'a> FdView<'a> {
     }
 
     /// What the descriptor table keeps of this descriptor, ready to share.
+    /// When the file is one rules name whole, reached by another name (a
+    /// hard link, a bind mount): its own path as `name`, the other name as
+    /// `alias`.
+    pub fn with_identity(mut self, watched: &'a super::watched::WatchedFiles) -> Self {
+        if self.sock.is_some() {
+            return self;
+        }
+        if let Some(own) = self.file.as_ref().and_then(|f| watched.path_of(f))
+            && self.name.as_deref() != Some(own)
+        {
+            self.alias = self.name.replace(Cow::Borrowed(own));
+        }
+        self
+    }
+
     pub fn entry(&self) -> Arc<FdEntry> {
         Arc::new(FdEntry {
             name: self.name.as_deref().map(<[u8]>::to_vec),

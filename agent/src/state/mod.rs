@@ -14,6 +14,7 @@ pub mod process;
 pub mod procfs;
 pub mod runtime;
 pub mod users;
+pub mod watched;
 
 pub use process::{Process, ProcessTable};
 
@@ -31,6 +32,9 @@ pub struct State {
     /// the runtime knows the container or the process's mount namespace
     /// is not this one.
     pub host_mntns: u32,
+    /// Identities of the files rules name whole (`fd.name` of another name
+    /// for one of them is its own path).
+    pub watched: watched::WatchedFiles,
 }
 
 impl State {
@@ -48,6 +52,7 @@ impl State {
         // some VM inits).
         s.host_mntns = procfs::mnt_ns(1).or_else(|| procfs::mnt_ns(2)).unwrap_or(0);
         s.containers = container::Containers::new(Some(host_root), cri_sockets);
+        s.watched = watched::WatchedFiles::live();
         s.processes.seed_from_proc();
         for p in s.processes.iter() {
             if let Some(c) = &p.container {
@@ -75,6 +80,7 @@ impl State {
             users: users::Users::default(),
             containers: container::Containers::default(),
             host_mntns: 0,
+            watched: watched::WatchedFiles::default(),
         }
     }
 
@@ -109,6 +115,7 @@ impl State {
     }
 
     pub fn apply_before(&mut self, ev: &Event) {
+        self.watched.refresh_if_due(ev.time_ns);
         self.users.prepare(ev.task.mntns, ev.task.tgid);
         match &ev.detail {
             Detail::Exec(x) => {

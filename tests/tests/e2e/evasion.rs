@@ -524,3 +524,61 @@ fn io_uring_requests_raise_the_rules_their_syscalls_do() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(unpaired.is_some(), "no mamori_uring_unpaired metric");
 }
+
+/// Another name for a file a rule names — a hard link to it, the file
+/// reached through a bind mount — is the file: the rule fires as for its
+/// own name, `fd.name` is the file's own path and `fd.alias` the name it
+/// was reached by. The kernel's prefilter lets such opens through by the
+/// file's identity although their names match no rule.
+#[test]
+fn another_name_for_a_watched_file_is_the_file() {
+    use mamori_e2e::expect::Expectations;
+
+    // On the root file system, beside /etc (a hard link cannot cross).
+    let dir = std::path::PathBuf::from(format!("/var/tmp/mamori-alias-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    let link = dir.join("hl");
+    std::fs::hard_link("/etc/shadow", &link).unwrap();
+    let bind = dir.join("etc");
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    // The kernel's copy of the identities follows the first events.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let read = "Credential file read by unexpected process";
+    let mut want = Expectations::default();
+    let own = |alias: Option<String>| {
+        let mut f = vec![("fd.name", "/etc/shadow".to_owned())];
+        f.extend(alias.map(|a| ("fd.alias", a)));
+        f
+    };
+    want.pid(
+        run_actor(&["open", "/etc/shadow"], Some(true)).pid,
+        read,
+        own(None),
+    );
+    let link_s = link.to_str().unwrap().to_owned();
+    want.pid(
+        run_actor(&["open", &link_s], Some(true)).pid,
+        read,
+        own(Some(link_s.clone())),
+    );
+    // A bind mount of /etc, in a mount namespace of the actor's own.
+    let actor = mamori_e2e::sibling_binary("mamori-actor");
+    let through = format!("{}/shadow", bind.display());
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind /etc {} && exec {} open {through}",
+            bind.display(),
+            actor.display()
+        ))
+        .spawn()
+        .unwrap();
+    let pid = out.id();
+    assert!(out.wait_with_output().unwrap().status.success());
+    want.pid(pid, read, own(Some(through)));
+    let failures = want.check(&agent);
+    let _ = std::fs::remove_file(&link);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
