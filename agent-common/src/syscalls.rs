@@ -113,6 +113,8 @@ syscalls! {
     MOUNT = 165, "mount", File;
     UMOUNT2 = 166, "umount2", File;
     INIT_MODULE = 175, "init_module", Proc;
+    TKILL = 200, "tkill", Proc;
+    TGKILL = 234, "tgkill", Proc;
     OPENAT = 257, "openat", File;
     MKDIRAT = 258, "mkdirat", File;
     UNLINKAT = 263, "unlinkat", File;

@@ -219,6 +219,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
             args.cri_socket.clone()
         },
         record: args.record.clone(),
+        config_file: args.config.clone(),
         fd_table_bytes: file
             .state
             .fd_table_mib

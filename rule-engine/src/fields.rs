@@ -88,6 +88,7 @@ field_table! {
     EvtIsOpenWrite = "evt.is_open_write", Bool, None, "An open for writing.";
     EvtIsOpenExec = "evt.is_open_exec", Bool, None, "An open of an executable file (O_EXEC or an exec).";
     EvtIsOpenCreate = "evt.is_open_create", Bool, None, "An open that may create the file (O_CREAT).";
+    EvtTargetsAgent = "evt.targets_agent", Bool, None, "The event acts on the mamori agent itself: signals (kill, tkill, tgkill) or traces it, reads or writes its memory (process_vm_*, /proc/PID/mem), or opens for writing, truncates, removes or renames its executable, configuration or rules files (mamori).";
     EvtIsIoUring = "evt.is_io_uring", Bool, None, "The act came through an io_uring request (no such syscall was made; evt.type is the syscall it stands for) (mamori).";
     EvtIoUringOp = "evt.io_uring.op", Str, None, "The io_uring operation (IORING_OP_OPENAT...); absent for real syscalls (mamori).";
     EvtArg = "evt.arg", Str, EventArg, "A syscall argument by name (evt.arg.flags) or index (evt.arg[0]), rendered as text.";

@@ -206,6 +206,11 @@ impl Agent {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `sig` (SIGHUP to reload, say).
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child.

@@ -58,6 +58,8 @@ pub struct RunSettings {
     pub fd_table_bytes: usize,
     /// Write the enriched event stream to this file (`--record`).
     pub record: Option<PathBuf>,
+    /// The configuration file, when one was given (watched for tampering).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Channel depths between stages: deep enough to absorb a burst, bounded
@@ -257,6 +259,15 @@ async fn seed_state(
         tokio::task::spawn_blocking(move || State::from_proc(host_root(), cri_sockets, fd_bytes))
             .await
             .context("process table seed failed")?;
+    let own_files: Vec<PathBuf> = settings
+        .config_file
+        .iter()
+        .chain(&settings.rules)
+        .cloned()
+        .collect();
+    state.agent = Some(crate::state::agent_self::AgentSelf::this_process(
+        &own_files,
+    ));
     let budget = state.processes.fd_budget().clone();
     metrics.add_source(Arc::new(move |f: &mut Families<'_>| {
         f.gauge(

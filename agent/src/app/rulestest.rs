@@ -82,6 +82,18 @@ pub struct EventSpec {
     pub ancestors: Vec<ProcSpec>,
     #[serde(default)]
     pub container: Option<ContainerSpec>,
+    /// The agent's own pid and files, for `evt.targets_agent` (none by
+    /// default: nothing is the agent).
+    #[serde(default)]
+    pub agent: Option<AgentSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSpec {
+    pub pid: u32,
+    /// Absolute paths of its executable, configuration and rules files.
+    pub files: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -258,6 +270,12 @@ fn build(spec: &EventSpec, seq: u64, state: &mut State) -> Result<Event, String>
     }
     passwd.push_str("root:x:0:0:root:/root:/bin/bash\n");
     state.users.insert(MNTNS, Db::parse(&passwd, "root:x:0:\n"));
+    state.agent = spec.agent.as_ref().map(|a| {
+        crate::state::agent_self::AgentSelf::described(
+            a.pid,
+            a.files.iter().map(|f| f.as_bytes().to_vec()).collect(),
+        )
+    });
 
     let p = &spec.process;
     let name = p.name();

@@ -144,6 +144,46 @@ impl<'a> View<'a> {
             .as_ref()
     }
 
+    /// Whether the event acts on the agent (`evt.targets_agent`).
+    fn targets_agent(&self) -> bool {
+        use mamori_common::syscalls::*;
+        let Some(me) = &self.state.agent else {
+            return false;
+        };
+        let ev = self.ev;
+        let reg = |i: usize| ev.args().map_or(0, |a| a[i] as i32);
+        let is_me = |pid: i32| pid == me.pid as i32;
+        let path = |f: F| match fsview::field(ev, self.proc, f) {
+            Some(Value::Str(s)) => me.owns(&s),
+            _ => false,
+        };
+        match ev.syscall_nr() {
+            Some(KILL | TGKILL | PROCESS_VM_READV | PROCESS_VM_WRITEV) => is_me(reg(0)),
+            Some(TKILL) => me.has_thread(reg(0)),
+            Some(PTRACE) => is_me(reg(1)),
+            Some(OPEN | OPENAT | OPENAT2 | CREAT | FTRUNCATE) => {
+                let Some(fd) = self.fd() else {
+                    return false;
+                };
+                let Some(name) = fd.name.as_deref() else {
+                    return false;
+                };
+                if me.is_memory_file(name) {
+                    return true;
+                }
+                // Opened for writing, or to truncate (the call itself, or O_TRUNC).
+                let writes = ev.syscall_nr() == Some(FTRUNCATE)
+                    || fd
+                        .file
+                        .is_some_and(|f| f.flags & 3 != 0 || f.flags & 0o1000 != 0);
+                writes && me.owns(name)
+            }
+            Some(UNLINK | UNLINKAT | TRUNCATE) => path(F::FsPathName),
+            Some(RENAME | RENAMEAT | RENAMEAT2) => path(F::FsPathSource) || path(F::FsPathTarget),
+            _ => false,
+        }
+    }
+
     fn ancestor(&self, n: u32) -> Option<&'a Process> {
         match n {
             0 => self.proc(),
@@ -258,6 +298,7 @@ impl View<'_> {
             F::EvtIsOpenCreate => Value::Bool(self.is_open()? & 0o100 != 0),
             F::EvtIsOpenExec => Value::Bool(matches!(ev.detail, Detail::Exec(_))),
             F::EvtIsIoUring => Value::Bool(ev.uring_op().is_some()),
+            F::EvtTargetsAgent => Value::Bool(self.targets_agent()),
             F::EvtIoUringOp => {
                 Value::str(mamori_common::uring::name_of(ev.uring_op()?)?.as_bytes())
             }

@@ -144,6 +144,10 @@ fn spec(ev: &Event) -> &'static [Arg] {
             args!["res": Ret => Int, "syscall": Reg(0) => Ia32, "nr": Reg(0) => Int, "arg0": Reg(1) => Hex, "arg1": Reg(2) => Hex, "arg2": Reg(3) => Hex]
         }
         "kill" => args!["res": Ret => Int, "pid": Reg(0) => I32, "sig": Reg(1) => Signal],
+        "tkill" => args!["res": Ret => Int, "tid": Reg(0) => I32, "sig": Reg(1) => Signal],
+        "tgkill" => {
+            args!["res": Ret => Int, "pid": Reg(0) => I32, "tid": Reg(1) => I32, "sig": Reg(2) => Signal]
+        }
         "chdir" => args!["res": Ret => Int, "path": Rec(0) => Text],
         "fchdir" => args!["res": Ret => Int, "fd": Reg(0) => I32],
         "rename" => args!["res": Ret => Int, "oldpath": Rec(0) => Text, "newpath": Rec(1) => Text],

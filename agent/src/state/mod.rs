@@ -6,6 +6,7 @@
 //! is evaluated with its new image), `apply_after` after (so an exit is
 //! evaluated with the process still known).
 
+pub mod agent_self;
 pub mod container;
 pub mod cri;
 pub mod fds;
@@ -35,6 +36,8 @@ pub struct State {
     /// Identities of the files rules name whole (`fd.name` of another name
     /// for one of them is its own path).
     pub watched: watched::WatchedFiles,
+    /// The agent as a target (`evt.targets_agent`); `None` offline.
+    pub agent: Option<agent_self::AgentSelf>,
 }
 
 impl State {
@@ -81,6 +84,7 @@ impl State {
             containers: container::Containers::default(),
             host_mntns: 0,
             watched: watched::WatchedFiles::default(),
+            agent: None,
         }
     }
 

@@ -90,6 +90,25 @@ fn main() {
                 libc::rename(cstr(&arg(1)).as_ptr(), cstr(&arg(2)).as_ptr()),
                 0
             ),
+            // signal PID SIG: kill(PID, SIG) (a signal number); tgkill
+            // when a third argument names the thread
+            "signal" => {
+                let n = |i: usize| String::from_utf8(arg(i)).unwrap().parse::<i32>().unwrap();
+                let rc = if args.len() > 3 {
+                    libc::syscall(libc::SYS_tgkill, n(1), n(3), n(2)) as i32
+                } else {
+                    libc::kill(n(1), n(2))
+                };
+                assert_eq!(rc, 0, "signal failed");
+            }
+            // trace PID: attach to PID with ptrace, wait for it to stop, detach
+            "trace" => {
+                let pid = String::from_utf8(arg(1)).unwrap().parse::<i32>().unwrap();
+                assert_eq!(libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0), 0);
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, libc::__WALL);
+                libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+            }
             // symlink TARGET LINK
             "symlink" => assert_eq!(
                 libc::symlink(cstr(&arg(1)).as_ptr(), cstr(&arg(2)).as_ptr()),

@@ -582,3 +582,58 @@ fn another_name_for_a_watched_file_is_the_file() {
     assert!(agent.stop().success());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Acts that would blind the agent are reported by the agent: stopping it
+/// with SIGSTOP (the alert comes once it runs again), a thread of it
+/// stopped by tgkill, tracing it, removing one of its rules files. Asking
+/// it to reload (SIGHUP) is not reported.
+#[test]
+fn tampering_with_the_agent_is_reported() {
+    use mamori_e2e::expect::Expectations;
+
+    let dir = std::env::temp_dir().join(format!("mamori-tamper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let extra = dir.join("extra.yaml");
+    std::fs::write(&extra, "- list: mamori_e2e_tamper\n  items: [x]\n").unwrap();
+    let agent = Agent::start(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "-r",
+        extra.to_str().unwrap(),
+    ]);
+    let me = agent.pid().to_string();
+    let rule = "mamori agent tampered with";
+    let mut want = Expectations::default();
+    let act = |args: &[&str]| run_actor(args, Some(true)).pid;
+    let stop = act(&["signal", &me, &libc::SIGSTOP.to_string()]);
+    let cont = act(&["signal", &me, &libc::SIGCONT.to_string()]);
+    want.pid(stop, rule, vec![("evt.type", "kill".into())]);
+    let thread = act(&["signal", &me, &libc::SIGSTOP.to_string(), &me]);
+    act(&["signal", &me, &libc::SIGCONT.to_string()]);
+    want.pid(thread, rule, vec![("evt.type", "tgkill".into())]);
+    let hup = act(&["signal", &me, &libc::SIGHUP.to_string()]);
+    want.pid(
+        act(&["trace", &me]),
+        rule,
+        vec![("evt.type", "ptrace".into())],
+    );
+    want.pid(
+        act(&["unlink", extra.to_str().unwrap()]),
+        rule,
+        vec![("evt.type", "unlink".into())],
+    );
+    let failures = want.check(&agent);
+    let quiet: Vec<_> = agent
+        .alerts()
+        .into_iter()
+        .filter(|a| {
+            a["rule"] == rule
+                && [cont, hup]
+                    .contains(&(a["output_fields"]["proc.pid"].as_u64().unwrap_or(0) as u32))
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(quiet.is_empty(), "SIGCONT or SIGHUP reported: {quiet:?}");
+}
