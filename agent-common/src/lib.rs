@@ -440,6 +440,9 @@ pub struct Settings {
     pub cgroup_subsys: u32,
     /// Bytes of the environment to capture at exec (0 disables).
     pub env_bytes: u32,
+    /// Bytes of the command line to capture at exec (at most `MAX_STR`).
+    pub args_bytes: u32,
+    pub _pad: u32,
 }
 
 const _: () = {
@@ -457,7 +460,7 @@ const _: () = {
     assert!(size_of::<ParamHeader>() == PARAM_ALIGN);
     assert!(size_of::<SockTuple>() == 48);
     assert!(size_of::<FileInfo>() == 24);
-    assert!(size_of::<Settings>() == 16);
+    assert!(size_of::<Settings>() == 24);
     assert!(size_of::<OpenFilter>() == 176);
     assert!(size_of::<NameKey>() == 32);
     assert!(MAX_STR + size_of::<ParamHeader>() < MAX_RECORD);

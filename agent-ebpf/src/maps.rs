@@ -71,6 +71,8 @@ pub static SETTINGS: Settings = Settings {
     wakeup_bytes: 256 * 1024,
     cgroup_subsys: u32::MAX,
     env_bytes: 0,
+    args_bytes: mamori_common::MAX_STR as u32,
+    _pad: 0,
 };
 
 /// One of each wire record. Never read: it puts the wire types in the

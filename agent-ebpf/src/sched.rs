@@ -70,7 +70,7 @@ unsafe fn exec(bprm: u64) {
     rec.push_user_range(
         ptr(mm, off!(mm_arg_start)),
         ptr(mm, off!(mm_arg_end)),
-        mamori_common::MAX_STR as u32,
+        setting!(args_bytes),
     );
     rec.push_user_range(
         ptr(mm, off!(mm_env_start)),

@@ -200,6 +200,9 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         ring_bytes: ring_mib << 20,
         ..Default::default()
     };
+    if let Some(args) = file.capture.args_bytes {
+        capture.args_bytes = args;
+    }
     if let Some(env) = file.capture.env_bytes {
         capture.env_bytes = env;
     }

@@ -88,6 +88,7 @@ field_table! {
     EvtIsOpenWrite = "evt.is_open_write", Bool, None, "An open for writing.";
     EvtIsOpenExec = "evt.is_open_exec", Bool, None, "An open of an executable file (O_EXEC or an exec).";
     EvtIsOpenCreate = "evt.is_open_create", Bool, None, "An open that may create the file (O_CREAT).";
+    EvtIsArgTruncated = "evt.is_arg_truncated", Bool, None, "A string or list argument of the event was longer than its capture bound and was cut (mamori).";
     EvtTargetsAgent = "evt.targets_agent", Bool, None, "The event acts on the mamori agent itself: signals (kill, tkill, tgkill) or traces it, reads or writes its memory (process_vm_*, /proc/PID/mem), or opens for writing, truncates, removes or renames its executable, configuration or rules files (mamori).";
     EvtIsIoUring = "evt.is_io_uring", Bool, None, "The act came through an io_uring request (no such syscall was made; evt.type is the syscall it stands for) (mamori).";
     EvtIoUringOp = "evt.io_uring.op", Str, None, "The io_uring operation (IORING_OP_OPENAT...); absent for real syscalls (mamori).";
@@ -112,6 +113,8 @@ field_table! {
     ProcExepath = "proc.exepath", Str, None, "Full path of the executable, as resolved by the kernel.";
     ProcArgs = "proc.args", Str, None, "Command-line arguments after argv[0], space-separated.";
     ProcCmdline = "proc.cmdline", Str, None, "Process name and arguments.";
+    ProcArgsTruncated = "proc.args_truncated", Bool, None, "The command line was longer than the capture bound (capture.args_bytes) and was cut: what rules see of it is not all of it (mamori).";
+    ProcEnvTruncated = "proc.env_truncated", Bool, None, "The environment was longer than the capture bound (capture.env_bytes) and was cut (mamori).";
     ProcCmdnargs = "proc.cmdnargs", Int, None, "Number of command-line arguments.";
     ProcCmdlenargs = "proc.cmdlenargs", Int, None, "Total length of the command-line arguments.";
     ProcPname = "proc.pname", Str, None, "Parent's name.";

@@ -119,6 +119,8 @@ pub struct ProcSpec {
     pub loginuid: Option<u32>,
     pub tty: u32,
     pub memfd: bool,
+    /// The command line was cut at the capture bound.
+    pub args_truncated: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -387,6 +389,7 @@ fn exec(p: &ProcSpec, name: &str) -> Exec {
             .chain(p.args.iter().map(|a| a.as_str().into()))
             .collect(),
         env: p.env.iter().map(|a| a.as_str().into()).collect(),
+        args_truncated: p.args_truncated,
         cwd: Some(p.cwd.as_deref().unwrap_or("/").into()),
         tty: p.tty,
         exe_nlink: if p.memfd { 0 } else { 1 },

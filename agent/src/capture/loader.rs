@@ -80,6 +80,8 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         wakeup_bytes: opts.wakeup_bytes,
         cgroup_subsys,
         env_bytes: opts.env_bytes,
+        args_bytes: opts.args_bytes,
+        _pad: 0,
     };
     let cpus = aya::util::nr_cpus()
         .map_err(|(path, e)| CaptureError::Cpus(format!("{path}: {e}")))?

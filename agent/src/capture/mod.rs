@@ -55,6 +55,8 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Environment bytes captured at exec (0: none).
     pub env_bytes: u32,
+    /// Command-line bytes captured at exec.
+    pub args_bytes: u32,
     /// Which opens the kernel may drop before building a record.
     pub prefilter: KernelFilter,
     /// Turn on the kernel's BPF run-time statistics while capturing.
@@ -90,6 +92,7 @@ impl Default for Options {
             wakeup_bytes: 256 << 10,
             poll_interval: Duration::from_millis(10),
             env_bytes: 4096,
+            args_bytes: mamori_common::MAX_STR as u32,
             prefilter: KernelFilter::none(),
             bpf_stats: false,
             watch_unimplemented: false,

@@ -132,6 +132,8 @@ pub struct Capture {
     pub ring_mib: Option<u32>,
     /// Bytes of environment captured at exec (0 disables).
     pub env_bytes: Option<u32>,
+    /// Bytes of the command line captured at exec (1 to 4096).
+    pub args_bytes: Option<u32>,
     /// Turn on the kernel's BPF run-time statistics, for
     /// `mamori_bpf_program_*` (a few ns per program run; for measuring).
     pub bpf_stats: Option<bool>,
@@ -266,6 +268,15 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
             path: path.to_owned(),
             key: "capture.ring_mib",
             message: format!("{mib} is not a power of two between 1 and 1024"),
+        });
+    }
+    if let Some(args) = file.capture.args_bytes
+        && !(1..=mamori_common::MAX_STR as u32).contains(&args)
+    {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            key: "capture.args_bytes",
+            message: format!("{args} is not between 1 and {}", mamori_common::MAX_STR),
         });
     }
     if let Some(env) = file.capture.env_bytes

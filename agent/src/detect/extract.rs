@@ -12,7 +12,7 @@ use mamori_rules::{Extract, Field as F, FieldArg, FieldClass, Value};
 
 use super::{containerview, fsview};
 use crate::{
-    event::{Detail, Event, Text, args, names, text::join},
+    event::{Detail, Event, Param, Text, args, names, text::join},
     state::{Process, State, container::Container, fdview::FdView},
 };
 
@@ -299,6 +299,10 @@ impl View<'_> {
             F::EvtIsOpenExec => Value::Bool(matches!(ev.detail, Detail::Exec(_))),
             F::EvtIsIoUring => Value::Bool(ev.uring_op().is_some()),
             F::EvtTargetsAgent => Value::Bool(self.targets_agent()),
+            F::EvtIsArgTruncated => Value::Bool(ev.params().iter().any(|p| match p {
+                Param::List(_, cut) => *cut,
+                p => p.text().is_some_and(|t| t.truncated),
+            })),
             F::EvtIoUringOp => {
                 Value::str(mamori_common::uring::name_of(ev.uring_op()?)?.as_bytes())
             }
@@ -357,6 +361,13 @@ impl View<'_> {
             F::ProcApid => self.anc(arg, |p| Some(Value::Int(i64::from(p.pid))))?,
             F::ProcTty => Value::Int(i64::from(self.proc()?.tty)),
             F::ProcCwd => nonempty(&self.proc()?.cwd)?,
+            F::ProcArgsTruncated => {
+                let p = self.proc()?;
+                Value::Bool(p.args.last().unwrap_or(&p.exe).truncated)
+            }
+            F::ProcEnvTruncated => {
+                Value::Bool(self.proc()?.env.last().is_some_and(|e| e.truncated))
+            }
             F::ProcEnv => {
                 let env = &self.proc()?.env;
                 match arg {

@@ -281,18 +281,27 @@ impl ProcessTable {
         let file = x.exe_file.unwrap_or_default();
         let from_memfd = exepath.bytes.starts_with(b"/memfd:")
             && (file.fs_magic == TMPFS_MAGIC || x.exe_nlink == 0);
+        // A list cut at the capture bound: its last item says so.
+        let mut args = x.args.clone();
+        let mut env = x.env.clone();
+        if let Some(last) = args.last_mut().filter(|_| x.args_truncated) {
+            last.truncated = true;
+        }
+        if let Some(last) = env.last_mut().filter(|_| x.env_truncated) {
+            last.truncated = true;
+        }
         let p = Process {
             pid,
             ppid: ev.task.ppid,
             name: exec_name(&ev.task.comm, x),
             comm: ev.task.comm.clone(),
-            exe: x.args.first().cloned().unwrap_or_default(),
-            args: x.args.iter().skip(1).cloned().collect(),
+            exe: args.first().cloned().unwrap_or_default(),
+            args: args.iter().skip(1).cloned().collect(),
             args_joined: Vec::new(),
             cmdline: Vec::new(),
             exepath,
             cwd: x.cwd.clone().unwrap_or_default(),
-            env: x.env.clone(),
+            env,
             tty: x.tty,
             sid: x.sid,
             pgid: x.pgid,

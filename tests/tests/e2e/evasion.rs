@@ -637,3 +637,45 @@ fn tampering_with_the_agent_is_reported() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(quiet.is_empty(), "SIGCONT or SIGHUP reported: {quiet:?}");
 }
+
+/// A command line longer than the capture bound is cut, and the cut is a
+/// field: a shell whose command line a monitor cannot read whole is
+/// reported. The bound is configurable (`capture.args_bytes`).
+#[test]
+fn a_command_line_past_the_capture_bound_is_flagged() {
+    use mamori_e2e::expect::Expectations;
+
+    let agent = Agent::start(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "-o",
+        "capture.args_bytes=256",
+    ]);
+    let rule = "Shell command line too long to inspect";
+    let sh = |script: String| {
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(child.wait_with_output().unwrap().status.success());
+        pid
+    };
+    // Padding first, the act past the bound.
+    let padded = sh(format!(": {} ; true", "x".repeat(400)));
+    let short = sh(": short ; true".to_owned());
+    let mut want = Expectations::default();
+    want.pid(padded, rule, vec![]);
+    let failures = want.check(&agent);
+    let quiet = agent
+        .alerts()
+        .iter()
+        .filter(|a| {
+            a["rule"] == rule && a["output_fields"]["proc.pid"].as_u64() == Some(short.into())
+        })
+        .count();
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(quiet, 0, "a short command line was flagged");
+}
