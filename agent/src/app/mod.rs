@@ -356,6 +356,9 @@ struct LimitWatch {
     hostname: String,
     reported: (u64, u64),
     last: Option<std::time::Instant>,
+    /// Container lookups that ran out or were refused, as last reported.
+    runtime_reported: (u64, u64),
+    runtime_last: Option<std::time::Instant>,
 }
 
 impl LimitWatch {
@@ -366,7 +369,58 @@ impl LimitWatch {
             hostname,
             reported: (0, 0),
             last: None,
+            runtime_reported: (0, 0),
+            runtime_last: None,
         }
+    }
+
+    /// `mamori internal: container runtime not answering`: a hold ran out
+    /// or lookups were refused since the last alert (at most one a minute).
+    fn check_runtime(&mut self, state: &State) -> Option<Alert> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &state.containers.stats;
+        let now = (s.wait_expired.load(Relaxed), s.refused.load(Relaxed));
+        if now == self.runtime_reported
+            || self.runtime_last.is_some_and(|t| t.elapsed() < Self::EVERY)
+        {
+            return None;
+        }
+        let (expired, refused) = (
+            now.0 - self.runtime_reported.0,
+            now.1 - self.runtime_reported.1,
+        );
+        self.runtime_reported = now;
+        self.runtime_last = Some(std::time::Instant::now());
+        warn!(
+            expired,
+            refused, "container runtime lookups ran out or were refused"
+        );
+        Some(Alert {
+            time_ns: crate::time::now_ns(),
+            rule: "mamori internal: container runtime not answering".into(),
+            description: "Container metadata did not arrive in time, or too many lookups were \
+                          running: events of new containers are evaluated without it (no \
+                          container name, image or pod), and are not held again for a while."
+                .into(),
+            ruleset: "mamori".into(),
+            priority: Priority::Warning,
+            source: Source::Internal,
+            tags: vec!["mamori_internal".into()],
+            message: format!(
+                "mamori: container runtime not answering: {expired} metadata waits ran out, \
+                 {refused} lookups refused ({} at most at once); events are not held for \
+                 metadata for {} s after a wait runs out",
+                crate::state::container::MAX_IN_FLIGHT,
+                crate::state::container::HOLD_BACKOFF.as_secs()
+            ),
+            output_fields: vec![
+                ("n_waits_expired".to_owned(), FieldValue::UInt(expired)),
+                ("n_lookups_refused".to_owned(), FieldValue::UInt(refused)),
+            ],
+            hostname: self.hostname.clone(),
+            event: None,
+            context: Vec::new(),
+        })
     }
 
     fn check(&mut self, state: &State) -> Option<Alert> {
@@ -481,6 +535,9 @@ async fn detect(
                 if let Some(a) = taps.limits.check(&state) {
                     hits.push(a);
                 }
+                if let Some(a) = taps.limits.check_runtime(&state) {
+                    hits.push(a);
+                }
             }
             for a in hits.drain(..) {
                 metrics.alert(&a.rule, a.priority);
@@ -521,8 +578,10 @@ async fn hold_for_container_metadata(state: &mut State, ev: &Event) {
             break;
         }
     }
-    let expired = containers.wait_deadline(&id).is_some();
-    containers.stats.held(started.elapsed(), expired);
+    containers.stats.held(started.elapsed());
+    if containers.wait_deadline(&id).is_some() {
+        containers.hold_expired();
+    }
 }
 
 /// Raises an internal alert when the kernel or decoder loses events:

@@ -35,6 +35,15 @@ use crate::{
 
 /// How long a container's events wait for its metadata.
 pub const METADATA_WAIT: Duration = Duration::from_millis(500);
+/// Lookups running at once, at most: a flood of new (or fake) containers
+/// cannot start threads without bound; past it a container's metadata is
+/// unknown (counted in `mamori_container_lookups_refused`).
+pub const MAX_IN_FLIGHT: usize = 32;
+/// After a hold ran out (the runtime did not answer in time), events are
+/// not held again for this long: a slow or hostile runtime delays the
+/// stream at most once per period, and events of other containers and of
+/// the host flow on.
+pub const HOLD_BACKOFF: Duration = Duration::from_secs(30);
 /// Containers remembered; past it the oldest are forgotten (and looked up
 /// again if they show up).
 pub const CAPACITY: usize = 16_384;
@@ -121,6 +130,8 @@ pub struct Stats {
     pub held_ns: AtomicU64,
     /// Metadata still missing when the wait ran out.
     pub wait_expired: AtomicU64,
+    /// Lookups not started: [`MAX_IN_FLIGHT`] were running.
+    pub refused: AtomicU64,
     pub known: AtomicU64,
 }
 
@@ -142,6 +153,10 @@ pub struct Containers {
     pub stats: Arc<Stats>,
     /// Ids whose metadata arrived, when recording.
     journal: Option<Vec<Arc<str>>>,
+    /// Lookups running now.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// No holding until then (a hold ran out: see [`HOLD_BACKOFF`]).
+    no_hold_until: Option<Instant>,
 }
 
 /// How lookups reach the runtimes' CRI sockets.
@@ -209,6 +224,8 @@ impl Containers {
             answers,
             stats: Arc::default(),
             journal: None,
+            in_flight: Arc::default(),
+            no_hold_until: None,
         }
     }
 
@@ -236,10 +253,15 @@ impl Containers {
         if self.meta.contains_key(full_id) {
             return;
         }
+        let busy = self.in_flight.load(Relaxed) >= MAX_IN_FLIGHT;
         self.meta.insert(
             full_id.clone(),
-            Meta::Pending {
-                since: Instant::now(),
+            if busy {
+                Meta::Unknown
+            } else {
+                Meta::Pending {
+                    since: Instant::now(),
+                }
             },
         );
         self.meta_order.push_back(full_id.clone());
@@ -248,7 +270,13 @@ impl Containers {
         {
             self.meta.remove(&old);
         }
+        if busy {
+            Stats::bump(&self.stats.refused);
+            return;
+        }
         Stats::bump(&self.stats.lookups);
+        self.in_flight.fetch_add(1, Relaxed);
+        let in_flight = self.in_flight.clone();
         let (root, id, tx) = (root.clone(), full_id.clone(), self.answers_tx.clone());
         // Kubernetes runtimes also answer over CRI (pod labels live there).
         let cri = self
@@ -262,9 +290,11 @@ impl Containers {
                 if let Some(cri) = cri {
                     m = cri.enrich(&id, m);
                 }
+                in_flight.fetch_sub(1, Relaxed);
                 let _ = tx.send((id, m));
             });
         if spawned.is_err() {
+            self.in_flight.fetch_sub(1, Relaxed);
             self.meta.insert(full_id.clone(), Meta::Unknown);
         }
     }
@@ -348,12 +378,23 @@ impl Containers {
         }
     }
 
-    /// Until when an event of this container should wait for metadata.
+    /// Until when an event of this container should wait for metadata
+    /// (`None`: not at all — known, unknown, or holding is backed off).
     pub fn wait_deadline(&self, full_id: &str) -> Option<Instant> {
+        if self.no_hold_until.is_some_and(|t| Instant::now() < t) {
+            return None;
+        }
         match self.meta.get(full_id)? {
             Meta::Pending { since } => Some(*since + METADATA_WAIT),
             _ => None,
         }
+    }
+
+    /// A hold ran out: the runtime is slow or does not answer. Events are
+    /// not held again for [`HOLD_BACKOFF`].
+    pub fn hold_expired(&mut self) {
+        Stats::bump(&self.stats.wait_expired);
+        self.no_hold_until = Some(Instant::now() + HOLD_BACKOFF);
     }
 
     pub fn len(&self) -> usize {
@@ -370,12 +411,9 @@ impl Stats {
         c.fetch_add(1, Relaxed);
     }
 
-    pub fn held(&self, waited: Duration, expired: bool) {
+    pub fn held(&self, waited: Duration) {
         Self::bump(&self.held_events);
         self.held_ns.fetch_add(waited.as_nanos() as u64, Relaxed);
-        if expired {
-            Self::bump(&self.wait_expired);
-        }
     }
 
     /// `mamori_container*` for `/metrics`.
@@ -405,6 +443,11 @@ impl Stats {
                 "mamori_container_wait_expired",
                 "Holds that ran out before the metadata arrived.",
                 &self.wait_expired,
+            ),
+            (
+                "mamori_container_lookups_refused",
+                "Lookups not started because the most that may run at once were running.",
+                &self.refused,
             ),
         ];
         for (name, help, c) in counters {
@@ -475,5 +518,32 @@ mod tests {
             .is_none()
         );
         assert!(from_cgroup(None, None).is_none());
+    }
+
+    /// A runtime that accepts connections and never answers: lookups stay
+    /// bounded, and once a hold runs out events are not held again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_are_bounded_and_a_silent_runtime_stops_the_holds() {
+        let dir = std::env::temp_dir().join(format!("mamori-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("cri.sock");
+        let _ = std::fs::remove_file(&sock);
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let mut c = Containers::new(Some(dir.clone()), vec![sock]);
+        let id = |i: usize| -> Arc<str> { format!("{:064x}", i + 1).into() };
+        for i in 0..MAX_IN_FLIGHT + 8 {
+            c.request(&Container {
+                full_id: id(i),
+                runtime: "containerd",
+            });
+        }
+        assert_eq!(c.stats.refused.load(Relaxed), 8);
+        assert_eq!(c.stats.lookups.load(Relaxed), MAX_IN_FLIGHT as u64);
+        assert!(matches!(c.meta(&id(MAX_IN_FLIGHT)), Some(Meta::Unknown)));
+        assert!(c.wait_deadline(&id(0)).is_some());
+        c.hold_expired();
+        assert!(c.wait_deadline(&id(0)).is_none(), "holding backs off");
+        assert_eq!(c.stats.wait_expired.load(Relaxed), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

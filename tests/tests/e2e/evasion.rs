@@ -679,3 +679,60 @@ fn a_command_line_past_the_capture_bound_is_flagged() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(quiet, 0, "a short command line was flagged");
 }
+
+/// A container runtime that accepts the agent's CRI connection and never
+/// answers holds one event at most 500 ms, once: the hold runs out, the
+/// runtime is reported, and events of the host and of other containers
+/// flow on without waiting for it.
+#[test]
+fn a_silent_container_runtime_does_not_hold_the_stream() {
+    let dir = std::env::temp_dir().join(format!("mamori-silent-cri-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("cri.sock");
+    // Accepts (the kernel's backlog) and never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let id = format!("{:0>64x}", 0x5117_e27c_u64 + u64::from(std::process::id()));
+    let cgroup =
+        std::path::Path::new("/sys/fs/cgroup/pids").join(format!("cri-containerd-{id}.scope"));
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let agent = Agent::start(&[
+        "-r",
+        repo_rules().to_str().unwrap(),
+        "--cri-socket",
+        sock.to_str().unwrap(),
+    ]);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
+        cgroup.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let in_cgroup = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let host = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let read = "Credential file read by unexpected process";
+    let host_alert = agent.wait_alert(read, host);
+    let cgroup_alert = agent.wait_alert(read, in_cgroup);
+    let reported =
+        agent.wait_alert_where("mamori internal: container runtime not answering", |_| true);
+    let held = agent.metric("mamori_container_wait_expired_total");
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir(&cgroup);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        host_alert.is_some(),
+        "the host's event did not come through"
+    );
+    assert!(cgroup_alert.is_some(), "the held event was lost");
+    let reported = reported.expect("the silent runtime is not reported");
+    assert!(
+        reported["output_fields"]["n_waits_expired"].as_u64() >= Some(1),
+        "{reported}"
+    );
+    assert!(
+        held >= Some(1.0),
+        "mamori_container_wait_expired = {held:?}"
+    );
+}
