@@ -12,7 +12,8 @@
 //! path outside the task's root), is flagged `PARAM_PARTIAL_PATH`.
 
 use mamori_common::{
-    MAX_PATH_DEPTH, MAX_STR, PARAM_ABSENT, PARAM_FAULT, PARAM_PARTIAL_PATH, ParamType,
+    MAX_PATH_DEPTH, MAX_STR, PARAM_ABSENT, PARAM_FAULT, PARAM_PARTIAL_PATH, PARAM_TRUNCATED,
+    ParamType,
 };
 
 use crate::{
@@ -174,7 +175,9 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
     let mut mnt = vfsmnt;
     // Read once per mount, not once per component.
     let mut mnt_root = ptr(mnt, off!(vfsmount_root));
-    let mut flags = PARAM_PARTIAL_PATH;
+    // Until the walk ends somewhere: cut (it ran out of steps or room), as
+    // the flags say when the loop finishes without a break.
+    let mut flags = PARAM_PARTIAL_PATH | PARAM_TRUNCATED;
     let mut pseudo = Head {
         parent: 0,
         len: 0,
@@ -189,6 +192,7 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
             let mount = mnt.wrapping_sub(mount_mnt);
             let parent = ptr(mount, off!(mount_parent));
             if parent == mount || parent == 0 {
+                flags = PARAM_PARTIAL_PATH;
                 break; // top of the mount tree, outside the task's root
             }
             d = ptr(mount, off!(mount_mountpoint));
@@ -202,9 +206,11 @@ pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64,
             // A pseudo dentry (memfd, pipe, socket) is its own parent: its
             // name ("memfd:x") is added after the loop.
             pseudo = head;
+            flags = PARAM_PARTIAL_PATH;
             break;
         }
         if head.parent == 0 {
+            flags = PARAM_PARTIAL_PATH;
             break;
         }
         if !prepend_name(area, pos_cell, &head) {

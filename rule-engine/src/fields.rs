@@ -170,6 +170,7 @@ field_table! {
     FdTypechar = "fd.typechar", Str, None, "Type as one character: f d 4 6 u p m e...";
     FdName = "fd.name", Str, None, "Full path, or the connection tuple (client:port->server:port) of a socket.";
     FdNameraw = "fd.nameraw", Str, None, "The path as the caller passed it.";
+    FdPartialName = "fd.partial_name", Str, None, "The end of a path whose walk to the root ran out (too deep, too many mounts): fd.name and fd.directory are then unknown, not this shorter path (mamori).";
     FdAlias = "fd.alias", Str, None, "The name a file that rules name whole was reached by (a hard link, a bind mount) when it is not the file's own path; fd.name is then the file's own path (mamori).";
     FdDirectory = "fd.directory", Str, None, "Directory of fd.name.";
     FdFilename = "fd.filename", Str, None, "Last component of fd.name.";

@@ -359,6 +359,9 @@ struct LimitWatch {
     /// Container lookups that ran out or were refused, as last reported.
     runtime_reported: (u64, u64),
     runtime_last: Option<std::time::Instant>,
+    /// Paths not resolved, as last reported.
+    paths_reported: u64,
+    paths_last: Option<std::time::Instant>,
 }
 
 impl LimitWatch {
@@ -371,7 +374,41 @@ impl LimitWatch {
             last: None,
             runtime_reported: (0, 0),
             runtime_last: None,
+            paths_reported: 0,
+            paths_last: None,
         }
+    }
+
+    /// `mamori internal: path not resolved`: the kernel could not walk some
+    /// paths to the root since the last alert (at most one a minute).
+    fn check_paths(&mut self, state: &State) -> Option<Alert> {
+        let now = state.partial_paths;
+        if now == self.paths_reported || self.paths_last.is_some_and(|t| t.elapsed() < Self::EVERY)
+        {
+            return None;
+        }
+        let n = now - self.paths_reported;
+        self.paths_reported = now;
+        self.paths_last = Some(std::time::Instant::now());
+        warn!(n, "paths not resolved to the root");
+        Some(Alert {
+            time_ns: crate::time::now_ns(),
+            rule: "mamori internal: path not resolved".into(),
+            description: "The kernel could not walk a file's path to the root (too deep, too \
+                          many mounts, or outside the process's root): fd.name was unknown for \
+                          those events (fd.partial_name holds the end), and rules comparing it \
+                          did not match."
+                .into(),
+            ruleset: "mamori".into(),
+            priority: Priority::Notice,
+            source: Source::Internal,
+            tags: vec!["mamori_internal".into()],
+            message: format!("mamori: {n} paths could not be resolved to the root"),
+            output_fields: vec![("n_paths".to_owned(), FieldValue::UInt(n))],
+            hostname: self.hostname.clone(),
+            event: None,
+            context: Vec::new(),
+        })
     }
 
     /// `mamori internal: container runtime not answering`: a hold ran out
@@ -536,6 +573,9 @@ async fn detect(
                     hits.push(a);
                 }
                 if let Some(a) = taps.limits.check_runtime(&state) {
+                    hits.push(a);
+                }
+                if let Some(a) = taps.limits.check_paths(&state) {
                     hits.push(a);
                 }
             }

@@ -21,11 +21,14 @@ impl FdView<'_> {
                     let r = |a: &[u8; 16]| ip(fam, a).map_or_else(String::new, |i| i.to_string());
                     Value::owned(format!("{}:{cp}->{}:{sp}", r(c), r(s)))
                 }
+                (_, Some(_)) if self.partial => return None,
                 (_, Some(n)) => Value::str(n),
                 _ => return None,
             },
+            F::FdPartialName if self.partial => Value::str(self.name.as_deref()?),
             F::FdNameraw => Value::str(self.raw?),
             F::FdAlias => Value::str(self.alias.as_deref()?),
+            F::FdDirectory if self.partial => return None,
             F::FdDirectory | F::FdFilename => {
                 let n = self.name.as_deref().filter(|_| self.sock.is_none())?;
                 let i = n.iter().rposition(|&c| c == b'/')?;

@@ -80,6 +80,12 @@ pub enum Param {
 }
 
 impl Param {
+    /// A kernel path whose walk ran out before the root (too deep, too
+    /// many mounts): only its end is known.
+    pub fn is_cut_path(&self) -> bool {
+        matches!(self, Param::Path { path, partial: true } if path.truncated)
+    }
+
     /// The text of a string-like parameter.
     pub fn text(&self) -> Option<&Text> {
         match self {

@@ -20,6 +20,10 @@ pub struct FdView<'a> {
     /// The name the file was reached by, when `name` is a watched file's
     /// own path instead (see [`super::watched`]).
     pub alias: Option<Cow<'a, [u8]>>,
+    /// The kernel's path walk ran out (too deep, too many mounts) before
+    /// the root: `name` lacks its start, and `fd.name` is unknown rather
+    /// than a shorter path.
+    pub partial: bool,
     pub file: Option<FileInfo>,
     pub sock: Option<&'a SockTuple>,
     /// This process is the server end (accept, bind, listen).
@@ -56,6 +60,7 @@ impl<'a> FdView<'a> {
             name: None,
             raw: None,
             alias: None,
+            partial: p.iter().any(Param::is_cut_path),
             file: None,
             sock: None,
             server: false,
@@ -181,6 +186,7 @@ impl<'a> FdView<'a> {
             && self.name.as_deref() != Some(own)
         {
             self.alias = self.name.replace(Cow::Borrowed(own));
+            self.partial = false;
         }
         self
     }

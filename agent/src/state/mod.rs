@@ -38,6 +38,9 @@ pub struct State {
     pub watched: watched::WatchedFiles,
     /// The agent as a target (`evt.targets_agent`); `None` offline.
     pub agent: Option<agent_self::AgentSelf>,
+    /// Paths the kernel could not walk to the root (`fd.partial_name`),
+    /// counted for the internal alert.
+    pub partial_paths: u64,
 }
 
 impl State {
@@ -85,6 +88,7 @@ impl State {
             host_mntns: 0,
             watched: watched::WatchedFiles::default(),
             agent: None,
+            partial_paths: 0,
         }
     }
 
@@ -120,6 +124,9 @@ impl State {
 
     pub fn apply_before(&mut self, ev: &Event) {
         self.watched.refresh_if_due(ev.time_ns);
+        if ev.params().iter().any(crate::event::Param::is_cut_path) {
+            self.partial_paths += 1;
+        }
         self.users.prepare(ev.task.mntns, ev.task.tgid);
         match &ev.detail {
             Detail::Exec(x) => {

@@ -736,3 +736,54 @@ fn a_silent_container_runtime_does_not_hold_the_stream() {
         "mamori_container_wait_expired = {held:?}"
     );
 }
+
+/// A path deeper than the kernel's walk is never compared as if it were
+/// whole: `fd.name` is unknown, the end of the path is `fd.partial_name`,
+/// and an internal alert says paths could not be resolved. A shallow
+/// path is whole.
+#[test]
+fn a_path_too_deep_to_walk_is_unknown_not_shorter() {
+    let tag = std::process::id();
+    let top = std::env::temp_dir().join(format!("mamori-deep-{tag}"));
+    let mut deep = top.clone();
+    for _ in 0..(mamori_common::MAX_PATH_DEPTH + 5) {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let name = format!("mamori-deep-file-{tag}");
+    let (far, near) = (deep.join(&name), top.join(&name));
+    std::fs::write(&far, "x").unwrap();
+    std::fs::write(&near, "x").unwrap();
+    let rules = top.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: e2e deep file\n  desc: test\n  condition: evt.type in (open, openat) and \
+             fd.filename = {name}\n  output: \"name=%fd.name partial=%fd.partial_name \
+             pid=%proc.pid\"\n  priority: NOTICE\n  tags: [T1083]\n"
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let deep_pid = run_actor(&["open", far.to_str().unwrap()], Some(true)).pid;
+    let near_pid = run_actor(&["open", near.to_str().unwrap()], Some(true)).pid;
+    let deep_alert = agent.wait_alert("e2e deep file", deep_pid);
+    let near_alert = agent.wait_alert("e2e deep file", near_pid);
+    let internal = agent.wait_alert_where("mamori internal: path not resolved", |_| true);
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir_all(&top);
+    let f = deep_alert.expect("no alert for the deep file")["output_fields"].clone();
+    assert!(
+        f["fd.name"].is_null(),
+        "a partial path was given as fd.name: {f}"
+    );
+    let partial = f["fd.partial_name"].as_str().unwrap_or_default().to_owned();
+    assert!(partial.ends_with(&format!("/d/d/{name}")), "{f}");
+    let f = near_alert.expect("no alert for the shallow file")["output_fields"].clone();
+    assert_eq!(f["fd.name"], near.to_str().unwrap());
+    assert!(f["fd.partial_name"].is_null());
+    assert!(
+        internal.is_some(),
+        "no internal alert for the unresolved path"
+    );
+}
