@@ -83,6 +83,33 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert of the agent about itself (loss, full tables, outputs
+    /// down): source internal, ruleset `mamori`, tag `mamori_internal`,
+    /// no event. `time_ns` is given: the time of what is reported, or now.
+    pub fn internal(
+        time_ns: u64,
+        (rule, description): (&str, &str),
+        priority: Priority,
+        message: String,
+        output_fields: Vec<(String, FieldValue)>,
+        hostname: &str,
+    ) -> Self {
+        Self {
+            time_ns,
+            rule: rule.to_owned(),
+            description: description.to_owned(),
+            ruleset: "mamori".into(),
+            priority,
+            source: Source::Internal,
+            tags: vec!["mamori_internal".into()],
+            message,
+            output_fields,
+            hostname: hostname.to_owned(),
+            event: None,
+            context: Vec::new(),
+        }
+    }
+
     /// A context value by Falco field name.
     pub fn context(&self, field: &str) -> Option<&FieldValue> {
         self.context

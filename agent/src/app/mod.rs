@@ -30,7 +30,7 @@ use self::{
     reload::Reloader,
 };
 use crate::{
-    alert::{Alert, FieldValue, Priority, Source},
+    alert::{Alert, FieldValue, Priority},
     capture::{self, Capture, Counters},
     detect::Detector,
     event::Event,
@@ -391,24 +391,20 @@ impl LimitWatch {
         self.paths_reported = now;
         self.paths_last = Some(std::time::Instant::now());
         warn!(n, "paths not resolved to the root");
-        Some(Alert {
-            time_ns: crate::time::now_ns(),
-            rule: "mamori internal: path not resolved".into(),
-            description: "The kernel could not walk a file's path to the root (too deep, too \
+        Some(Alert::internal(
+            crate::time::now_ns(),
+            (
+                "mamori internal: path not resolved",
+                "The kernel could not walk a file's path to the root (too deep, too \
                           many mounts, or outside the process's root): fd.name was unknown for \
                           those events (fd.partial_name holds the end), and rules comparing it \
-                          did not match."
-                .into(),
-            ruleset: "mamori".into(),
-            priority: Priority::Notice,
-            source: Source::Internal,
-            tags: vec!["mamori_internal".into()],
-            message: format!("mamori: {n} paths could not be resolved to the root"),
-            output_fields: vec![("n_paths".to_owned(), FieldValue::UInt(n))],
-            hostname: self.hostname.clone(),
-            event: None,
-            context: Vec::new(),
-        })
+                          did not match.",
+            ),
+            Priority::Notice,
+            format!("mamori: {n} paths could not be resolved to the root"),
+            vec![("n_paths".to_owned(), FieldValue::UInt(n))],
+            &self.hostname,
+        ))
     }
 
     /// `mamori internal: container runtime not answering`: a hold ran out
@@ -432,32 +428,28 @@ impl LimitWatch {
             expired,
             refused, "container runtime lookups ran out or were refused"
         );
-        Some(Alert {
-            time_ns: crate::time::now_ns(),
-            rule: "mamori internal: container runtime not answering".into(),
-            description: "Container metadata did not arrive in time, or too many lookups were \
+        Some(Alert::internal(
+            crate::time::now_ns(),
+            (
+                "mamori internal: container runtime not answering",
+                "Container metadata did not arrive in time, or too many lookups were \
                           running: events of new containers are evaluated without it (no \
-                          container name, image or pod), and are not held again for a while."
-                .into(),
-            ruleset: "mamori".into(),
-            priority: Priority::Warning,
-            source: Source::Internal,
-            tags: vec!["mamori_internal".into()],
-            message: format!(
+                          container name, image or pod), and are not held again for a while.",
+            ),
+            Priority::Warning,
+            format!(
                 "mamori: container runtime not answering: {expired} metadata waits ran out, \
                  {refused} lookups refused ({} at most at once); events are not held for \
                  metadata for {} s after a wait runs out",
                 crate::state::container::MAX_IN_FLIGHT,
                 crate::state::container::HOLD_BACKOFF.as_secs()
             ),
-            output_fields: vec![
+            vec![
                 ("n_waits_expired".to_owned(), FieldValue::UInt(expired)),
                 ("n_lookups_refused".to_owned(), FieldValue::UInt(refused)),
             ],
-            hostname: self.hostname.clone(),
-            event: None,
-            context: Vec::new(),
-        })
+            &self.hostname,
+        ))
     }
 
     fn check(&mut self, state: &State) -> Option<Alert> {
@@ -472,23 +464,21 @@ impl LimitWatch {
         self.last = Some(std::time::Instant::now());
         let budget = state.processes.fd_budget();
         warn!(new_evicted, new_refused, "state limits reached");
-        Some(Alert {
-            time_ns: crate::time::now_ns(),
-            rule: "mamori internal: state limit reached".into(),
-            description: "A table of the agent's state is full: what did not fit is not tracked, \
-                          and rules on it may miss."
-                .into(),
-            ruleset: "mamori".into(),
-            priority: Priority::Error,
-            source: Source::Internal,
-            tags: vec!["mamori_internal".into()],
-            message: format!(
+        Some(Alert::internal(
+            crate::time::now_ns(),
+            (
+                "mamori internal: state limit reached",
+                "A table of the agent's state is full: what did not fit is not tracked, \
+                          and rules on it may miss.",
+            ),
+            Priority::Error,
+            format!(
                 "mamori state limits reached: {new_evicted} processes evicted, {new_refused} \
                  descriptors not kept (descriptor tables at {} of {} bytes)",
                 budget.used(),
                 budget.limit()
             ),
-            output_fields: vec![
+            vec![
                 (
                     "n_processes_evicted".to_owned(),
                     FieldValue::UInt(new_evicted),
@@ -503,10 +493,8 @@ impl LimitWatch {
                     FieldValue::UInt(budget.limit() as u64),
                 ),
             ],
-            hostname: self.hostname.clone(),
-            event: None,
-            context: Vec::new(),
-        })
+            &self.hostname,
+        ))
     }
 }
 
@@ -688,24 +676,21 @@ pub fn loss_alert(c: &Counters, new_losses: u64, hostname: &str) -> Alert {
         ),
         ("n_evts".to_owned(), FieldValue::UInt(sent)),
     ];
-    Alert {
-        time_ns: crate::time::now_ns(),
-        rule: "mamori internal: event loss".into(),
-        description: "The kernel or the decoder lost events: detection has gaps.".into(),
-        ruleset: "mamori".into(),
-        priority: Priority::Critical,
-        source: Source::Internal,
-        tags: vec!["mamori_internal".into()],
-        message: format!(
+    Alert::internal(
+        crate::time::now_ns(),
+        (
+            "mamori internal: event loss",
+            "The kernel or the decoder lost events: detection has gaps.",
+        ),
+        Priority::Critical,
+        format!(
             "mamori lost {new_losses} events ({} in total: ring full {ring}, no scratch {scratch}, undecodable {}; {sent} sent)",
             c.lost(),
             c.decode_errors
         ),
-        output_fields: fields,
-        hostname: hostname.to_owned(),
-        event: None,
-        context: Vec::new(),
-    }
+        fields,
+        hostname,
+    )
 }
 
 /// Where the host's files are seen: `MAMORI_HOST_ROOT` (`/host` in a

@@ -18,6 +18,21 @@ fn count(agent: &Agent, rule: &str, pid: u32) -> usize {
         .count()
 }
 
+/// A fresh directory of this test process's own, named after the test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mamori-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Stops the agent, removes `dir`, and fails with every expectation
+/// `check` found unmet.
+fn finish(agent: Agent, dir: &std::path::Path, failures: Vec<String>) {
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// A 32-bit syscall (`int 0x80` from a 64-bit program) passes no syscall
 /// tracepoint. It is never read as the 64-bit call with the same number
 /// (ia32 175 is `rt_sigprocmask`, x86_64 175 `init_module`), and each
@@ -116,8 +131,7 @@ fn a_renamed_process_keeps_its_exec_name() {
 fn names_with_stray_bytes_stay_distinguishable() {
     use std::os::unix::ffi::OsStrExt;
 
-    let dir = std::env::temp_dir().join(format!("mamori-bytes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bytes");
     let rules = dir.join("bytes.yaml");
     std::fs::write(
         &rules,
@@ -164,8 +178,7 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
     use mamori_e2e::expect::Expectations;
 
     let tag = std::process::id();
-    let dir = std::env::temp_dir().join(format!("mamori-doors-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("doors");
     let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     let log = format!("/var/log/mamori-e2e-{tag}.log");
     let installed = format!("/usr/local/bin/mamori-e2e-{tag}");
@@ -250,12 +263,10 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
 
     let failures = want.check(&agent);
     drop(listener);
-    assert!(agent.stop().success());
     for f in [&log, &installed, &installed_too] {
         let _ = std::fs::remove_file(f);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    finish(agent, &dir, failures);
 }
 
 /// A mount made through the new mount API (fsopen, fsconfig, fsmount,
@@ -263,8 +274,7 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
 /// target, as mount(2) is.
 #[test]
 fn the_new_mount_api_is_seen_with_its_arguments() {
-    let dir = std::env::temp_dir().join(format!("mamori-newmount-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("newmount");
     let rules = dir.join("mount.yaml");
     std::fs::write(
         &rules,
@@ -379,8 +389,7 @@ fn io_uring_requests_raise_the_rules_their_syscalls_do() {
     use mamori_e2e::expect::Expectations;
 
     let tag = std::process::id();
-    let dir = std::env::temp_dir().join(format!("mamori-uring-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("uring");
     let p = |name: &str| dir.join(name).to_str().unwrap().to_owned();
     let logs = [1, 2].map(|i| format!("/var/log/mamori-e2e-uring-{tag}-{i}.log"));
     let installed = [1, 2].map(|i| format!("/usr/local/bin/mamori-e2e-uring-{tag}-{i}"));
@@ -519,9 +528,7 @@ fn io_uring_requests_raise_the_rules_their_syscalls_do() {
     for f in logs.iter().chain(&installed) {
         let _ = std::fs::remove_file(f);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(agent.stop().success());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    finish(agent, &dir, failures);
     assert!(unpaired.is_some(), "no mamori_uring_unpaired metric");
 }
 
@@ -578,9 +585,7 @@ fn another_name_for_a_watched_file_is_the_file() {
     want.pid(pid, read, own(Some(through)));
     let failures = want.check(&agent);
     let _ = std::fs::remove_file(&link);
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(agent.stop().success());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    finish(agent, &dir, failures);
 }
 
 /// Acts that would blind the agent are reported by the agent: stopping it
@@ -591,8 +596,7 @@ fn another_name_for_a_watched_file_is_the_file() {
 fn tampering_with_the_agent_is_reported() {
     use mamori_e2e::expect::Expectations;
 
-    let dir = std::env::temp_dir().join(format!("mamori-tamper-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("tamper");
     let extra = dir.join("extra.yaml");
     std::fs::write(&extra, "- list: mamori_e2e_tamper\n  items: [x]\n").unwrap();
     let agent = Agent::start(&[
@@ -623,19 +627,9 @@ fn tampering_with_the_agent_is_reported() {
         vec![("evt.type", "unlink".into())],
     );
     let failures = want.check(&agent);
-    let quiet: Vec<_> = agent
-        .alerts()
-        .into_iter()
-        .filter(|a| {
-            a["rule"] == rule
-                && [cont, hup]
-                    .contains(&(a["output_fields"]["proc.pid"].as_u64().unwrap_or(0) as u32))
-        })
-        .collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(agent.stop().success());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(quiet.is_empty(), "SIGCONT or SIGHUP reported: {quiet:?}");
+    let quiet = count(&agent, rule, cont) + count(&agent, rule, hup);
+    finish(agent, &dir, failures);
+    assert_eq!(quiet, 0, "SIGCONT or SIGHUP reported");
 }
 
 /// A command line longer than the capture bound is cut, and the cut is a
@@ -668,13 +662,7 @@ fn a_command_line_past_the_capture_bound_is_flagged() {
     let mut want = Expectations::default();
     want.pid(padded, rule, vec![]);
     let failures = want.check(&agent);
-    let quiet = agent
-        .alerts()
-        .iter()
-        .filter(|a| {
-            a["rule"] == rule && a["output_fields"]["proc.pid"].as_u64() == Some(short.into())
-        })
-        .count();
+    let quiet = count(&agent, rule, short);
     assert!(agent.stop().success());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(quiet, 0, "a short command line was flagged");
@@ -686,8 +674,7 @@ fn a_command_line_past_the_capture_bound_is_flagged() {
 /// flow on without waiting for it.
 #[test]
 fn a_silent_container_runtime_does_not_hold_the_stream() {
-    let dir = std::env::temp_dir().join(format!("mamori-silent-cri-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("silent-cri");
     let sock = dir.join("cri.sock");
     // Accepts (the kernel's backlog) and never answers.
     let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();

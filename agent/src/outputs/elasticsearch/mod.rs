@@ -36,7 +36,7 @@ use super::{
     spool::{self, Spool},
 };
 use crate::{
-    alert::{Alert, FieldValue, Priority, Source},
+    alert::{Alert, FieldValue, Priority},
     telemetry::{exposition::Families, metrics::Metrics},
 };
 
@@ -227,28 +227,24 @@ impl DownWatch {
         }
         self.alerted_for = since;
         let pending = Stats::get(&self.stats.spool_pending);
-        Some(Alert {
-            time_ns: crate::time::now_ns(),
-            rule: "mamori internal: output down".into(),
-            description: "An output has failed for longer than its alert threshold; \
-                          its alerts wait in the disk spool."
-                .into(),
-            ruleset: "mamori".into(),
-            priority: Priority::Error,
-            source: Source::Internal,
-            tags: vec!["mamori_internal".into()],
-            message: format!(
+        Some(Alert::internal(
+            crate::time::now_ns(),
+            (
+                "mamori internal: output down",
+                "An output has failed for longer than its alert threshold; \
+                          its alerts wait in the disk spool.",
+            ),
+            Priority::Error,
+            format!(
                 "mamori cannot reach Elasticsearch for {} s; {pending} alerts wait in the spool",
                 down.as_secs()
             ),
-            output_fields: vec![
+            vec![
                 ("output".into(), FieldValue::Str("elasticsearch".into())),
                 ("down_s".into(), FieldValue::UInt(down.as_secs())),
                 ("spool_pending".into(), FieldValue::UInt(pending)),
             ],
-            hostname: self.hostname.clone(),
-            event: None,
-            context: Vec::new(),
-        })
+            &self.hostname,
+        ))
     }
 }

@@ -24,7 +24,7 @@ use super::{
     stats::Stats,
 };
 use crate::{
-    alert::{Alert, FieldValue, Priority, Source},
+    alert::{Alert, FieldValue, Priority},
     outputs::{
         ecs::EcsMapper,
         spool::{Drops, Spool},
@@ -160,27 +160,23 @@ impl LoopState {
 /// is the last drop's, so the same report always gets the same id.
 fn spool_full_alert(drops: &Drops, hostname: &str) -> Alert {
     let n = drops.unreported();
-    Alert {
-        time_ns: drops.last_ns,
-        rule: "mamori internal: spool full".into(),
-        description: "Elasticsearch was unreachable for long enough to fill the disk spool; \
-                      the oldest undelivered alerts were dropped."
-            .into(),
-        ruleset: "mamori".into(),
-        priority: Priority::Critical,
-        source: Source::Internal,
-        tags: vec!["mamori_internal".into()],
-        message: format!(
+    Alert::internal(
+        drops.last_ns,
+        (
+            "mamori internal: spool full",
+            "Elasticsearch was unreachable for long enough to fill the disk spool; \
+                      the oldest undelivered alerts were dropped.",
+        ),
+        Priority::Critical,
+        format!(
             "mamori dropped {n} undelivered alerts: the spool was full (Elasticsearch unreachable for too long?)"
         ),
-        output_fields: vec![
+        vec![
             ("n_dropped".into(), FieldValue::UInt(n)),
             ("n_dropped_total".into(), FieldValue::UInt(drops.total)),
         ],
-        hostname: hostname.to_owned(),
-        event: None,
-        context: Vec::new(),
-    }
+        hostname,
+    )
 }
 
 impl Sender {
