@@ -18,6 +18,14 @@ fn count(agent: &Agent, rule: &str, pid: u32) -> usize {
         .count()
 }
 
+/// The agent with the default rules and `more` arguments after them.
+fn with_default_rules(more: &[&str]) -> Agent {
+    let rules = repo_rules();
+    let mut args = vec!["-r", rules.to_str().unwrap()];
+    args.extend_from_slice(more);
+    Agent::start(&args)
+}
+
 /// A fresh directory of this test process's own, named after the test.
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mamori-{name}-{}", std::process::id()));
@@ -95,7 +103,7 @@ fn compat_syscalls_are_reported_once_never_misread() {
 /// the default rules; the renamed actor may not.
 #[test]
 fn a_renamed_process_keeps_its_exec_name() {
-    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let agent = with_default_rules(&[]);
     let read = "Credential file read by unexpected process";
     let control = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
     let by_prctl = run_actor(&["set-name", "sshd", "/etc/shadow"], Some(true)).pid;
@@ -188,7 +196,7 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
-    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let agent = with_default_rules(&[]);
     let mut want = Expectations::default();
     let act = |args: &[&str]| run_actor(args, Some(true)).pid;
     let mut both = |rule: &'static str, plain: &[&str], other: &[&str]| {
@@ -354,7 +362,7 @@ fn a_cgroup_named_like_a_container_does_not_make_one() {
     let id = format!("{:0>64x}", 0xdead_beef_u64 + u64::from(std::process::id()));
     let cgroup = std::path::Path::new("/sys/fs/cgroup/pids").join(&id);
     std::fs::create_dir_all(&cgroup).unwrap();
-    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let agent = with_default_rules(&[]);
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
         cgroup.display()
@@ -416,12 +424,7 @@ fn io_uring_requests_raise_the_rules_their_syscalls_do() {
         ),
     )
     .unwrap();
-    let agent = Agent::start(&[
-        "-r",
-        repo_rules().to_str().unwrap(),
-        "-r",
-        rules.to_str().unwrap(),
-    ]);
+    let agent = with_default_rules(&["-r", rules.to_str().unwrap()]);
     let mut want = Expectations::default();
     let act = |args: &[&str]| run_actor(args, Some(true)).pid;
     let read = "Credential file read by unexpected process";
@@ -547,7 +550,7 @@ fn another_name_for_a_watched_file_is_the_file() {
     let link = dir.join("hl");
     std::fs::hard_link("/etc/shadow", &link).unwrap();
     let bind = dir.join("etc");
-    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let agent = with_default_rules(&[]);
     // The kernel's copy of the identities follows the first events.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let read = "Credential file read by unexpected process";
@@ -599,12 +602,7 @@ fn tampering_with_the_agent_is_reported() {
     let dir = scratch("tamper");
     let extra = dir.join("extra.yaml");
     std::fs::write(&extra, "- list: mamori_e2e_tamper\n  items: [x]\n").unwrap();
-    let agent = Agent::start(&[
-        "-r",
-        repo_rules().to_str().unwrap(),
-        "-r",
-        extra.to_str().unwrap(),
-    ]);
+    let agent = with_default_rules(&["-r", extra.to_str().unwrap()]);
     let me = agent.pid().to_string();
     let rule = "mamori agent tampered with";
     let mut want = Expectations::default();
@@ -639,12 +637,7 @@ fn tampering_with_the_agent_is_reported() {
 fn a_command_line_past_the_capture_bound_is_flagged() {
     use mamori_e2e::expect::Expectations;
 
-    let agent = Agent::start(&[
-        "-r",
-        repo_rules().to_str().unwrap(),
-        "-o",
-        "capture.args_bytes=256",
-    ]);
+    let agent = with_default_rules(&["-o", "capture.args_bytes=256"]);
     let rule = "Shell command line too long to inspect";
     let sh = |script: String| {
         let child = std::process::Command::new("sh")
@@ -682,12 +675,7 @@ fn a_silent_container_runtime_does_not_hold_the_stream() {
     let cgroup =
         std::path::Path::new("/sys/fs/cgroup/pids").join(format!("cri-containerd-{id}.scope"));
     std::fs::create_dir_all(&cgroup).unwrap();
-    let agent = Agent::start(&[
-        "-r",
-        repo_rules().to_str().unwrap(),
-        "--cri-socket",
-        sock.to_str().unwrap(),
-    ]);
+    let agent = with_default_rules(&["--cri-socket", sock.to_str().unwrap()]);
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
         cgroup.display()
