@@ -13,6 +13,7 @@
 #![no_std]
 
 pub mod offsets;
+pub mod path_args;
 pub mod syscalls;
 pub mod uring;
 
@@ -254,6 +255,15 @@ pub enum ParamType {
     StrList = 6,
     /// A string from kernel memory (not a dentry walk).
     KernelStr = 7,
+    /// The directory a relative path string resolves against, resolved by
+    /// the kernel from a dentry like [`ParamType::KernelPath`]: the
+    /// directory fd's file or the working directory. One per path string
+    /// (absent when the string is absolute or not a path), after them.
+    BaseDir = 8,
+    /// A path string read again at syscall exit, when the one in its place
+    /// was copied at entry: a difference is a racing thread's work. After
+    /// the [`ParamType::BaseDir`]s.
+    UserStrAtExit = 9,
 }
 
 impl ParamType {
@@ -266,6 +276,8 @@ impl ParamType {
             5 => Some(Self::FileInfo),
             6 => Some(Self::StrList),
             7 => Some(Self::KernelStr),
+            8 => Some(Self::BaseDir),
+            9 => Some(Self::UserStrAtExit),
             _ => None,
         }
     }
@@ -326,8 +338,11 @@ pub enum Counter {
     Filtered = 4,
     /// 32-bit (ia32) syscalls seen (each process is reported once).
     CompatSyscalls = 5,
+    /// Path strings not copied at syscall entry because the table of
+    /// in-flight copies was full (the exit read is then the only one).
+    EntryCopyFull = 6,
 }
-pub const COUNTERS: u32 = 6;
+pub const COUNTERS: u32 = 7;
 
 /// Terms the open prefilter can hold (bits of a `u64`).
 pub const PREFILTER_TERMS: usize = 64;

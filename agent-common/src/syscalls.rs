@@ -26,8 +26,15 @@
 //! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
 //! | everything else | none (arguments are in the body) |
 //!
+//! The syscalls whose path strings [`crate::path_args`] names (unlink,
+//! rename, mkdir, link, symlink, chmod, truncate, chroot, mount, umount2,
+//! pivot_root and the new mount API's) follow their strings with path
+//! extras: one `UserStrAtExit` per string copied at entry (the first two;
+//! none when no entry copy was found), then one `BaseDir` per string.
+//!
 //! io_uring requests reported as one of these syscalls carry the same
-//! layout (see [`crate::uring`]); their path names are kernel strings.
+//! layout (see [`crate::uring`]) without the extras; their path names are
+//! kernel strings.
 
 /// Which kernel program handles a syscall's exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +44,10 @@ pub enum Program {
     /// `sys_exit_fs`: the other doors to `File`'s acts (truncation,
     /// chroot, the new mount API, fchmodat2, open_by_handle_at, fcntl).
     Fs,
+    /// `sys_exit_path`: syscalls that pass path strings (unlink, rename,
+    /// mkdir, link, mount...): copied at entry too, with the directory each
+    /// resolves against.
+    Path,
     /// `sys_exit_net`: sockets.
     Net,
     /// `sys_exit_proc`: credentials, process control, kernel.
@@ -86,18 +97,18 @@ syscalls! {
     EXECVE = 59, "execve", Proc;
     KILL = 62, "kill", Proc;
     FCNTL = 72, "fcntl", Fs;
-    TRUNCATE = 76, "truncate", Fs;
+    TRUNCATE = 76, "truncate", Path;
     FTRUNCATE = 77, "ftruncate", Fs;
-    CHDIR = 80, "chdir", File;
+    CHDIR = 80, "chdir", Path;
     FCHDIR = 81, "fchdir", File;
-    RENAME = 82, "rename", File;
-    MKDIR = 83, "mkdir", File;
-    RMDIR = 84, "rmdir", File;
+    RENAME = 82, "rename", Path;
+    MKDIR = 83, "mkdir", Path;
+    RMDIR = 84, "rmdir", Path;
     CREAT = 85, "creat", File;
-    LINK = 86, "link", File;
-    UNLINK = 87, "unlink", File;
-    SYMLINK = 88, "symlink", File;
-    CHMOD = 90, "chmod", File;
+    LINK = 86, "link", Path;
+    UNLINK = 87, "unlink", Path;
+    SYMLINK = 88, "symlink", Path;
+    CHMOD = 90, "chmod", Path;
     FCHMOD = 91, "fchmod", File;
     PTRACE = 101, "ptrace", Proc;
     SETUID = 105, "setuid", Proc;
@@ -107,21 +118,21 @@ syscalls! {
     SETRESUID = 117, "setresuid", Proc;
     SETRESGID = 119, "setresgid", Proc;
     CAPSET = 126, "capset", Proc;
-    PIVOT_ROOT = 155, "pivot_root", Fs;
+    PIVOT_ROOT = 155, "pivot_root", Path;
     PRCTL = 157, "prctl", Proc;
-    CHROOT = 161, "chroot", Fs;
-    MOUNT = 165, "mount", File;
-    UMOUNT2 = 166, "umount2", File;
+    CHROOT = 161, "chroot", Path;
+    MOUNT = 165, "mount", Path;
+    UMOUNT2 = 166, "umount2", Path;
     INIT_MODULE = 175, "init_module", Proc;
     TKILL = 200, "tkill", Proc;
     TGKILL = 234, "tgkill", Proc;
     OPENAT = 257, "openat", File;
-    MKDIRAT = 258, "mkdirat", File;
-    UNLINKAT = 263, "unlinkat", File;
-    RENAMEAT = 264, "renameat", File;
-    LINKAT = 265, "linkat", File;
-    SYMLINKAT = 266, "symlinkat", File;
-    FCHMODAT = 268, "fchmodat", File;
+    MKDIRAT = 258, "mkdirat", Path;
+    UNLINKAT = 263, "unlinkat", Path;
+    RENAMEAT = 264, "renameat", Path;
+    LINKAT = 265, "linkat", Path;
+    SYMLINKAT = 266, "symlinkat", Path;
+    FCHMODAT = 268, "fchmodat", Path;
     UNSHARE = 272, "unshare", Proc;
     ACCEPT4 = 288, "accept4", Net;
     DUP3 = 292, "dup3", File;
@@ -130,20 +141,20 @@ syscalls! {
     PROCESS_VM_READV = 310, "process_vm_readv", Proc;
     PROCESS_VM_WRITEV = 311, "process_vm_writev", Proc;
     FINIT_MODULE = 313, "finit_module", Proc;
-    RENAMEAT2 = 316, "renameat2", File;
+    RENAMEAT2 = 316, "renameat2", Path;
     MEMFD_CREATE = 319, "memfd_create", File;
     BPF = 321, "bpf", Proc;
     EXECVEAT = 322, "execveat", Proc;
     USERFAULTFD = 323, "userfaultfd", Proc;
-    OPEN_TREE = 428, "open_tree", Fs;
-    MOVE_MOUNT = 429, "move_mount", Fs;
-    FSOPEN = 430, "fsopen", Fs;
-    FSCONFIG = 431, "fsconfig", Fs;
+    OPEN_TREE = 428, "open_tree", Path;
+    MOVE_MOUNT = 429, "move_mount", Path;
+    FSOPEN = 430, "fsopen", Path;
+    FSCONFIG = 431, "fsconfig", Path;
     FSMOUNT = 432, "fsmount", Fs;
     CLONE3 = 435, "clone3", Sched;
     OPENAT2 = 437, "openat2", File;
-    MOUNT_SETATTR = 442, "mount_setattr", Fs;
-    FCHMODAT2 = 452, "fchmodat2", Fs;
+    MOUNT_SETATTR = 442, "mount_setattr", Path;
+    FCHMODAT2 = 452, "fchmodat2", Path;
     // A process's first 32-bit (ia32) syscall, seen by `raw_sys_exit`. Not
     // a syscall: the x86_64 table never reaches this number. The record's
     // argument registers are the ia32 number and its first five arguments.

@@ -97,7 +97,7 @@ pub unsafe fn push_file(rec: &mut Record, task: u64, file: u64) {
     }
     let (dentry, mnt) = file_path(file);
     let root = task_root(task);
-    push_path(rec, dentry, mnt, &root);
+    push_path(rec, dentry, mnt, &root, ParamType::KernelPath);
     rec.push_value(&file_info(file), ParamType::FileInfo);
 }
 

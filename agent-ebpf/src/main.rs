@@ -8,8 +8,11 @@
 //! Programs:
 //! - `sys_exit_file`, `sys_exit_fs`, `sys_exit_net`, `sys_exit_proc`: tracepoint programs
 //!   attached to `syscalls/sys_exit_<name>` of each captured syscall; they
-//!   read the arguments from the task's saved registers, so no enter
-//!   program or per-task map is needed.
+//!   read the arguments from the task's saved registers.
+//! - `sys_exit_path` and `sys_enter_paths`: attached to the exit and enter
+//!   tracepoints of the captured syscalls that pass path strings: copied at
+//!   entry and read at exit, so a thread that swaps them during the call
+//!   shows, with the directory each resolves against (`path_args.rs`).
 //! - `raw_sys_exit`: a BTF tracepoint on the raw `sys_exit` for captured syscalls
 //!   that have no per-syscall tracepoint on this kernel (attached only then).
 //! - `sched_process_exec`, `sched_process_fork`, `sched_process_exit`:
@@ -32,6 +35,7 @@ mod fd;
 mod kernel;
 mod maps;
 mod path;
+mod path_args;
 mod prefilter;
 mod record;
 mod sched;

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use mamori_common::{
     COUNTERS as N_COUNTERS, KernelOffsets, MAX_SYSCALLS, NameKey, OpenFilter, SCRATCH_SIZE,
@@ -38,6 +38,20 @@ pub static NAME_MASKS: HashMap<NameKey, u64> = HashMap::with_max_entries(4096, 0
 /// a bind mount). Written by the agent, refreshed as files are replaced.
 #[map]
 pub static WATCHED_INODES: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Path strings of the syscalls in flight, copied at entry, by thread id
+/// (`path_args.rs`). Allocated as used: most threads are never inside a
+/// path syscall. A full table leaves a call with its exit read only
+/// (counted: `Counter::EntryCopyFull`).
+#[map]
+pub static PATH_COPIES: HashMap<u32, crate::path_args::EntryCopy> =
+    HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// `path_bases` at index 0, for `sys_exit_path`'s tail call. Written by
+/// the loader.
+#[map]
+pub static PATH_WALK: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Per-CPU counters, indexed by `mamori_common::Counter`.
 #[map]

@@ -146,7 +146,8 @@ pub unsafe fn dentry_head(d: u64) -> Head {
     }
 }
 
-/// Appends the path of `(dentry, vfsmnt)` seen from `root` as a parameter.
+/// Appends the path of `(dentry, vfsmnt)` seen from `root` as a parameter
+/// of type `ty` (`KernelPath` or `BaseDir`).
 ///
 /// The loop-carried position lives in map memory (volatile), not in a
 /// register: at each iteration the verifier sees an unknown value bounded by
@@ -160,8 +161,13 @@ pub unsafe fn dentry_head(d: u64) -> Head {
 /// bad address (the value reads as absent) instead of faulting. `rec` is the
 /// record this CPU is building.
 #[inline(never)]
-pub unsafe fn push_path(rec: &mut Record, dentry: u64, vfsmnt: u64, root: &(u64, u64)) {
-    let ty = ParamType::KernelPath;
+pub unsafe fn push_path(
+    rec: &mut Record,
+    dentry: u64,
+    vfsmnt: u64,
+    root: &(u64, u64),
+    ty: ParamType,
+) {
     let Some(slot) = rec.slot() else { return };
     if dentry == 0 || vfsmnt == 0 {
         rec.commit(slot, 0, ty, PARAM_ABSENT);

@@ -48,7 +48,7 @@ pub struct Record {
 
 /// Where a parameter's data goes.
 pub struct Slot {
-    hdr: u64,
+    pub hdr: u64,
     pub data: u64,
     off: u32,
 }
@@ -183,7 +183,7 @@ impl Record {
     /// `addr` is a user or kernel address as `ty` says (read with the matching
     /// helper, which fails instead of faulting).
     #[inline(always)]
-    unsafe fn push_str(&mut self, addr: u64, ty: ParamType) {
+    pub unsafe fn push_str(&mut self, addr: u64, ty: ParamType) {
         let Some(slot) = self.slot() else { return };
         if addr == 0 {
             self.commit(slot, 0, ty, PARAM_ABSENT);
@@ -307,6 +307,85 @@ impl Record {
     #[inline(always)]
     pub unsafe fn copy_kernel(dst: u64, src: u64, len: u32) -> bool {
         bpf_probe_read_kernel(dst as *mut c_void, len, src as *const c_void) == 0
+    }
+
+    /// Writes cell `cell` (1 to 7) of this CPU's walk-state memory. The
+    /// verifier does not track what map memory holds: a value read back
+    /// with [`Record::cell`] is unknown to it, so values that differ only by
+    /// constants set in earlier branches reach a path walk as one state.
+    /// Cells also carry values across a tail call.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building (cell 0
+    /// is the path walk's position, which it sets before use).
+    #[inline(always)]
+    pub unsafe fn set_cell(&self, cell: u64, v: u64) {
+        core::ptr::write_volatile(self.cell_at(cell), v);
+    }
+
+    /// Reads cell `cell` (see [`Record::set_cell`]).
+    ///
+    /// # Safety
+    ///
+    /// As [`Record::set_cell`].
+    #[inline(always)]
+    pub unsafe fn cell(&self, cell: u64) -> u64 {
+        core::ptr::read_volatile(self.cell_at(cell))
+    }
+
+    #[inline(always)]
+    fn cell_at(&self, cell: u64) -> *mut u64 {
+        (self.buf + WALK_STATE + 8 * (cell & 7)) as *mut u64
+    }
+
+    /// Makes the record's fill level unknown to the verifier (through the
+    /// record's header, where [`Record::submit`] writes it anyway): after
+    /// a path walk every way out leaves a different known length, and a
+    /// second walk would be verified once for each.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building.
+    #[inline(always)]
+    pub unsafe fn settle(&mut self) {
+        self.save();
+        self.off = (*self.header()).size;
+        self.nparams = (*self.header()).nparams;
+    }
+
+    /// Stores the fill level in the record's header, for [`Record::resume`]
+    /// after a tail call.
+    ///
+    /// # Safety
+    ///
+    /// Only from a BPF program, on the record this CPU is building.
+    #[inline(always)]
+    pub unsafe fn save(&mut self) {
+        let h = self.header();
+        core::ptr::write_volatile(&mut (*h).size, self.off);
+        core::ptr::write_volatile(&mut (*h).nparams, self.nparams);
+    }
+
+    /// The record this CPU was building when its program tail-called the
+    /// current one (after [`Record::save`]).
+    ///
+    /// # Safety
+    ///
+    /// Only from a tail-called BPF program whose caller saved a record.
+    #[inline(always)]
+    pub unsafe fn resume() -> Option<Self> {
+        let cpu = bpf_get_smp_processor_id();
+        let Some(buf) = SCRATCH.get_ptr_mut(cpu) else {
+            count(Counter::LostNoScratch);
+            return None;
+        };
+        let h = buf as *const EventHeader;
+        Some(Self {
+            buf: buf as u64,
+            off: core::ptr::read_volatile(&(*h).size),
+            nparams: core::ptr::read_volatile(&(*h).nparams),
+        })
     }
 
     /// Sends the record, waking the reader only past the fill threshold.

@@ -62,7 +62,7 @@ unsafe fn exec(bprm: u64) {
 
     let root = task_root(task);
     let (dentry, mnt) = file_path(file);
-    push_path(&mut rec, dentry, mnt, &root);
+    push_path(&mut rec, dentry, mnt, &root, ParamType::KernelPath);
     rec.push_value(&file_info(file), ParamType::FileInfo);
     rec.push_kernel_str(ptr(bprm, off!(bprm_filename)));
     rec.push_kernel_str(ptr(bprm, off!(bprm_interp)));
@@ -78,7 +78,7 @@ unsafe fn exec(bprm: u64) {
         setting!(env_bytes),
     );
     let (dentry, mnt) = task_cwd(task);
-    push_path(&mut rec, dentry, mnt, &root);
+    push_path(&mut rec, dentry, mnt, &root, ParamType::KernelPath);
     let kn = cgroup_kn(task);
     rec.push_kernel_str(ptr(kn, off!(kernfs_name)));
     rec.push_kernel_str(ptr(ptr(kn, off!(kernfs_parent)), off!(kernfs_name)));

@@ -1,4 +1,5 @@
-//! `sys_exit_file`: syscalls on paths and file descriptors.
+//! `sys_exit_file`: opens and the syscalls on file descriptors (the ones
+//! that pass path strings are `sys_exit_path`'s).
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use mamori_common::{Counter, syscalls::*};
@@ -53,31 +54,12 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
             opened(rec, task, ret);
             rec.push_user_bytes(a[2], 24); // struct open_how
         }
-        UNLINK | RMDIR | MKDIR | CHMOD | CHDIR | UMOUNT2 => rec.push_user_str(a[0]),
-        UNLINKAT | MKDIRAT | FCHMODAT => rec.push_user_str(a[1]),
-        RENAME | LINK | SYMLINK => {
-            rec.push_user_str(a[0]);
-            rec.push_user_str(a[1]);
-        }
-        RENAMEAT | RENAMEAT2 | LINKAT => {
-            rec.push_user_str(a[1]);
-            rec.push_user_str(a[3]);
-        }
-        SYMLINKAT => {
-            rec.push_user_str(a[0]);
-            rec.push_user_str(a[2]);
-        }
         FCHMOD | FCHDIR => push_fd(rec, task, a[0] as i32 as i64),
         // What the new descriptor refers to, from the kernel's objects: a
         // rule on dup needs no descriptor table kept from every open.
         DUP | DUP2 | DUP3 => {
             push_fd(rec, task, ret);
             push_sock(rec, task, ret);
-        }
-        MOUNT => {
-            rec.push_user_str(a[0]);
-            rec.push_user_str(a[1]);
-            rec.push_user_str(a[2]);
         }
         _ => {}
     }

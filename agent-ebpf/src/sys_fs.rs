@@ -1,6 +1,7 @@
-//! `sys_exit_fs`: the other doors to what `sys_exit_file` watches —
-//! truncation, chroot and pivot_root, the new mount API, `fchmodat2`,
-//! `open_by_handle_at` and descriptor duplication through `fcntl`. A
+//! `sys_exit_fs`: the descriptor-based doors to what `sys_exit_file`
+//! watches — `ftruncate`, `fsmount`, `open_by_handle_at` and descriptor
+//! duplication through `fcntl` (truncate, chroot, pivot_root and the rest
+//! of the new mount API pass path strings: `sys_exit_path`). A
 //! program of their own, so each family's program stays within what the
 //! verifier accepts.
 
@@ -18,8 +19,6 @@ use crate::{
 /// `fcntl` commands that duplicate a descriptor.
 const F_DUPFD: u64 = 0;
 const F_DUPFD_CLOEXEC: u64 = 1030;
-/// `fsconfig` command whose value is a string.
-const FSCONFIG_SET_STRING: u64 = 1;
 
 #[tracepoint]
 pub fn sys_exit_fs(ctx: TracePointContext) -> u32 {
@@ -68,28 +67,6 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6], ret: i64) {
             push_fd(rec, task, ret);
             push_sock(rec, task, ret);
         }
-        _ => {
-            let (n, s) = user_strings(nr, a);
-            if n > 0 {
-                rec.push_user_str(s[0]);
-            }
-            if n > 1 {
-                rec.push_user_str(s[1]);
-            }
-        }
-    }
-}
-
-/// The user strings a path syscall passes, in record order.
-#[inline(always)]
-fn user_strings(nr: u32, a: &[u64; 6]) -> (u32, [u64; 2]) {
-    match nr {
-        TRUNCATE | CHROOT | FSOPEN => (1, [a[0], 0]),
-        FCHMODAT2 | OPEN_TREE | MOUNT_SETATTR => (1, [a[1], 0]),
-        PIVOT_ROOT => (2, [a[0], a[1]]),
-        MOVE_MOUNT => (2, [a[1], a[3]]),
-        FSCONFIG if a[1] == FSCONFIG_SET_STRING => (2, [a[2], a[3]]),
-        FSCONFIG => (1, [a[2], 0]),
-        _ => (0, [0; 2]),
+        _ => {}
     }
 }

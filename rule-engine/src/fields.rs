@@ -89,6 +89,8 @@ field_table! {
     EvtIsOpenExec = "evt.is_open_exec", Bool, None, "An open of an executable file (O_EXEC or an exec).";
     EvtIsOpenCreate = "evt.is_open_create", Bool, None, "An open that may create the file (O_CREAT).";
     EvtIsArgTruncated = "evt.is_arg_truncated", Bool, None, "A string or list argument of the event was longer than its capture bound and was cut (mamori).";
+    EvtIsArgChanged = "evt.is_arg_changed", Bool, None, "A path argument copied at syscall entry differs from the same argument read again at exit: another thread changed it during the call (a time-of-check/time-of-use race). Rules see the entry copy (mamori).";
+    EvtArgAtExit = "evt.arg_at_exit", Str, None, "The first changed path argument as read at syscall exit (see evt.is_arg_changed); absent when none changed (mamori).";
     EvtTargetsAgent = "evt.targets_agent", Bool, None, "The event acts on the mamori agent itself: signals (kill, tkill, tgkill) or traces it, reads or writes its memory (process_vm_*, /proc/PID/mem), or opens for writing, truncates, removes or renames its executable, configuration or rules files (mamori).";
     EvtIsIoUring = "evt.is_io_uring", Bool, None, "The act came through an io_uring request (no such syscall was made; evt.type is the syscall it stands for) (mamori).";
     EvtIoUringOp = "evt.io_uring.op", Str, None, "The io_uring operation (IORING_OP_OPENAT...); absent for real syscalls (mamori).";

@@ -159,3 +159,47 @@ impl LimitWatch {
         ))
     }
 }
+
+/// `mamori internal: path copies table full`: the kernel's table of path
+/// strings copied at syscall entry was full for some calls (their paths
+/// were read at exit only, so a swap during the call could not show). At
+/// most one a minute, counting the calls since the last one.
+pub(super) struct EntryCopyWatch {
+    hostname: String,
+    reported: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl EntryCopyWatch {
+    pub(super) fn new(hostname: String) -> Self {
+        Self {
+            hostname,
+            reported: 0,
+            last: None,
+        }
+    }
+
+    /// `missed`: the kernel's count so far.
+    pub(super) fn check(&mut self, missed: u64) -> Option<Alert> {
+        if missed <= self.reported || self.last.is_some_and(|t| t.elapsed() < LimitWatch::EVERY) {
+            return None;
+        }
+        let n = missed - self.reported;
+        self.reported = missed;
+        self.last = Some(std::time::Instant::now());
+        warn!(n, "path strings not copied at syscall entry: table full");
+        Some(Alert::internal(
+            crate::time::now_ns(),
+            (
+                "mamori internal: path copies table full",
+                "More path syscalls were in flight than the kernel's table of entry copies \
+                 holds: their paths were read at exit only, and a path changed during such \
+                 a call was not detected.",
+            ),
+            Priority::Warning,
+            format!("mamori: {n} path syscalls were not copied at entry (table full)"),
+            vec![("n_calls".to_owned(), FieldValue::UInt(n))],
+            &self.hostname,
+        ))
+    }
+}

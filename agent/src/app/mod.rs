@@ -468,7 +468,8 @@ async fn hold_for_container_metadata(state: &mut State, ev: &Event) {
 /// at most one per `LOSS_ALERT_EVERY`, each counting the losses since the
 /// previous one, and a last one at shutdown, once the reader has drained
 /// the ring (`drained`), for what the last window lost: the alerts' counts
-/// add up to every loss.
+/// add up to every loss. Also raises the kernel's other counted limit,
+/// path strings not copied at syscall entry (`limits::EntryCopyWatch`).
 async fn watch_loss(
     counters: capture::CountersHandle,
     alerts: mpsc::Sender<Alert>,
@@ -481,6 +482,7 @@ async fn watch_loss(
     const LOSS_ALERT_EVERY: Duration = Duration::from_secs(30);
     let mut reported = 0u64;
     let mut last_alert: Option<tokio::time::Instant> = None;
+    let mut copies = limits::EntryCopyWatch::new(hostname.clone());
     let mut tick = tokio::time::interval(CHECK_EVERY);
     loop {
         let stopping = tokio::select! {
@@ -505,6 +507,11 @@ async fn watch_loss(
             }
             reported = lost;
             last_alert = Some(tokio::time::Instant::now());
+        }
+        if let Some(alert) = copies.check(c.entry_copy_full)
+            && alerts.send(alert).await.is_err()
+        {
+            return;
         }
         if stopping {
             return;

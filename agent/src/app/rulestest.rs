@@ -27,7 +27,7 @@ use serde::Deserialize;
 use crate::{
     alert::Alert,
     detect::Detector,
-    event::{Detail, Event, EventType, Exec, Task, Text, args},
+    event::{Detail, Event, EventType, Exec, Param, Task, Text, args},
     state::{
         Process, State,
         container::Container,
@@ -86,6 +86,10 @@ pub struct EventSpec {
     /// default: nothing is the agent).
     #[serde(default)]
     pub agent: Option<AgentSpec>,
+    /// The first path argument as read again at syscall exit, when a racing
+    /// thread changed it (`evt.is_arg_changed`, `evt.arg_at_exit`).
+    #[serde(default)]
+    pub arg_at_exit: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -327,6 +331,9 @@ fn build(spec: &EventSpec, seq: u64, state: &mut State) -> Result<Event, String>
     };
     for (k, v) in &spec.args {
         args::set(&mut ev, k, v)?;
+    }
+    if let (Some(at_exit), Detail::Syscall { params, .. }) = (&spec.arg_at_exit, &mut ev.detail) {
+        params.push(Param::AtExit(Some(at_exit.as_str().into())));
     }
     Ok(ev)
 }

@@ -236,18 +236,22 @@ fn params(bytes: &[u8], mut off: usize, n: u16) -> Result<Vec<Param>, Error> {
 
 fn param(index: usize, ph: &ParamHeader, data: &[u8]) -> Result<Param, Error> {
     let ty = ParamType::from_u8(ph.ty).ok_or(Error::UnknownParamType { index, ty: ph.ty })?;
-    if ph.flags & PARAM_ABSENT != 0 {
-        return Ok(Param::Absent);
-    }
-    if ph.flags & PARAM_FAULT != 0 {
-        return Ok(Param::Fault);
-    }
     let truncated = ph.flags & PARAM_TRUNCATED != 0;
     let text = || Text {
         bytes: data.to_vec(),
         truncated,
     };
+    let value = ph.flags & (PARAM_ABSENT | PARAM_FAULT) == 0;
     Ok(match ty {
+        // The path extras keep their kind when empty: the agent pairs them
+        // with the strings by position.
+        ParamType::BaseDir => Param::BaseDir {
+            path: value.then(text),
+            partial: ph.flags & PARAM_PARTIAL_PATH != 0,
+        },
+        ParamType::UserStrAtExit => Param::AtExit(value.then(text)),
+        _ if ph.flags & PARAM_ABSENT != 0 => Param::Absent,
+        _ if ph.flags & PARAM_FAULT != 0 => Param::Fault,
         ParamType::UserStr => Param::Str(text()),
         ParamType::KernelStr => Param::KernelStr(text()),
         ParamType::KernelPath => Param::Path {

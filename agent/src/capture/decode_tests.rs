@@ -151,6 +151,40 @@ fn syscall_record_round_trips_with_every_param_type() {
     assert!(matches!(p[9], Param::Path { partial: true, .. }));
 }
 
+/// The path extras keep their kind when they have no value: the agent
+/// pairs them with the strings by position.
+#[test]
+fn path_extras_decode_with_their_kind_even_when_empty() {
+    let body = SyscallBody { args: [0; 6] };
+    let bytes = Wire::new(header(EventKind::Syscall, syscalls::RENAMEAT2, 0), &body)
+        .param(ParamType::UserStr, 0, b"a")
+        .param(ParamType::UserStr, 0, b"/b")
+        .param(ParamType::UserStrAtExit, 0, b"a")
+        .param(ParamType::UserStrAtExit, PARAM_FAULT, b"")
+        .param(ParamType::BaseDir, 0, b"/srv")
+        .param(ParamType::BaseDir, PARAM_ABSENT, b"")
+        .finish();
+    let ev = decode(&bytes, &clock()).unwrap();
+    let p = ev.params();
+    assert_eq!(p[2], Param::AtExit(Some(Text::from("a"))));
+    assert_eq!(p[3], Param::AtExit(None));
+    assert_eq!(
+        p[4],
+        Param::BaseDir {
+            path: Some(Text::from("/srv")),
+            partial: false
+        }
+    );
+    assert_eq!(
+        p[5],
+        Param::BaseDir {
+            path: None,
+            partial: false
+        }
+    );
+    assert_eq!(ev.changed_path_arg(), Some(None), "unreadable at exit");
+}
+
 #[test]
 fn exec_record_round_trips() {
     let body = ExecBody {

@@ -16,7 +16,7 @@ use std::{
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData},
+    maps::{Array, HashMap, MapData, ProgramArray},
     programs::{BtfTracePoint, TracePoint},
 };
 use mamori_common::{
@@ -42,6 +42,9 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 pub struct AttachReport {
     /// Syscalls captured through their own exit tracepoint.
     pub tracepoints: BTreeSet<&'static str>,
+    /// Of those, the ones whose path strings are also copied at entry
+    /// (`sys_enter_paths` on their enter tracepoint).
+    pub entry_copies: BTreeSet<&'static str>,
     /// Syscalls captured through the raw `sys_exit` fallback.
     pub raw: BTreeSet<&'static str>,
     /// Requested syscalls this kernel does not implement (no exit
@@ -113,6 +116,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         attach_btf(&mut ebpf, name, &aya_btf)?;
     }
     report.uring_unwatched = attach_uring(&mut ebpf, &aya_btf, &resolved.offsets)?;
+    load_path_walk(&mut ebpf)?;
     write_prefilter(&mut ebpf, &opts.prefilter)?;
     attach_syscalls(&mut ebpf, &opts.syscalls, &mut report)?;
     info!(
@@ -227,6 +231,7 @@ fn family_program(family: Program) -> Option<&'static str> {
     match family {
         Program::File => Some("sys_exit_file"),
         Program::Fs => Some("sys_exit_fs"),
+        Program::Path => Some("sys_exit_path"),
         Program::Net => Some("sys_exit_net"),
         Program::Proc => Some("sys_exit_proc"),
         Program::Sched | Program::Raw => None,
@@ -286,11 +291,12 @@ pub(crate) fn attach_syscalls(
         if prog.fd().is_err() {
             prog.load().map_err(|e| CaptureError::attach(name, e))?;
         }
-        for sc in list {
+        for sc in &list {
             prog.attach("syscalls", &format!("sys_exit_{}", sc.tracepoint()))
                 .map_err(|e| CaptureError::attach(name, e))?;
             report.tracepoints.insert(sc.name);
         }
+        attach_entry_copies(ebpf, &list, report)?;
     }
     if !report.raw.is_empty() && !raw_attached {
         let btf = Btf::from_sys_fs().map_err(|e| CaptureError::Attach {
@@ -310,6 +316,57 @@ pub(crate) fn attach_syscalls(
         .filter(|sc| enabled[sc.nr as usize] != 0)
         .map(|sc| sc.name.to_owned())
         .collect();
+    Ok(())
+}
+
+/// Loads `path_bases`, the second half of `sys_exit_path` (which
+/// tail-calls it to walk the base directories of path strings), into the
+/// `PATH_WALK` program array. Never attached itself.
+fn load_path_walk(ebpf: &mut Ebpf) -> Result<(), CaptureError> {
+    const NAME: &str = "path_bases";
+    let prog: &mut TracePoint = program(ebpf, NAME)?;
+    prog.load().map_err(|e| CaptureError::attach(NAME, e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| CaptureError::attach(NAME, e))?
+        .try_clone()
+        .map_err(|e| CaptureError::attach(NAME, aya::programs::ProgramError::IOError(e)))?;
+    let map = ebpf
+        .map_mut("PATH_WALK")
+        .ok_or(CaptureError::MissingMap("PATH_WALK"))?;
+    let mut walks = ProgramArray::try_from(map).map_err(|e| CaptureError::Map("PATH_WALK", e))?;
+    walks
+        .set(0, &fd, 0)
+        .map_err(|e| CaptureError::Map("PATH_WALK", e))?;
+    Ok(())
+}
+
+/// Attaches `sys_enter_paths` to the enter tracepoints of the syscalls in
+/// `list` that pass path strings, so their strings are copied at entry as
+/// well as read at exit (a racing thread's swap shows as a difference).
+fn attach_entry_copies(
+    ebpf: &mut Ebpf,
+    list: &[&'static syscalls::Syscall],
+    report: &mut AttachReport,
+) -> Result<(), CaptureError> {
+    const NAME: &str = "sys_enter_paths";
+    let wanted: Vec<_> = list
+        .iter()
+        .filter(|sc| mamori_common::path_args::has_path_args(sc.nr))
+        .filter(|sc| !report.entry_copies.contains(sc.name))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let prog: &mut TracePoint = program(ebpf, NAME)?;
+    if prog.fd().is_err() {
+        prog.load().map_err(|e| CaptureError::attach(NAME, e))?;
+    }
+    for sc in wanted {
+        prog.attach("syscalls", &format!("sys_enter_{}", sc.tracepoint()))
+            .map_err(|e| CaptureError::attach(NAME, e))?;
+        report.entry_copies.insert(sc.name);
+    }
     Ok(())
 }
 

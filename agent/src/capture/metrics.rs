@@ -62,6 +62,12 @@ fn families(h: &CountersHandle, f: &mut Families<'_>) -> exposition::Result {
         "32-bit (ia32) syscalls seen; each process using them is reported once.",
         c.compat_syscalls,
     )?;
+    f.counter(
+        "mamori_kernel_entry_copies_missed",
+        "Path strings of syscalls read at exit only, because the kernel's table of strings \
+         copied at entry (4096 calls in flight) was full.",
+        c.entry_copy_full,
+    )?;
     f.counters(
         "mamori_uring_unpaired",
         "io_uring requests reported from one half: a submission whose completion did not come \

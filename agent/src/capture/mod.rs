@@ -163,6 +163,8 @@ pub struct Counters {
     pub filtered: u64,
     /// 32-bit (ia32) syscalls seen (while a rule watches them).
     pub compat_syscalls: u64,
+    /// Path strings read at exit only: the table of entry copies was full.
+    pub entry_copy_full: u64,
     /// Records read from the ring.
     pub received: u64,
     /// Records that failed to decode.
@@ -327,7 +329,7 @@ impl CountersHandle {
                 .map(|v| v.iter().copied().collect())
                 .unwrap_or_default()
         };
-        debug_assert_eq!(COUNTERS, 6);
+        debug_assert_eq!(COUNTERS, 7);
         Counters {
             sent: per_cpu(Counter::Sent),
             lost_ring_full: per_cpu(Counter::LostRingFull),
@@ -335,6 +337,7 @@ impl CountersHandle {
             skipped_self: per_cpu(Counter::SkippedSelf).iter().sum(),
             filtered: per_cpu(Counter::Filtered).iter().sum(),
             compat_syscalls: per_cpu(Counter::CompatSyscalls).iter().sum(),
+            entry_copy_full: per_cpu(Counter::EntryCopyFull).iter().sum(),
             received: self.user.received.load(Ordering::Relaxed),
             decode_errors: self.user.decode_errors.load(Ordering::Relaxed),
             uring_unanswered: self.user.uring_unanswered.load(Ordering::Relaxed),

@@ -303,6 +303,11 @@ impl View<'_> {
                 Param::List(_, cut) => *cut,
                 p => p.text().is_some_and(|t| t.truncated),
             })),
+            F::EvtIsArgChanged => Value::Bool(ev.changed_path_arg().is_some()),
+            F::EvtArgAtExit => match ev.changed_path_arg()? {
+                Some(t) => Value::str(&t.bytes),
+                None => Value::str(b"<unreadable>"),
+            },
             F::EvtIoUringOp => {
                 Value::str(mamori_common::uring::name_of(ev.uring_op()?)?.as_bytes())
             }

@@ -77,6 +77,18 @@ pub enum Param {
     List(Vec<Text>, bool),
     Sock(SockTuple),
     File(FileInfo),
+    /// The directory the path string at the same position among the call's
+    /// strings resolves against, resolved by the kernel from its objects
+    /// (the directory fd's file, or the working directory). `None` when the
+    /// string is absolute or not a path, or the kernel could not say;
+    /// `partial` as for [`Param::Path`].
+    BaseDir {
+        path: Option<Text>,
+        partial: bool,
+    },
+    /// A path string read again at syscall exit (`None`: unreadable); the
+    /// one in its place was copied at entry.
+    AtExit(Option<Text>),
 }
 
 impl Param {
@@ -84,6 +96,12 @@ impl Param {
     /// many mounts): only its end is known.
     pub fn is_cut_path(&self) -> bool {
         matches!(self, Param::Path { path, partial: true } if path.truncated)
+    }
+
+    /// Whether this is one of the extras that follow a call's path strings
+    /// ([`Param::BaseDir`], [`Param::AtExit`]).
+    pub fn is_path_extra(&self) -> bool {
+        matches!(self, Param::BaseDir { .. } | Param::AtExit(_))
     }
 
     /// The text of a string-like parameter.
@@ -223,6 +241,23 @@ impl Event {
             Detail::Syscall { params, .. } => params,
             _ => &[],
         }
+    }
+
+    /// The first path string a racing thread changed during the call: the
+    /// exit read (`None`: unreadable at exit) of a string whose entry copy
+    /// is in its place and differs. The strings come first, so the `k`-th
+    /// exit read belongs to parameter `k`.
+    pub fn changed_path_arg(&self) -> Option<Option<&Text>> {
+        let params = self.params();
+        params
+            .iter()
+            .filter_map(|p| match p {
+                Param::AtExit(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .enumerate()
+            .find(|(k, at_exit)| params.get(*k).and_then(Param::text) != *at_exit)
+            .map(|(_, at_exit)| at_exit)
     }
 
     /// `IORING_OP_*` when the act came through io_uring.

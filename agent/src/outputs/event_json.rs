@@ -16,6 +16,10 @@ fn param(p: &Param) -> Value {
         Param::Fault => json!({"fault": true}),
         Param::Str(t) | Param::KernelStr(t) => text(t),
         Param::Path { path, partial } => json!({"path": text(path), "partial": partial}),
+        Param::BaseDir { path, partial } => {
+            json!({"base_dir": path.as_ref().map(text), "partial": partial})
+        }
+        Param::AtExit(t) => json!({"at_exit": t.as_ref().map(text)}),
         Param::Bytes(b) => Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         Param::List(l, truncated) => {
             json!({"items": l.iter().map(text).collect::<Vec<_>>(), "truncated": truncated})

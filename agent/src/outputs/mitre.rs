@@ -72,6 +72,7 @@ const TECHNIQUES: &[(&str, &str)] = &[
     ("T1136", "Create Account"),
     ("T1140", "Deobfuscate/Decode Files or Information"),
     ("T1190", "Exploit Public-Facing Application"),
+    ("T1211", "Exploitation for Defense Evasion"),
     ("T1222", "File and Directory Permissions Modification"),
     (
         "T1222.002",

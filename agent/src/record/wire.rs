@@ -149,6 +149,11 @@ pub enum ParamRec {
     },
     Sock(SockRec),
     File(FileRec),
+    BaseDir {
+        path: Option<TextRec>,
+        partial: bool,
+    },
+    AtExit(Option<TextRec>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -243,6 +248,11 @@ impl From<&Param> for ParamRec {
                 raddr: hex(&s.raddr),
             }),
             Param::File(f) => ParamRec::File(f.into()),
+            Param::BaseDir { path, partial } => ParamRec::BaseDir {
+                path: path.as_ref().map(Into::into),
+                partial: *partial,
+            },
+            Param::AtExit(t) => ParamRec::AtExit(t.as_ref().map(Into::into)),
         }
     }
 }
@@ -272,6 +282,11 @@ impl ParamRec {
                 raddr: addr16(&s.raddr),
             }),
             ParamRec::File(f) => Param::File(f.to_info()),
+            ParamRec::BaseDir { path, partial } => Param::BaseDir {
+                path: path.as_ref().map(TextRec::to_text),
+                partial: *partial,
+            },
+            ParamRec::AtExit(t) => Param::AtExit(t.as_ref().map(TextRec::to_text)),
         }
     }
 }

@@ -116,6 +116,27 @@ fn main() {
             ),
             // unlink PATH
             "unlink" => assert_eq!(libc::unlink(cstr(&arg(1)).as_ptr()), 0),
+            // unlink-at DIR NAME [MOVE_TO]: open DIR, rename it to MOVE_TO
+            // when given, then unlinkat(dirfd, NAME)
+            "unlink-at" => {
+                let dir = libc::open(cstr(&arg(1)).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                assert!(dir >= 0, "open dir failed");
+                if args.len() > 3 {
+                    let to = cstr(&arg(3));
+                    assert_eq!(libc::rename(cstr(&arg(1)).as_ptr(), to.as_ptr()), 0);
+                }
+                let rc = libc::unlinkat(dir, cstr(&arg(2)).as_ptr(), 0);
+                assert_eq!(rc, 0, "unlinkat: {}", std::io::Error::last_os_error());
+            }
+            // unlink-in DIR NAME: chdir(DIR), then unlink(NAME)
+            "unlink-in" => {
+                assert_eq!(libc::chdir(cstr(&arg(1)).as_ptr()), 0);
+                assert_eq!(libc::unlink(cstr(&arg(2)).as_ptr()), 0);
+            }
+            // race-unlink SHOWN HIDDEN N [still]: N unlink(2) calls on one
+            // buffer that another thread keeps rewriting between SHOWN and
+            // HIDDEN (unless `still`: the control, SHOWN throughout)
+            "race-unlink" => race_unlink(&arg(1), &arg(2), &arg(3), args.len() > 4),
             // mkdir PATH
             "mkdir" => assert_eq!(libc::mkdir(cstr(&arg(1)).as_ptr(), 0o700), 0),
             // connect PORT: TCP connect to 127.0.0.1:PORT
@@ -494,6 +515,51 @@ fn main() {
 /// `unlink PATH`, `rename OLD NEW`, `mkdir PATH`, `symlink TARGET LINK`,
 /// `link OLD NEW`, `connect IPV4 PORT` (socket made by a ring request too).
 /// Panics when the request fails.
+/// See the `race-unlink` action: the time-of-check/time-of-use race on a
+/// path argument.
+fn race_unlink(shown: &[u8], hidden: &[u8], n: &[u8], still: bool) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU8, Ordering::Relaxed},
+    };
+    let n: u32 = String::from_utf8(n.to_vec()).unwrap().parse().unwrap();
+    // One buffer both threads see, written byte by byte (as a racing thread
+    // does): the NUL-terminated name of either file.
+    let size = shown.len().max(hidden.len()) + 1;
+    let buf: Arc<Vec<AtomicU8>> = Arc::new((0..size).map(|_| AtomicU8::new(0)).collect());
+    let write = |buf: &[AtomicU8], name: &[u8]| {
+        for (i, b) in buf.iter().enumerate() {
+            b.store(name.get(i).copied().unwrap_or(0), Relaxed);
+        }
+    };
+    write(&buf, shown);
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let flipper = (!still).then(|| {
+        let (buf, done, started) = (buf.clone(), done.clone(), started.clone());
+        let (shown, hidden) = (shown.to_vec(), hidden.to_vec());
+        std::thread::spawn(move || {
+            while !done.load(Relaxed) {
+                write(&buf, &hidden);
+                write(&buf, &shown);
+                started.store(true, Relaxed);
+            }
+        })
+    });
+    // On a busy host the writer may not run before the calls are over.
+    while flipper.is_some() && !started.load(Relaxed) {
+        std::thread::yield_now();
+    }
+    for _ in 0..n {
+        // SAFETY: the buffer always holds a NUL within its length.
+        unsafe { libc::unlink(buf.as_ptr() as *const libc::c_char) };
+    }
+    done.store(true, Relaxed);
+    if let Some(t) = flipper {
+        t.join().unwrap();
+    }
+}
+
 fn uring_op(args: &[Vec<u8>]) {
     use io_uring::{IoUring, opcode, squeue, types};
     let op = String::from_utf8(args[0].clone()).unwrap();

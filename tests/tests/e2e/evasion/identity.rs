@@ -1,0 +1,121 @@
+//! Identities an attacker cannot rename: processes, containers, and
+//! names whose bytes could be confused.
+
+use mamori_e2e::agent::Agent;
+use mamori_e2e::run_actor;
+
+use super::{count, scratch, with_default_rules};
+
+/// A process that renames itself after a trusted program (prctl or
+/// /proc/self/comm) is still judged by the name the kernel gave it at
+/// exec, and the rename is reported. `sshd` may read /etc/shadow under
+/// the default rules; the renamed actor may not.
+#[test]
+fn a_renamed_process_keeps_its_exec_name() {
+    let agent = with_default_rules(&[]);
+    let read = "Credential file read by unexpected process";
+    let control = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    let by_prctl = run_actor(&["set-name", "sshd", "/etc/shadow"], Some(true)).pid;
+    let by_proc = run_actor(&["set-name-proc", "sshd", "/etc/shadow"], Some(true)).pid;
+    for pid in [control, by_prctl, by_proc] {
+        let a = agent
+            .wait_alert(read, pid)
+            .unwrap_or_else(|| panic!("no `{read}` for pid {pid}"));
+        assert_eq!(a["output_fields"]["proc.name"], "mamori-actor");
+    }
+    let renamed = agent
+        .wait_alert("Process renamed to another program's name", by_prctl)
+        .expect("the prctl rename is not reported");
+    assert_eq!(renamed["output_fields"]["proc.comm"], "sshd");
+    let proc_file = agent
+        .wait_alert("Process name set through /proc", by_proc)
+        .expect("the /proc/self/comm rename is not reported");
+    assert_eq!(
+        proc_file["output_fields"]["fd.name"],
+        format!("/proc/{by_proc}/comm")
+    );
+    assert_eq!(
+        count(&agent, "Process renamed to another program's name", control),
+        0
+    );
+    assert!(agent.stop().success());
+}
+
+/// Names that are not valid UTF-8 print so that two different names never
+/// print the same: each stray byte is escaped, a real U+FFFD and a real
+/// backslash stay distinct.
+#[test]
+fn names_with_stray_bytes_stay_distinguishable() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = scratch("bytes");
+    let rules = dir.join("bytes.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Odd name opened\n  desc: test\n  condition: evt.type = openat and fd.name startswith {}/x\n  output: opened %fd.name by %proc.pid\n  priority: NOTICE\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let names: [&[u8]; 4] = [b"x\xff", b"x\xfe", "x\u{fffd}".as_bytes(), b"x\\xff"];
+    let mut shown = Vec::new();
+    for name in names {
+        let path = dir.join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(&path, "").unwrap();
+        let child = std::process::Command::new(mamori_e2e::sibling_binary("mamori-actor"))
+            .arg("open")
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(child.wait_with_output().unwrap().status.success());
+        let a = agent
+            .wait_alert("Odd name opened", pid)
+            .unwrap_or_else(|| panic!("no alert for {path:?}"));
+        shown.push(a["output_fields"]["fd.name"].as_str().unwrap().to_owned());
+        let line = a["output"].as_str().unwrap();
+        assert!(line.contains(shown.last().unwrap().as_str()), "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(agent.stop().success());
+    let base = dir.display().to_string();
+    assert_eq!(shown[0], format!("{base}/x\\xff"));
+    assert_eq!(shown[1], format!("{base}/x\\xfe"));
+    assert_eq!(shown[2], format!("{base}/x\u{fffd}"));
+    assert_eq!(shown[3], format!("{base}/x\\\\xff"));
+}
+
+/// A cgroup named like a container decides nothing: a host process moved
+/// into one is still the host's (`container.id` = host), and the mismatch
+/// is reported. Real containers keep their ids (the containers tests).
+#[test]
+fn a_cgroup_named_like_a_container_does_not_make_one() {
+    let id = format!("{:0>64x}", 0xdead_beef_u64 + u64::from(std::process::id()));
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids").join(&id);
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let agent = with_default_rules(&[]);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
+        cgroup.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let mismatch = agent.wait_alert("Process in a cgroup named like an unknown container", pid);
+    let read = agent.wait_alert("Credential file read by unexpected process", pid);
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir(&cgroup);
+    let mismatch = mismatch.expect("the fake container cgroup is not reported");
+    assert_eq!(
+        mismatch["output_fields"]["container.unconfirmed_id"],
+        &id[..12]
+    );
+    assert_eq!(mismatch["output_fields"]["container.id"], "host");
+    let read = read.expect("the shadow read is not reported");
+    assert_eq!(read["output_fields"]["container.id"], "host", "{read}");
+}
