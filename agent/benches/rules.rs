@@ -46,6 +46,7 @@ fn process(pid: u32, comm: &str, exe: &str, args: &[&str], container: bool) -> P
         args_joined: Vec::new(),
         cmdline: Vec::new(),
         exepath: Text::from(exe),
+        program: Text::default(),
         cwd: Text::from("/srv/app"),
         env: vec![Text::from("PATH=/usr/bin")],
         tty: 0,

@@ -113,6 +113,7 @@ field_table! {
     ProcComm = "proc.comm", Str, None, "The thread's current name (comm), renames included (mamori).";
     ProcExe = "proc.exe", Str, None, "First command-line argument (argv[0]).";
     ProcExepath = "proc.exepath", Str, None, "Full path of the executable, as resolved by the kernel.";
+    ProcProgram = "proc.program", Str, None, "The program the process runs, whatever started it: the executable, the script a #! line handed to an interpreter (proc.exepath is the interpreter), or the program a dynamic loader run by name loads (ld.so PROG; proc.exepath is the loader, proc.name the program). Relative names are resolved against the working directory at exec (mamori).";
     ProcArgs = "proc.args", Str, None, "Command-line arguments after argv[0], space-separated.";
     ProcCmdline = "proc.cmdline", Str, None, "Process name and arguments.";
     ProcArgsTruncated = "proc.args_truncated", Bool, None, "The command line was longer than the capture bound (capture.args_bytes) and was cut: what rules see of it is not all of it (mamori).";

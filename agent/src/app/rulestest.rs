@@ -115,6 +115,9 @@ pub struct ProcSpec {
     pub args: Vec<String>,
     /// `/usr/bin/<name>` by default.
     pub exepath: Option<String>,
+    /// `proc.program` (a script, a program a loader loads); the exepath by
+    /// default.
+    pub program: Option<String>,
     pub cwd: Option<String>,
     pub env: Vec<String>,
     pub uid: u32,
@@ -364,6 +367,7 @@ fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> P
         args_joined: Vec::new(),
         cmdline: Vec::new(),
         exepath: exepath.as_str().into(),
+        program: p.program.as_deref().unwrap_or(&exepath).into(),
         cwd: p.cwd.as_deref().unwrap_or("/").into(),
         env: p.env.iter().map(|a| a.as_str().into()).collect(),
         tty: p.tty,

@@ -343,6 +343,10 @@ impl View<'_> {
             F::ProcComm => text(&t.comm),
             F::ProcExe => text(&self.proc()?.exe),
             F::ProcExepath => nonempty(&self.proc()?.exepath)?,
+            F::ProcProgram => {
+                let p = self.proc()?;
+                nonempty(&p.program).or_else(|| nonempty(&p.exepath))?
+            }
             F::ProcArgs => Value::str(&self.proc()?.args_joined),
             F::ProcCmdline => Value::str(&self.proc()?.cmdline),
             F::ProcCmdnargs => Value::Int(self.proc()?.args.len() as i64),

@@ -525,6 +525,8 @@ pub struct ProcessRec {
     pub exe: TextRec,
     pub args: Vec<TextRec>,
     pub exepath: TextRec,
+    /// `proc.program` (absent in recordings made before it existed).
+    pub program: Option<TextRec>,
     pub cwd: TextRec,
     pub env: Vec<TextRec>,
     pub tty: u32,
@@ -553,6 +555,7 @@ impl From<&Process> for ProcessRec {
             exe: (&p.exe).into(),
             args: texts(&p.args),
             exepath: (&p.exepath).into(),
+            program: Some((&p.program).into()),
             cwd: (&p.cwd).into(),
             env: texts(&p.env),
             tty: p.tty,
@@ -587,6 +590,11 @@ impl ProcessRec {
             args_joined: Vec::new(),
             cmdline: Vec::new(),
             exepath: self.exepath.to_text(),
+            program: self
+                .program
+                .as_ref()
+                .map(TextRec::to_text)
+                .unwrap_or_default(),
             cwd: self.cwd.to_text(),
             env: untexts(&self.env),
             tty: self.tty,

@@ -13,6 +13,7 @@ pub mod fds;
 pub mod fdview;
 pub mod process;
 pub mod procfs;
+pub mod program;
 pub mod runtime;
 pub mod users;
 pub mod watched;

@@ -53,6 +53,10 @@ pub struct Process {
     pub cmdline: Vec<u8>,
     /// Executable path as the kernel resolved it.
     pub exepath: Text,
+    /// The program it runs (`proc.program`, see `program.rs`): the script
+    /// for a script, the loaded program for `ld.so PROG`; empty when only
+    /// `exepath` is known.
+    pub program: Text,
     pub cwd: Text,
     pub env: Vec<Text>,
     pub tty: u32,
@@ -94,6 +98,7 @@ impl Process {
             args_joined: Vec::new(),
             cmdline: Vec::new(),
             exepath: Text::default(),
+            program: Text::default(),
             cwd: Text::default(),
             env: Vec::new(),
             tty: 0,
@@ -290,17 +295,21 @@ impl ProcessTable {
         if let Some(last) = env.last_mut().filter(|_| x.env_truncated) {
             last.truncated = true;
         }
+        let cwd = x.cwd.clone().unwrap_or_default();
+        let program = super::program::of(x, &exepath, &args, &cwd.bytes);
         let p = Process {
             pid,
             ppid: ev.task.ppid,
-            name: exec_name(&ev.task.comm, x),
+            // Through a loader, the program it loads names the process.
+            name: program.name.unwrap_or_else(|| exec_name(&ev.task.comm, x)),
             comm: ev.task.comm.clone(),
             exe: args.first().cloned().unwrap_or_default(),
             args: args.iter().skip(1).cloned().collect(),
             args_joined: Vec::new(),
             cmdline: Vec::new(),
             exepath,
-            cwd: x.cwd.clone().unwrap_or_default(),
+            program: program.path,
+            cwd,
             env,
             tty: x.tty,
             sid: x.sid,

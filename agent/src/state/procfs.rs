@@ -109,6 +109,7 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
         args_joined: Vec::new(),
         cmdline: Vec::new(),
         exepath: exepath.unwrap_or_default(),
+        program: Text::default(),
         cwd: link(pid, "cwd").unwrap_or_default(),
         env,
         tty,

@@ -29,6 +29,11 @@ pub const LOOPS: &[(&str, &str, u64)] = &[
         200_000,
     ),
     ("open-failed", "open of a missing file (ENOENT)", 400_000),
+    (
+        "unlink-failed",
+        "unlinkat(dirfd, missing name): copied at entry, directory walked",
+        400_000,
+    ),
     ("getppid", "getppid (no rule needs it)", 4_000_000),
     ("fork-exec", "fork + exec /bin/true + wait", 1_000),
     ("connect", "loopback TCP connect + accept + close", 20_000),
@@ -70,6 +75,21 @@ pub fn run(kind: &str, n: u64) -> anyhow::Result<f64> {
                 // SAFETY: a valid C string; the open fails.
                 unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) };
             }
+        }
+        "unlink-failed" => {
+            let (dir, name) = (path(DIR), path("absent"));
+            // SAFETY: a valid C string; closed below.
+            let dfd = unsafe { libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+            if dfd < 0 {
+                bail!("cannot open {DIR}");
+            }
+            start = Instant::now();
+            for _ in 0..n {
+                // SAFETY: a valid dirfd and C string; the unlink fails.
+                unsafe { libc::unlinkat(dfd, name.as_ptr(), 0) };
+            }
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(dfd) };
         }
         "getppid" => {
             start = Instant::now();

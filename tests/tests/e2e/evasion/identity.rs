@@ -119,3 +119,72 @@ fn a_cgroup_named_like_a_container_does_not_make_one() {
     let read = read.expect("the shadow read is not reported");
     assert_eq!(read["output_fields"]["container.id"], "host", "{read}");
 }
+
+/// A process is the program it runs, whatever door started it. A tool
+/// started through the dynamic loader by name (`ld.so ./nmap`) is still
+/// the tool: `proc.name` and `proc.program` name it, `proc.exepath` the
+/// loader. A copy of a program, or a script, carrying a trusted program's
+/// name outside the system directories is not trusted: `sshd` may read
+/// /etc/shadow under the default rules, `/tmp/.../sshd` may not. The tool
+/// run directly and the plain actor reading the file are the controls.
+#[test]
+fn a_program_is_what_it_runs_whatever_started_it() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use mamori_e2e::expect::Expectations;
+
+    let dir = scratch("program");
+    let actor = mamori_e2e::sibling_binary("mamori-actor");
+    let (nmap, sshd, script) = (dir.join("nmap"), dir.join("sshd"), dir.join("s/sshd"));
+    std::fs::copy(&actor, &nmap).unwrap();
+    std::fs::copy(&actor, &sshd).unwrap();
+    std::fs::create_dir_all(dir.join("s")).unwrap();
+    std::fs::write(&script, "#!/bin/sh\nread x < /etc/shadow\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = with_default_rules(&[]);
+    let run = |cmd: &mut std::process::Command| {
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        assert!(child.wait_with_output().unwrap().status.success());
+        pid
+    };
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let loader = "/lib64/ld-linux-x86-64.so.2";
+    let (scan, read) = (
+        "Network scanner started",
+        "Credential file read by unexpected process",
+    );
+    let mut want = Expectations::default();
+    let quiet = ["open", "/etc/hostname"];
+    let direct = run(std::process::Command::new(&nmap).args(quiet));
+    want.pid(direct, scan, vec![("proc.name", "nmap".into())]);
+    let loaded = run(std::process::Command::new(loader).arg(&nmap).args(quiet));
+    want.pid(
+        loaded,
+        scan,
+        vec![
+            ("proc.name", "nmap".into()),
+            ("proc.program", s(&nmap)),
+            (
+                "proc.exepath",
+                std::fs::canonicalize(loader).map(|p| s(&p)).unwrap(),
+            ),
+        ],
+    );
+    let control = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
+    want.pid(control, read, vec![("proc.name", "mamori-actor".into())]);
+    let copy = run(std::process::Command::new(&sshd).args(["open", "/etc/shadow"]));
+    want.pid(
+        copy,
+        read,
+        vec![("proc.name", "sshd".into()), ("proc.program", s(&sshd))],
+    );
+    let by_script = run(&mut std::process::Command::new(&script));
+    want.pid(
+        by_script,
+        read,
+        vec![("proc.name", "sshd".into()), ("proc.program", s(&script))],
+    );
+    let failures = want.check(&agent);
+    super::finish(agent, &dir, failures);
+}
