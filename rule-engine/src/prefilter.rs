@@ -150,6 +150,20 @@ impl Term {
         })
     }
 
+    /// How much a term admits, roughly: an unnamed file dominates, then
+    /// an unnamed directory, the access modes, the names' count.
+    fn width(&self) -> u64 {
+        let names = self.name.as_ref().map_or(1 << 40, |n| {
+            n.exact.len() as u64 + 16 * n.suffix.len() as u64
+        });
+        let dirs = self.dir.as_ref().map_or(1 << 30, |d| d.len() as u64);
+        let access = u64::from(self.access.count_ones()) << 20;
+        let loose =
+            u64::from(!self.success) + u64::from(self.flags == 0) + 4 * u64::from(!self.dotdot);
+        // A name or directory constraint alone narrows; both narrow more.
+        names.min(dirs) * 4 + names.max(dirs) / 1024 + access + (loose << 10)
+    }
+
     /// The least term that both imply.
     fn lub(&self, o: &Term) -> Term {
         Term {
@@ -288,11 +302,22 @@ fn bound(terms: &mut Vec<Term>) {
     }
     *terms = unique;
     while terms.len() > MAX_TERMS {
-        // Merge the last two: rules written together tend to look alike.
-        let (Some(b), Some(a)) = (terms.pop(), terms.pop()) else {
-            break;
-        };
-        terms.push(a.lub(&b));
+        // Merge the pair whose bound admits least: merging blindly (the
+        // last two) can join a term that names only files with one that
+        // names only directories, which then names neither and admits
+        // every open.
+        let mut best: Option<(u64, usize, usize)> = None;
+        for i in 0..terms.len() {
+            for j in i + 1..terms.len() {
+                let w = terms[i].lub(&terms[j]).width();
+                if best.is_none_or(|(bw, _, _)| w < bw) {
+                    best = Some((w, i, j));
+                }
+            }
+        }
+        let Some((_, i, j)) = best else { break };
+        let b = terms.swap_remove(j);
+        terms[i] = terms[i].lub(&b);
     }
 }
 

@@ -68,3 +68,25 @@ fn many_terms_merge_into_fewer_that_admit_as_much() {
         assert!(terms.iter().any(|t| t.admits(&facts)), "f{i}");
     }
 }
+
+/// Past the budget, the terms merged are those whose join admits least: a
+/// term that names only files is not joined with one that names only
+/// directories (the join would name neither and admit every open).
+#[test]
+fn merging_keeps_the_names_it_can() {
+    let named = |i: usize| Term {
+        name: Some(Names::exact([format!("f{i}").into_bytes()])),
+        ..Term::ANY
+    };
+    let mut terms: Vec<Term> = (0..MAX_TERMS).map(named).collect();
+    terms.push(Term {
+        dir: Some(BTreeSet::from([b"rules.d".to_vec()])),
+        ..Term::ANY
+    });
+    bound(&mut terms);
+    assert_eq!(terms.len(), MAX_TERMS);
+    assert!(
+        terms.iter().all(|t| t.name.is_some() || t.dir.is_some()),
+        "{terms:?}"
+    );
+}
