@@ -22,8 +22,11 @@ pub struct WatchedFiles {
     /// Off in offline states (replay, rules tests): no host files to read.
     live: bool,
     paths: Vec<Vec<u8>>,
-    /// `(kernel dev, ino)` → path.
+    /// `(kernel dev, ino)` → path: the identities read last, and those
+    /// of the read before that the last one no longer found.
     by_id: HashMap<(u32, u64), usize>,
+    /// The identities read last.
+    current: HashMap<(u32, u64), usize>,
     refreshed_ns: u64,
     /// Bumped whenever the identities change (for the kernel's copy).
     generation: u64,
@@ -49,7 +52,20 @@ impl WatchedFiles {
     /// Watches `paths` (replacing the earlier list) and reads their
     /// identities now.
     pub fn watch(&mut self, paths: impl IntoIterator<Item = Vec<u8>>) {
-        self.paths = paths.into_iter().collect();
+        let paths: Vec<Vec<u8>> = paths.into_iter().collect();
+        // The identities read last, moved to the new list's positions (a
+        // reload reads the files again, after the events still queued:
+        // one removed meanwhile stays known by its former identity).
+        let old = std::mem::take(&mut self.paths);
+        self.current = self
+            .current
+            .iter()
+            .filter_map(|(id, &i)| {
+                let j = paths.iter().position(|p| Some(p) == old.get(i))?;
+                Some((*id, j))
+            })
+            .collect();
+        self.paths = paths;
         self.refresh(self.refreshed_ns);
     }
 
@@ -62,18 +78,27 @@ impl WatchedFiles {
         }
     }
 
+    /// Reads the identities again. Events are judged after the fact (a
+    /// backlog, a stopped agent): a file that was removed or replaced since
+    /// is still known by its former identity until the next read, so an
+    /// alias written just before its original was removed is still caught.
     fn refresh(&mut self, now_ns: u64) {
         self.refreshed_ns = now_ns;
-        let mut by_id = HashMap::new();
+        let mut fresh = HashMap::new();
         if self.live {
             for (i, p) in self.paths.iter().enumerate() {
                 use std::os::unix::ffi::OsStrExt;
                 // The file itself, not what a symlink at its name points to.
                 if let Ok(m) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(p)) {
-                    by_id.insert((kernel_dev(m.dev()), m.ino()), i);
+                    fresh.insert((kernel_dev(m.dev()), m.ino()), i);
                 }
             }
         }
+        let mut by_id = fresh.clone();
+        for (id, &i) in &self.current {
+            by_id.entry(*id).or_insert(i);
+        }
+        self.current = fresh;
         if by_id != self.by_id {
             self.by_id = by_id;
             self.generation += 1;
@@ -137,7 +162,36 @@ mod tests {
         assert!(w.path_of(&info("secret")).is_none());
         w.refresh_if_due(REFRESH_NS);
         assert!(w.path_of(&info("secret")).is_some());
+        // The former file stays known for one more period, then goes.
+        assert!(w.path_of(&info("alias")).is_some());
+        w.refresh_if_due(2 * REFRESH_NS);
         assert!(w.path_of(&info("alias")).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A reload watches the list again after the events still queued
+    /// happened: a file removed meanwhile is still known by its identity.
+    #[test]
+    fn a_new_list_keeps_the_identities_read_last() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("mamori-rewatch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("rules.yaml");
+        std::fs::write(&file, "x").unwrap();
+        let m = std::fs::metadata(&file).unwrap();
+        let info = FileInfo {
+            dev: kernel_dev(m.dev()),
+            ino: m.ino(),
+            ..FileInfo::default()
+        };
+        let path = file.as_os_str().as_bytes().to_vec();
+        let mut w = WatchedFiles::live();
+        w.watch([path.clone()]);
+        std::fs::remove_file(&file).unwrap();
+        w.watch([b"/etc/passwd".to_vec(), path.clone()]);
+        assert_eq!(w.path_of(&info), Some(path.as_slice()));
+        w.watch([b"/etc/passwd".to_vec()]);
+        assert_eq!(w.path_of(&info), None, "no longer watched");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
