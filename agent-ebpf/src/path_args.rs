@@ -47,8 +47,8 @@ pub struct EntryCopy {
 }
 
 /// The exit of every syscall that passes path strings: the strings and
-/// their exit re-reads, then a tail call to `path_bases`, which walks the
-/// base directories and sends the record. The walks run in a program of
+/// their exit re-reads, then (when the call succeeded) a tail call to
+/// `path_bases`, which walks the base directories and sends the record. The walks run in a program of
 /// their own, which the verifier sees start from one state (the layout's
 /// constants would otherwise multiply every walk's verification).
 #[tracepoint]
@@ -61,9 +61,15 @@ pub fn sys_exit_path(ctx: TracePointContext) -> u32 {
             return 0;
         };
         let n = push_strings(&mut rec, nr, &a);
-        rec.save();
-        PATH_WALK.tail_call(&ctx, 0);
-        // Not reached unless the tail call failed: no base directories.
+        // A failed call touched nothing: its strings are sent as passed,
+        // without the walks (most of this program's cost; failing calls
+        // in a loop are a cheap way to load a monitor).
+        if ret >= 0 {
+            rec.save();
+            PATH_WALK.tail_call(&ctx, 0);
+        }
+        // Reached when the call failed or the tail call did: no base
+        // directories.
         for _ in 0..n {
             rec.push_absent(ParamType::BaseDir);
         }

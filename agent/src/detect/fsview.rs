@@ -124,9 +124,11 @@ fn resolved<'a>(
             }
             Some(Cow::Owned(resolve(&dir.bytes, raw).into_owned()))
         }
-        // The kernel could not say (a bad dirfd: the call failed).
-        Some(_) => Some(Cow::Borrowed(raw)),
-        None => {
+        // The kernel could not say (a dirfd that is no directory).
+        Some(_) if ev.ret >= 0 => Some(Cow::Borrowed(raw)),
+        // None walked (a failed call is not; older records): the cwd
+        // the agent knows, for calls relative to it.
+        _ => {
             let at_cwd = lay
                 .dirfd
                 .is_none_or(|r| ev.args().is_some_and(|a| a[r] as i32 == AT_FDCWD));
