@@ -264,6 +264,10 @@ pub enum ParamType {
     /// was copied at entry: a difference is a racing thread's work. After
     /// the [`ParamType::BaseDir`]s.
     UserStrAtExit = 9,
+    /// A kernel object's id (`u32`) read from the object behind a file
+    /// descriptor: the host pid a pidfd or `/proc/PID` directory names, a
+    /// bpf map's, link's or program's id.
+    KernelId = 10,
 }
 
 impl ParamType {
@@ -278,6 +282,7 @@ impl ParamType {
             7 => Some(Self::KernelStr),
             8 => Some(Self::BaseDir),
             9 => Some(Self::UserStrAtExit),
+            10 => Some(Self::KernelId),
             _ => None,
         }
     }

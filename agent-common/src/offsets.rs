@@ -121,6 +121,17 @@ kernel_offsets! {
     file_inode = "file"."f_inode", true;
     file_flags = "file"."f_flags", true;
     file_private = "file"."private_data", true;
+    /// What a pidfd or a `/proc/PID` directory fd names, and the ids of
+    /// bpf objects behind fds (tamper reports: `evt.targets_agent`).
+    proc_inode_pid = "proc_inode"."pid", false;
+    /// pidfs keeps a pidfd's `struct pid` here (6.10+; 6.9 used the
+    /// file's `private_data`).
+    inode_private = "inode"."i_private", false;
+    proc_inode_vfs = "proc_inode"."vfs_inode", false;
+    bpf_map_id = "bpf_map"."id", false;
+    bpf_link_id = "bpf_link"."id", false;
+    bpf_prog_aux = "bpf_prog"."aux", false;
+    bpf_prog_aux_id = "bpf_prog_aux"."id", false;
     files_fdt = "files_struct"."fdt", true;
     fdtable_max_fds = "fdtable"."max_fds", true;
     fdtable_fd = "fdtable"."fd", true;

@@ -21,6 +21,8 @@
 //! | fcntl (`F_DUPFD`, `F_DUPFD_CLOEXEC` only; others are not sent) | as dup |
 //! | init_module, finit_module | module params (user) |
 //! | prctl (PR_SET_NAME only) | the new name (user) |
+//! | pidfd_send_signal, pidfd_getfd | the pid the fd names (`KernelId`: a pidfd or a `/proc/PID` directory; absent when neither) |
+//! | bpf (`*_GET_FD_BY_ID`, map update/delete/freeze, link update/detach) | the map's, link's or program's id (`KernelId`, from the object behind the fd) |
 //! | execve, execveat (failed only) | filename (user), argv (user list) |
 //! | connect, bind, sendto | sockaddr (user bytes), socket [`crate::SockTuple`] |
 //! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
@@ -147,12 +149,14 @@ syscalls! {
     EXECVEAT = 322, "execveat", Proc;
     USERFAULTFD = 323, "userfaultfd", Proc;
     OPEN_TREE = 428, "open_tree", Path;
+    PIDFD_SEND_SIGNAL = 424, "pidfd_send_signal", Proc;
     MOVE_MOUNT = 429, "move_mount", Path;
     FSOPEN = 430, "fsopen", Path;
     FSCONFIG = 431, "fsconfig", Path;
     FSMOUNT = 432, "fsmount", Fs;
     CLONE3 = 435, "clone3", Sched;
     OPENAT2 = 437, "openat2", File;
+    PIDFD_GETFD = 438, "pidfd_getfd", Proc;
     MOUNT_SETATTR = 442, "mount_setattr", Path;
     FCHMODAT2 = 452, "fchmodat2", Path;
     // A process's first 32-bit (ia32) syscall, seen by `raw_sys_exit`. Not

@@ -2,7 +2,7 @@
 //! (the task's fd table, the `struct file`, its inode and socket) rather
 //! than from the caller's arguments.
 
-use mamori_common::{FileInfo, ParamType, SockTuple};
+use mamori_common::{FileInfo, ParamType, SockTuple, offsets::MISSING};
 
 use crate::{
     kernel::{load, ptr, read},
@@ -168,4 +168,66 @@ pub unsafe fn push_sock_file(rec: &mut Record, file: u64) {
 pub unsafe fn push_no_fd(rec: &mut Record) {
     rec.push_absent(ParamType::KernelPath);
     rec.push_absent(ParamType::FileInfo);
+}
+
+/// `PIDFS_MAGIC`: pidfds live in pidfs since 6.9; the `struct pid` is the
+/// inode's `i_private` (the file's `private_data` in 6.9).
+const PIDFS_MAGIC: u32 = 0x5049_4446;
+/// `PROC_SUPER_MAGIC`: a `/proc/PID` directory fd, which
+/// `pidfd_send_signal` also accepts; the pid hangs off its `proc_inode`.
+const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+
+/// The host pid that `fd` names when it is a pidfd or a `/proc/PID`
+/// directory: taken from the kernel's `struct pid`, so neither a number in
+/// the caller's memory nor a pid namespace can misname the target.
+///
+/// # Safety
+///
+/// As [`fd_file`]: only from a BPF program, `task` the current task.
+#[inline(always)]
+pub unsafe fn fd_pid(task: u64, fd: i64) -> Option<u32> {
+    let file = fd_file(task, fd);
+    let inode = ptr(file, off!(file_inode));
+    let magic = read::<u64>(ptr(inode, off!(inode_sb)), off!(sb_magic))? as u32;
+    let pid = match magic {
+        PIDFS_MAGIC => match ptr(inode, off!(inode_private)) {
+            0 => ptr(file, off!(file_private)),
+            pid => pid,
+        },
+        PROC_SUPER_MAGIC => {
+            let vfs = off!(proc_inode_vfs);
+            if vfs == MISSING {
+                return None;
+            }
+            ptr(inode.wrapping_sub(vfs as u64), off!(proc_inode_pid))
+        }
+        _ => return None,
+    };
+    // `numbers[0]` is the pid in the initial namespace; `nr` leads `upid`.
+    read::<u32>(pid, off!(pid_numbers)).filter(|&nr| nr != 0)
+}
+
+/// Which bpf object an fd is expected to hold (the command says).
+#[derive(Clone, Copy)]
+pub enum BpfObject {
+    Map,
+    Link,
+    Prog,
+}
+
+/// The id of the bpf map, link or program behind `fd` (its
+/// `private_data`), as `bpftool` and `/proc/PID/fdinfo` show it.
+///
+/// # Safety
+///
+/// As [`fd_file`]: only from a BPF program, `task` the current task. The
+/// caller knows from a successful command which object the fd holds.
+#[inline(always)]
+pub unsafe fn fd_bpf_id(task: u64, fd: i64, kind: BpfObject) -> Option<u32> {
+    let obj = ptr(fd_file(task, fd), off!(file_private));
+    match kind {
+        BpfObject::Map => read::<u32>(obj, off!(bpf_map_id)),
+        BpfObject::Link => read::<u32>(obj, off!(bpf_link_id)),
+        BpfObject::Prog => read::<u32>(ptr(obj, off!(bpf_prog_aux)), off!(bpf_prog_aux_id)),
+    }
 }

@@ -9,11 +9,11 @@ use aya_ebpf::{
 use mamori_common::syscalls::*;
 
 use aya_ebpf::helpers::generated::bpf_get_current_pid_tgid;
-use mamori_common::Counter;
+use mamori_common::{Counter, ParamType};
 
 use crate::{
-    fd::push_fd,
-    kernel::{current_task, in_compat_syscall, is_self},
+    fd::{BpfObject, fd_bpf_id, fd_pid, push_fd},
+    kernel::{current_task, in_compat_syscall, is_self, read_user},
     maps::{COMPAT_SEEN, ENABLED, count},
     record::Record,
     syscall::{begin, exit_args, start},
@@ -103,7 +103,7 @@ unsafe fn handle(nr: u32, ret: i64) {
     let Some((mut rec, a)) = begin(nr, ret) else {
         return;
     };
-    params(&mut rec, nr, &a);
+    params(&mut rec, nr, ret, &a);
     rec.submit();
 }
 
@@ -115,7 +115,7 @@ const PR_SET_NAME: u64 = 15;
 /// Only from the tracepoint program it serves, in that program's context (the
 /// current task is the one making the syscall).
 #[inline(always)]
-unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6]) {
+unsafe fn params(rec: &mut Record, nr: u32, ret: i64, a: &[u64; 6]) {
     match nr {
         EXECVE => rec.push_user_str(a[0]),
         EXECVEAT => rec.push_user_str(a[1]),
@@ -127,6 +127,62 @@ unsafe fn params(rec: &mut Record, nr: u32, a: &[u64; 6]) {
         SETNS => push_fd(rec, current_task(), a[0] as i32 as i64),
         // The name as passed; the kernel's copy is the header's comm.
         PRCTL if a[0] == PR_SET_NAME => rec.push_user_str(a[1]),
+        PIDFD_SEND_SIGNAL | PIDFD_GETFD => {
+            push_id(rec, fd_pid(current_task(), a[0] as i32 as i64));
+        }
+        BPF => bpf_object(rec, a[0], a[1], ret),
         _ => {}
+    }
+}
+
+/// `bpf` commands that hand out or change a map, link or program.
+const BPF_MAP_UPDATE_ELEM: u64 = 2;
+const BPF_MAP_DELETE_ELEM: u64 = 3;
+const BPF_PROG_GET_FD_BY_ID: u64 = 13;
+const BPF_MAP_GET_FD_BY_ID: u64 = 14;
+const BPF_MAP_FREEZE: u64 = 22;
+const BPF_LINK_UPDATE: u64 = 29;
+const BPF_LINK_GET_FD_BY_ID: u64 = 30;
+const BPF_LINK_DETACH: u64 = 34;
+
+/// The id of the object a `bpf` call took or changed: for `*_GET_FD_BY_ID`
+/// the object behind the fd it returned (the kernel's, not the id the
+/// caller asked for), for the others the object behind the attribute's
+/// fd (its first `u32` for these commands). Other commands carry nothing.
+///
+/// # Safety
+///
+/// Only from the tracepoint program it serves (the current task made the
+/// call; `attr` is its user pointer).
+#[inline(always)]
+unsafe fn bpf_object(rec: &mut Record, cmd: u64, attr: u64, ret: i64) {
+    let task = current_task();
+    let (fd, kind) = match cmd {
+        BPF_MAP_GET_FD_BY_ID => (ret, BpfObject::Map),
+        BPF_LINK_GET_FD_BY_ID => (ret, BpfObject::Link),
+        BPF_PROG_GET_FD_BY_ID => (ret, BpfObject::Prog),
+        BPF_MAP_UPDATE_ELEM | BPF_MAP_DELETE_ELEM | BPF_MAP_FREEZE => {
+            (attr_fd(attr), BpfObject::Map)
+        }
+        BPF_LINK_UPDATE | BPF_LINK_DETACH => (attr_fd(attr), BpfObject::Link),
+        _ => return,
+    };
+    push_id(rec, fd_bpf_id(task, fd, kind));
+}
+
+/// The fd in the first `u32` of a `bpf` attribute; -1 when unreadable.
+#[inline(always)]
+unsafe fn attr_fd(attr: u64) -> i64 {
+    read_user::<u32>(attr).map_or(-1, |fd| fd as i32 as i64)
+}
+
+/// # Safety
+///
+/// As [`Record::push_value`].
+#[inline(always)]
+unsafe fn push_id(rec: &mut Record, id: Option<u32>) {
+    match id {
+        Some(id) => rec.push_value(&id, ParamType::KernelId),
+        None => rec.push_absent(ParamType::KernelId),
     }
 }

@@ -91,13 +91,57 @@ fn expand(p: &Path) -> Result<Vec<PathBuf>, Error> {
     files.sort();
     Ok(files)
 }
+/// The name [`agent_lists`] loads under.
+const AGENT_LISTS: &str = "<agent>/mamori_agent_lists.yaml";
+
+/// The lists the default rules name the running agent's own files by, as
+/// a rules source loaded after the others (it replaces the empty
+/// definitions the default rules carry): `mamori_agent_files` (its
+/// executable, configuration and rules files, resolved), `mamori_agent_dirs`
+/// (rules directories) and `mamori_agent_memory_files` (its
+/// `/proc/PID/mem`). Named in the rules, they reach the kernel's open
+/// prefilter, which then sends opens of these files without opening
+/// itself to every write.
+pub fn agent_lists(files: Vec<Vec<u8>>, dirs: Vec<Vec<u8>>) -> SourceFile {
+    let pid = std::process::id();
+    // Not `environ`: `ps aux` reads every process's.
+    let memory = [format!("/proc/{pid}/mem")];
+    let quoted = |items: Vec<String>| -> String {
+        let q: Vec<String> = items
+            .into_iter()
+            .map(|s| serde_json::Value::from(s).to_string())
+            .collect();
+        format!("[{}]", q.join(", "))
+    };
+    let text = |v: Vec<Vec<u8>>| -> Vec<String> {
+        v.into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    };
+    SourceFile::new(
+        AGENT_LISTS,
+        format!(
+            "- list: mamori_agent_files\n  items: {}\n\n- list: mamori_agent_dirs\n  items: {}\n\n- list: mamori_agent_memory_files\n  items: {}\n",
+            quoted(text(files)),
+            quoted(text(dirs)),
+            quoted(memory.to_vec()),
+        ),
+    )
+}
+
 /// Loads the rules (the built-in defaults when no paths are given). Errors
 /// stop the start with every diagnostic; warnings are logged.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    let files = read(paths)?;
+    load_with(paths, None)
+}
+
+/// [`load`], with `last` (the agent's own lists) loaded after the files.
+pub fn load_with(paths: &[PathBuf], last: Option<&SourceFile>) -> anyhow::Result<RuleSet> {
+    let files: Vec<SourceFile> = read(paths)?.into_iter().chain(last.cloned()).collect();
     let result = mamori_rules::load(&files, MatchMode::First, &crate::event::TYPE_NAMES);
     for d in &result.diagnostics {
-        if d.severity == Severity::Warning {
+        // Rules that do not name the agent's own lists are not wrong.
+        if d.severity == Severity::Warning && d.file != AGENT_LISTS {
             warn!("{d}");
         }
     }

@@ -79,7 +79,9 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         tokio::spawn(health::serve(listener, metrics.clone()));
     }
 
-    let rules = Arc::new(rules_files::load(&settings.rules)?);
+    let (files, dirs) = crate::state::agent_self::own_paths(&own_files(&settings));
+    let agent_lists = rules_files::agent_lists(files, dirs);
+    let rules = Arc::new(rules_files::load_with(&settings.rules, Some(&agent_lists))?);
     metrics.set_rules_loaded();
     // Before the kernel programs: a spool that cannot be opened stops the
     // start rather than losing alerts.
@@ -136,7 +138,12 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         beats.outputs,
     ));
 
-    let mut reloader = Reloader::new(settings.rules.clone(), rules_tx, metrics.clone());
+    let mut reloader = Reloader::new(
+        settings.rules.clone(),
+        agent_lists,
+        rules_tx,
+        metrics.clone(),
+    );
     reloader.record_all = settings.record.is_some();
     reloader.unfiltered = unfiltered;
     supervise(&mut capture, &mut reloader, identities_rx).await?;
@@ -250,6 +257,16 @@ impl Beats {
 }
 
 /// The state seeded from /proc, and the recorder when `--record` asks.
+/// The agent's configuration and rules files (what tampering would change).
+fn own_files(settings: &RunSettings) -> Vec<PathBuf> {
+    settings
+        .config_file
+        .iter()
+        .chain(&settings.rules)
+        .cloned()
+        .collect()
+}
+
 async fn seed_state(
     settings: &RunSettings,
     metrics: &Metrics,
@@ -260,14 +277,8 @@ async fn seed_state(
         tokio::task::spawn_blocking(move || State::from_proc(host_root(), cri_sockets, fd_bytes))
             .await
             .context("process table seed failed")?;
-    let own_files: Vec<PathBuf> = settings
-        .config_file
-        .iter()
-        .chain(&settings.rules)
-        .cloned()
-        .collect();
     state.agent = Some(crate::state::agent_self::AgentSelf::this_process(
-        &own_files,
+        &own_files(settings),
     ));
     let budget = state.processes.fd_budget().clone();
     metrics.add_source(Arc::new(move |f: &mut Families<'_>| {

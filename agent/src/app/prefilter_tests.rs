@@ -318,3 +318,50 @@ fn the_default_rules_drop_ordinary_opens() {
         assert!(admits(&kernel, openat, &o(path, flags, 3)), "{path}");
     }
 }
+
+/// The agent's own lists, loaded after the default rules, replace their
+/// empty definitions and reach the kernel: a write-open of its rules file
+/// (or of a file in its rules directory) and any open of its memory are
+/// sent, a read elsewhere is not. (Reads of its files may be: the filter
+/// merges terms past its budget into a wider one, by name. Writes are
+/// sent anywhere already: some default rules want writes in many places.)
+#[test]
+fn the_agents_own_files_reach_the_prefilter() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rules/mamori_rules.yaml"
+    ))
+    .unwrap();
+    let own = crate::rules_files::agent_lists(
+        vec![b"/srv/mamori/mamori.yaml".to_vec()],
+        vec![b"/srv/mamori/rules.d".to_vec()],
+    );
+    let loaded = mamori_rules::load(
+        &[SourceFile::new("m.yaml", text), own],
+        MatchMode::First,
+        &TYPE_NAMES,
+    );
+    let kernel = encode(loaded.ruleset.unwrap().open_prefilter());
+    let o = |path: &str, flags: u32| {
+        facts(&Open {
+            ty: "openat",
+            path: path.into(),
+            raw: path.into(),
+            flags,
+            ret: 3,
+        })
+    };
+    let mem = format!("/proc/{}/mem", std::process::id());
+    for (path, flags, sent) in [
+        ("/srv/mamori/mamori.yaml", 1, true),
+        ("/srv/mamori/rules.d/extra.yaml", 0o1001, true),
+        (mem.as_str(), 0, true),
+        ("/home/ann/notes.txt", 0, false),
+    ] {
+        assert_eq!(
+            admits(&kernel, syscalls::OPENAT, &o(path, flags)),
+            sent,
+            "{path} {flags:o}"
+        );
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use mamori_rules::RuleSet;
+use mamori_rules::{RuleSet, SourceFile};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -18,6 +18,8 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Reloader {
     paths: Vec<PathBuf>,
+    /// The agent's own lists, loaded after the files each time.
+    agent_lists: SourceFile,
     seen: Vec<(PathBuf, u64, i64, u64)>,
     tx: watch::Sender<Arc<RuleSet>>,
     metrics: Arc<Metrics>,
@@ -30,12 +32,14 @@ pub struct Reloader {
 impl Reloader {
     pub fn new(
         paths: Vec<PathBuf>,
+        agent_lists: SourceFile,
         tx: watch::Sender<Arc<RuleSet>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let seen = rules_files::fingerprint(&paths);
         Self {
             paths,
+            agent_lists,
             seen,
             tx,
             metrics,
@@ -53,7 +57,9 @@ impl Reloader {
     pub async fn reload(&mut self, capture: &mut Capture, why: &str) {
         self.seen = rules_files::fingerprint(&self.paths);
         let paths = self.paths.clone();
-        let loaded = tokio::task::spawn_blocking(move || rules_files::load(&paths)).await;
+        let last = self.agent_lists.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || rules_files::load_with(&paths, Some(&last))).await;
         let rules = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

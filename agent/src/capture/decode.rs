@@ -264,6 +264,10 @@ fn param(index: usize, ph: &ParamHeader, data: &[u8]) -> Result<Param, Error> {
             Some(t) => Param::Sock(t),
             None => return Err(Error::ParamOverrun { index }),
         },
+        ParamType::KernelId => match read::<u32>(data, 0) {
+            Some(id) => Param::Id(id),
+            None => return Err(Error::ParamOverrun { index }),
+        },
         ParamType::FileInfo => match read::<FileInfo>(data, 0) {
             Some(f) => Param::File(f),
             None => return Err(Error::ParamOverrun { index }),

@@ -343,3 +343,19 @@ fn malformed_records_are_errors_not_panics() {
         let _ = decode(&b, &clock());
     }
 }
+
+/// A kernel id is four bytes; fewer are a broken record, not a zero.
+#[test]
+fn kernel_ids_decode_and_a_short_one_is_an_error() {
+    let body = SyscallBody { args: [0; 6] };
+    let bytes = Wire::new(header(EventKind::Syscall, syscalls::PIDFD_GETFD, 4), &body)
+        .param(ParamType::KernelId, 0, &4242u32.to_le_bytes())
+        .finish();
+    let ev = decode(&bytes, &clock()).unwrap();
+    assert_eq!(ev.params(), &[Param::Id(4242)]);
+    assert_eq!(ev.kernel_id(), Some(4242));
+    let short = Wire::new(header(EventKind::Syscall, syscalls::PIDFD_GETFD, 4), &body)
+        .param(ParamType::KernelId, 0, &[1, 2])
+        .finish();
+    assert!(decode(&short, &clock()).is_err());
+}

@@ -13,7 +13,7 @@ use mamori_rules::{Extract, Field as F, FieldArg, FieldClass, Value};
 use super::{containerview, fsview};
 use crate::{
     event::{Detail, Event, Param, Text, args, names, text::join},
-    state::{Process, State, container::Container, fdview::FdView},
+    state::{Process, State, agent_self::BpfKind, container::Container, fdview::FdView},
 };
 
 /// An event with the state it is evaluated against.
@@ -161,6 +161,15 @@ impl<'a> View<'a> {
             Some(KILL | TGKILL | PROCESS_VM_READV | PROCESS_VM_WRITEV) => is_me(reg(0)),
             Some(TKILL) => me.has_thread(reg(0)),
             Some(PTRACE) => is_me(reg(1)),
+            // The pid the kernel found behind the pidfd.
+            Some(PIDFD_SEND_SIGNAL | PIDFD_GETFD) => ev.kernel_id() == Some(me.pid),
+            Some(BPF) => {
+                let cmd = ev.args().map_or(u64::MAX, |a| a[0]);
+                match (BpfKind::changed_by(cmd), ev.kernel_id()) {
+                    (Some(kind), Some(id)) => me.owns_bpf(kind, id),
+                    _ => false,
+                }
+            }
             Some(OPEN | OPENAT | OPENAT2 | CREAT | FTRUNCATE) => {
                 let Some(fd) = self.fd() else {
                     return false;

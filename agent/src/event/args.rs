@@ -201,7 +201,13 @@ fn spec(ev: &Event) -> &'static [Arg] {
         "finit_module" => {
             args!["res": Ret => Int, "fd": Reg(0) => I32, "uargs": Rec(0) => Text, "flags": Reg(2) => Hex]
         }
-        "bpf" => args!["res_or_fd": Ret => Int, "cmd": Reg(0) => Bpf],
+        "bpf" => args!["res_or_fd": Ret => Int, "cmd": Reg(0) => Bpf, "id": Rec(0) => Int],
+        "pidfd_send_signal" => {
+            args!["res": Ret => Int, "pidfd": Reg(0) => I32, "pid": Rec(0) => Int, "sig": Reg(1) => Signal, "flags": Reg(3) => Hex]
+        }
+        "pidfd_getfd" => {
+            args!["res": Ret => Int, "pidfd": Reg(0) => I32, "pid": Rec(0) => Int, "targetfd": Reg(1) => I32]
+        }
         "unshare" => args!["res": Ret => Int, "flags": Reg(0) => Clone],
         "setns" => args!["res": Ret => Int, "fd": Reg(0) => I32, "nstype": Reg(1) => Clone],
         "userfaultfd" => args!["res": Ret => Int, "flags": Reg(0) => Hex],
@@ -243,6 +249,7 @@ fn render(ev: &Event, a: &Arg) -> Option<String> {
             (Kind::Sockaddr, Param::Bytes(b)) => sockaddr(b),
             (Kind::Tuple, Param::Sock(t)) => Some(tuple(t)),
             (_, Param::Absent | Param::Fault) => None,
+            (_, Param::Id(id)) => Some(id.to_string()),
             (_, p) => p.text().map(|t| t.to_str_lossy().into_owned()),
         };
     }

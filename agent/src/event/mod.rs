@@ -89,6 +89,9 @@ pub enum Param {
     /// A path string read again at syscall exit (`None`: unreadable); the
     /// one in its place was copied at entry.
     AtExit(Option<Text>),
+    /// A kernel object's id read from the object behind a descriptor: the
+    /// host pid a pidfd names, a bpf map's, link's or program's id.
+    Id(u32),
 }
 
 impl Param {
@@ -258,6 +261,15 @@ impl Event {
             .enumerate()
             .find(|(k, at_exit)| params.get(*k).and_then(Param::text) != *at_exit)
             .map(|(_, at_exit)| at_exit)
+    }
+
+    /// The kernel object id the call carries ([`Param::Id`]): the pid a
+    /// pidfd names, the bpf object a `bpf` call took or changed.
+    pub fn kernel_id(&self) -> Option<u32> {
+        self.params().iter().find_map(|p| match p {
+            Param::Id(id) => Some(*id),
+            _ => None,
+        })
     }
 
     /// `IORING_OP_*` when the act came through io_uring.

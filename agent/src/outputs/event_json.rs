@@ -20,6 +20,7 @@ fn param(p: &Param) -> Value {
             json!({"base_dir": path.as_ref().map(text), "partial": partial})
         }
         Param::AtExit(t) => json!({"at_exit": t.as_ref().map(text)}),
+        Param::Id(id) => json!({"id": id}),
         Param::Bytes(b) => Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         Param::List(l, truncated) => {
             json!({"items": l.iter().map(text).collect::<Vec<_>>(), "truncated": truncated})

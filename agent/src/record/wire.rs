@@ -154,6 +154,7 @@ pub enum ParamRec {
         partial: bool,
     },
     AtExit(Option<TextRec>),
+    Id(u32),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -253,6 +254,7 @@ impl From<&Param> for ParamRec {
                 partial: *partial,
             },
             Param::AtExit(t) => ParamRec::AtExit(t.as_ref().map(Into::into)),
+            Param::Id(id) => ParamRec::Id(*id),
         }
     }
 }
@@ -287,6 +289,7 @@ impl ParamRec {
                 partial: *partial,
             },
             ParamRec::AtExit(t) => Param::AtExit(t.as_ref().map(TextRec::to_text)),
+            ParamRec::Id(id) => Param::Id(*id),
         }
     }
 }

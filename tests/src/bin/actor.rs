@@ -101,10 +101,76 @@ fn main() {
                 };
                 assert_eq!(rc, 0, "signal failed");
             }
+            // pidfd-signal PID SIG [proc]: pidfd_send_signal through a
+            // pidfd (pidfd_open), or through an fd of the /proc/PID
+            // directory with `proc`
+            "pidfd-signal" => {
+                let n = |i: usize| String::from_utf8(arg(i)).unwrap().parse::<i32>().unwrap();
+                let fd = if args.len() > 3 {
+                    let dir = cstr(format!("/proc/{}", n(1)).as_bytes());
+                    libc::open(dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) as i64
+                } else {
+                    libc::syscall(libc::SYS_pidfd_open, n(1), 0)
+                };
+                assert!(
+                    fd >= 0,
+                    "no fd for pid: {}",
+                    std::io::Error::last_os_error()
+                );
+                let rc = libc::syscall(libc::SYS_pidfd_send_signal, fd, n(2), 0usize, 0);
+                assert_eq!(
+                    rc,
+                    0,
+                    "pidfd_send_signal: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            // pidfd-getfd PID FD: a copy of PID's descriptor FD (pidfd_getfd)
+            "pidfd-getfd" => {
+                let n = |i: usize| String::from_utf8(arg(i)).unwrap().parse::<i32>().unwrap();
+                let pidfd = libc::syscall(libc::SYS_pidfd_open, n(1), 0);
+                assert!(
+                    pidfd >= 0,
+                    "pidfd_open: {}",
+                    std::io::Error::last_os_error()
+                );
+                let rc = libc::syscall(libc::SYS_pidfd_getfd, pidfd, n(2), 0);
+                assert!(rc >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+            }
+            // bpf-rewrite-map PID NAME: finds PID's bpf map named NAME (each
+            // of its maps taken by id, as bpftool does) and writes its key 0
+            // back with the value it holds
+            "bpf-rewrite-map" => {
+                let pid = String::from_utf8(arg(1)).unwrap();
+                let ids = bpf::map_ids_of(&pid);
+                let name = arg(2);
+                let fd = ids
+                    .iter()
+                    .map(|&id| bpf::map_fd_by_id(id))
+                    .find(|&fd| bpf::map_info(fd).name == name)
+                    .expect("no such map");
+                bpf::rewrite_key0(fd);
+            }
+            // bpf-own-map: creates an array map, takes it again by id and
+            // writes its key 0 (a process's own map: the control)
+            "bpf-own-map" => {
+                let fd = bpf::create_array();
+                let id = bpf::map_info(fd).id;
+                bpf::rewrite_key0(bpf::map_fd_by_id(id));
+            }
             // trace PID: attach to PID with ptrace, wait for it to stop, detach
             "trace" => {
                 let pid = String::from_utf8(arg(1)).unwrap().parse::<i32>().unwrap();
-                assert_eq!(libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0), 0);
+                // Seen refused once on a busy CI run (errno unknown then):
+                // tried again for up to a second, each refusal printed.
+                let mut tries = 0;
+                while libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) != 0 {
+                    let e = std::io::Error::last_os_error();
+                    eprintln!("ptrace attach to {pid} refused: {e}");
+                    tries += 1;
+                    assert!(tries < 20, "attach: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
                 let mut status = 0;
                 libc::waitpid(pid, &mut status, libc::__WALL);
                 libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
@@ -653,5 +719,93 @@ fn uring_op(args: &[Vec<u8>]) {
             unsafe { libc::close(fd) };
         }
         other => panic!("uring: unknown operation {other}"),
+    }
+}
+
+/// Raw `bpf(2)` calls for the tamper actions (no library: the exact
+/// commands are the point).
+mod bpf {
+    const MAP_CREATE: i64 = 0;
+    const MAP_LOOKUP_ELEM: i64 = 1;
+    const MAP_UPDATE_ELEM: i64 = 2;
+    const MAP_GET_FD_BY_ID: i64 = 14;
+    const OBJ_GET_INFO_BY_FD: i64 = 15;
+
+    fn call(cmd: i64, attr: &mut [u64; 16]) -> i64 {
+        // SAFETY: `attr` is a zeroed 128-byte `union bpf_attr` buffer.
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128usize) }
+    }
+
+    /// The map ids in PID's fdinfo files.
+    pub fn map_ids_of(pid: &str) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .unwrap()
+            .flatten()
+        {
+            let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if let Some(l) = info.lines().find(|l| l.starts_with("map_id:")) {
+                ids.push(l[7..].trim().parse().unwrap());
+            }
+        }
+        ids
+    }
+
+    pub fn map_fd_by_id(id: u32) -> i32 {
+        let mut attr = [0u64; 16];
+        attr[0] = u64::from(id);
+        let fd = call(MAP_GET_FD_BY_ID, &mut attr);
+        assert!(
+            fd >= 0,
+            "map {id} by id: {}",
+            std::io::Error::last_os_error()
+        );
+        fd as i32
+    }
+
+    pub struct Info {
+        pub id: u32,
+        pub value_size: u32,
+        pub name: Vec<u8>,
+    }
+
+    /// `struct bpf_map_info`: type, id, key_size, value_size, max_entries,
+    /// map_flags (u32 each), then name[16].
+    pub fn map_info(fd: i32) -> Info {
+        let mut info = [0u8; 88];
+        let mut attr = [0u64; 16];
+        attr[0] = fd as u32 as u64 | ((info.len() as u64) << 32);
+        attr[1] = info.as_mut_ptr() as u64;
+        assert_eq!(call(OBJ_GET_INFO_BY_FD, &mut attr), 0, "map info");
+        let u = |o: usize| u32::from_le_bytes(info[o..o + 4].try_into().unwrap());
+        let name = info[24..40].split(|&b| b == 0).next().unwrap().to_vec();
+        Info {
+            id: u(4),
+            value_size: u(12),
+            name,
+        }
+    }
+
+    /// Reads key 0 and writes the same value back.
+    pub fn rewrite_key0(fd: i32) {
+        let key = 0u32;
+        let mut value = vec![0u8; map_info(fd).value_size as usize];
+        let mut attr = [0u64; 16];
+        attr[0] = fd as u32 as u64;
+        attr[1] = &key as *const u32 as u64;
+        attr[2] = value.as_mut_ptr() as u64;
+        assert_eq!(call(MAP_LOOKUP_ELEM, &mut attr), 0, "lookup");
+        assert_eq!(call(MAP_UPDATE_ELEM, &mut attr), 0, "update");
+    }
+
+    /// A 1-entry array map of u64.
+    pub fn create_array() -> i32 {
+        let mut attr = [0u64; 16];
+        // map_type 2 (array), key_size 4; value_size 8, max_entries 1
+        attr[0] = 2 | (4 << 32);
+        attr[1] = 8 | (1 << 32);
+        let fd = call(MAP_CREATE, &mut attr);
+        assert!(fd >= 0, "map create: {}", std::io::Error::last_os_error());
+        fd as i32
     }
 }

@@ -51,8 +51,9 @@ fn descriptor_tables_stay_within_their_budget() {
 
 /// Acts that would blind the agent are reported by the agent: stopping it
 /// with SIGSTOP (the alert comes once it runs again), a thread of it
-/// stopped by tgkill, tracing it, removing one of its rules files. Asking
-/// it to reload (SIGHUP) is not reported.
+/// stopped by tgkill, tracing it, opening its memory, one of its rules files for
+/// writing (by name and through a hard link), removing it. Asking it to
+/// reload (SIGHUP) and writing another file beside it are not reported.
 #[test]
 fn tampering_with_the_agent_is_reported() {
     use mamori_e2e::expect::Expectations;
@@ -77,15 +78,36 @@ fn tampering_with_the_agent_is_reported() {
         rule,
         vec![("evt.type", "ptrace".into())],
     );
+    let mem = format!("/proc/{me}/mem");
+    want.pid(
+        act(&["open", &mem]),
+        rule,
+        vec![("evt.type", "openat".into())],
+    );
+    // Opened for writing, by its name and through a hard link.
+    want.pid(
+        act(&["create", extra.to_str().unwrap()]),
+        rule,
+        vec![("evt.type", "openat".into())],
+    );
+    let alias = dir.join("alias.yaml");
+    std::fs::hard_link(&extra, &alias).unwrap();
+    want.pid(
+        act(&["create", alias.to_str().unwrap()]),
+        rule,
+        vec![("evt.type", "openat".into())],
+    );
+    let other_file = act(&["create", dir.join("other.yaml").to_str().unwrap()]);
     want.pid(
         act(&["unlink", extra.to_str().unwrap()]),
         rule,
         vec![("evt.type", "unlink".into())],
     );
     let failures = want.check(&agent);
-    let quiet = count(&agent, rule, cont) + count(&agent, rule, hup);
+    let quiet =
+        count(&agent, rule, cont) + count(&agent, rule, hup) + count(&agent, rule, other_file);
     finish(agent, &dir, failures);
-    assert_eq!(quiet, 0, "SIGCONT or SIGHUP reported");
+    assert_eq!(quiet, 0, "SIGCONT, SIGHUP or another file reported");
 }
 
 /// A command line longer than the capture bound is cut, and the cut is a
@@ -167,5 +189,76 @@ fn a_silent_container_runtime_does_not_hold_the_stream() {
     assert!(
         held >= Some(1.0),
         "mamori_container_wait_expired = {held:?}"
+    );
+}
+
+/// The same blinding by other doors: a signal through a pidfd or through
+/// an fd of the agent's `/proc/PID` directory, a descriptor taken out of
+/// the agent (`pidfd_getfd`), one of its bpf maps taken by id and written
+/// back (as `bpftool map update` would). The targets come from the
+/// kernel's objects (the `struct pid` behind the fd, the map behind the
+/// fd), not from the caller's numbers. Controls: the same signal to
+/// another process, the same map calls on a map of the actor's own.
+#[test]
+fn tampering_through_pidfds_and_bpf_is_reported() {
+    let agent = with_default_rules(&[]);
+    let me = agent.pid().to_string();
+    let rule = "mamori agent tampered with";
+    let act = |args: &[&str]| run_actor(args, Some(true)).pid;
+    let (stop, cont) = (libc::SIGSTOP.to_string(), libc::SIGCONT.to_string());
+    let by_pidfd = act(&["pidfd-signal", &me, &stop]);
+    act(&["pidfd-signal", &me, &cont]);
+    let by_proc_dir = act(&["pidfd-signal", &me, &stop, "proc"]);
+    act(&["pidfd-signal", &me, &cont, "proc"]);
+    let took_fd = act(&["pidfd-getfd", &me, "0"]);
+    let rewrote = act(&["bpf-rewrite-map", &me, "ENABLED"]);
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let other = act(&["pidfd-signal", &sleeper.id().to_string(), &stop]);
+    let own_map = act(&["bpf-own-map"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+
+    let mut failures = Vec::new();
+    for (pid, ty) in [
+        (by_pidfd, "pidfd_send_signal"),
+        (by_proc_dir, "pidfd_send_signal"),
+        (took_fd, "pidfd_getfd"),
+    ] {
+        match agent.wait_alert(rule, pid) {
+            Some(a) if a["output_fields"]["evt.type"] == ty => {}
+            other => failures.push(format!("pid {pid} ({ty}): {other:?}")),
+        }
+    }
+    let cmds = |pid: u32| -> Vec<String> {
+        agent
+            .alerts()
+            .iter()
+            .filter(|a| {
+                a["rule"] == rule && a["output_fields"]["proc.pid"].as_u64() == Some(pid.into())
+            })
+            .filter_map(|a| a["output_fields"]["evt.args"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let _ = agent.wait_alert_where(rule, |f| {
+        f["proc.pid"].as_u64() == Some(rewrote.into())
+            && f["evt.args"]
+                .as_str()
+                .is_some_and(|s| s.contains("BPF_MAP_UPDATE_ELEM"))
+    });
+    let rewrites = cmds(rewrote);
+    for cmd in ["BPF_MAP_GET_FD_BY_ID", "BPF_MAP_UPDATE_ELEM"] {
+        if !rewrites.iter().any(|a| a.contains(cmd)) {
+            failures.push(format!("no {cmd} among {rewrites:?}"));
+        }
+    }
+    let quiet = count(&agent, rule, other) + count(&agent, rule, own_map);
+    assert!(agent.stop().success());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        quiet, 0,
+        "a signal to another process or the actor's own map was reported"
     );
 }
