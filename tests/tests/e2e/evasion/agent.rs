@@ -4,7 +4,7 @@
 use mamori_e2e::agent::Agent;
 use mamori_e2e::run_actor;
 
-use super::{count, finish, scratch, with_default_rules};
+use super::{count, finish, read_shadow_in_cgroup, scratch, with_default_rules};
 
 /// Many descriptors with long names cannot grow the agent past its limit:
 /// the descriptor tables stop at `state.fd_table_mib`, count what they
@@ -156,16 +156,7 @@ fn a_silent_container_runtime_does_not_hold_the_stream() {
         std::path::Path::new("/sys/fs/cgroup/pids").join(format!("cri-containerd-{id}.scope"));
     std::fs::create_dir_all(&cgroup).unwrap();
     let agent = with_default_rules(&["--cri-socket", sock.to_str().unwrap()]);
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
-        cgroup.display()
-    );
-    let child = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .spawn()
-        .unwrap();
-    let in_cgroup = child.id();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let in_cgroup = read_shadow_in_cgroup(&cgroup);
     let host = run_actor(&["open", "/etc/shadow"], Some(true)).pid;
     let read = "Credential file read by unexpected process";
     let host_alert = agent.wait_alert(read, host);

@@ -4,7 +4,7 @@
 use mamori_e2e::agent::Agent;
 use mamori_e2e::run_actor;
 
-use super::{count, scratch, with_default_rules};
+use super::{count, read_shadow_in_cgroup, scratch, with_default_rules};
 
 /// A process that renames itself after a trusted program (prctl or
 /// /proc/self/comm) is still judged by the name the kernel gave it at
@@ -96,16 +96,7 @@ fn a_cgroup_named_like_a_container_does_not_make_one() {
     let cgroup = std::path::Path::new("/sys/fs/cgroup/pids").join(&id);
     std::fs::create_dir_all(&cgroup).unwrap();
     let agent = with_default_rules(&[]);
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
-        cgroup.display()
-    );
-    let child = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let pid = read_shadow_in_cgroup(&cgroup);
     let mismatch = agent.wait_alert("Process in a cgroup named like an unknown container", pid);
     let read = agent.wait_alert("Credential file read by unexpected process", pid);
     assert!(agent.stop().success());

@@ -45,3 +45,19 @@ pub(super) fn finish(agent: Agent, dir: &std::path::Path, failures: Vec<String>)
     assert!(agent.stop().success());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Runs a shell that moves itself into `cgroup` and then reads
+/// /etc/shadow as `cat`; returns its pid.
+pub(super) fn read_shadow_in_cgroup(cgroup: &std::path::Path) -> u32 {
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec cat /etc/shadow > /dev/null",
+        cgroup.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    pid
+}
