@@ -36,8 +36,10 @@ pub const SCRATCH_SIZE: usize = 65536;
 pub const MAX_RECORD: usize = SCRATCH_SIZE / 2;
 /// Entries in the enabled-syscall map, indexed by syscall number.
 pub const MAX_SYSCALLS: u32 = 512;
-/// Path components walked when resolving a dentry to a path.
-pub const MAX_PATH_DEPTH: u32 = 40;
+/// Steps (components and mount crossings) walked when resolving a dentry
+/// to a path: `MAX_STR` bytes hold at most `MAX_STR / 2` components, the
+/// rest is room for stacked mounts.
+pub const MAX_PATH_DEPTH: u32 = 4096;
 
 /// Kinds of record. Retired ids: none.
 #[repr(u16)]
@@ -233,8 +235,8 @@ pub const PARAM_TRUNCATED: u8 = 1;
 pub const PARAM_FAULT: u8 = 2;
 /// The value does not exist (null pointer, failed syscall, no such fd).
 pub const PARAM_ABSENT: u8 = 4;
-/// A resolved path whose walk hit [`MAX_PATH_DEPTH`] or an unreachable
-/// root: the leading components are missing.
+/// A resolved path whose walk hit [`MAX_PATH_DEPTH`] or [`MAX_STR`], or an
+/// unreachable root: the leading components are missing.
 pub const PARAM_PARTIAL_PATH: u8 = 8;
 
 /// What a parameter's bytes are.

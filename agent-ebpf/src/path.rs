@@ -16,11 +16,13 @@ use mamori_common::{
     ParamType,
 };
 
+use aya_ebpf::{cty::c_void, helpers::generated::bpf_loop};
+
 use crate::{
     bound::bound,
     kernel::{load, ptr, read},
     maps::off,
-    record::{PATH_AREA, Record, WALK_STATE},
+    record::{PATH_AREA, Record},
 };
 
 /// End of the path being built, relative to the path area.
@@ -146,13 +148,32 @@ pub unsafe fn dentry_head(d: u64) -> Head {
     }
 }
 
+/// What one walk carries from step to step (`bpf_loop`'s context, on the
+/// caller's stack).
+#[repr(C)]
+struct Walk {
+    /// The path area of this CPU's scratch buffer.
+    area: u64,
+    d: u64,
+    mnt: u64,
+    /// `mnt`'s root dentry: read once per mount, not once per component.
+    mnt_root: u64,
+    root_d: u64,
+    root_mnt: u64,
+    /// Write position within `area`: names are prepended before it.
+    pos: u64,
+    /// Until the walk ends somewhere: cut (it ran out of steps or room).
+    flags: u64,
+    /// The name of a pseudo dentry (memfd, pipe, socket), added last.
+    pseudo: Head,
+}
+
 /// Appends the path of `(dentry, vfsmnt)` seen from `root` as a parameter
 /// of type `ty` (`KernelPath` or `BaseDir`).
 ///
-/// The loop-carried position lives in map memory (volatile), not in a
-/// register: at each iteration the verifier sees an unknown value bounded by
-/// a mask, so the states of all paths through the body converge instead of
-/// multiplying with every iteration.
+/// The steps run in `bpf_loop`: the verifier checks one step once, not
+/// once per iteration, so the walk's bound is set by the path's bytes and
+/// not by the verifier's instruction budget.
 ///
 /// # Safety
 ///
@@ -174,61 +195,32 @@ pub unsafe fn push_path(
         return;
     }
     let area = rec.buf + PATH_AREA;
-    let pos_cell = (rec.buf + WALK_STATE) as *mut u64;
-    core::ptr::write_volatile(pos_cell, END);
-    let mount_mnt = off!(mount_mnt) as u64;
-    let mut d = dentry;
-    let mut mnt = vfsmnt;
-    // Read once per mount, not once per component.
-    let mut mnt_root = ptr(mnt, off!(vfsmount_root));
-    // Until the walk ends somewhere: cut (it ran out of steps or room), as
-    // the flags say when the loop finishes without a break.
-    let mut flags = PARAM_PARTIAL_PATH | PARAM_TRUNCATED;
-    let mut pseudo = Head {
-        parent: 0,
-        len: 0,
-        name: 0,
+    let mut walk = Walk {
+        area,
+        d: dentry,
+        mnt: vfsmnt,
+        mnt_root: ptr(vfsmnt, off!(vfsmount_root)),
+        root_d: root.0,
+        root_mnt: root.1,
+        pos: END,
+        flags: (PARAM_PARTIAL_PATH | PARAM_TRUNCATED) as u64,
+        pseudo: Head {
+            parent: 0,
+            len: 0,
+            name: 0,
+        },
     };
-    for _ in 0..MAX_PATH_DEPTH {
-        if d == root.0 && mnt == root.1 {
-            flags = 0;
-            break;
-        }
-        if d == mnt_root {
-            let mount = mnt.wrapping_sub(mount_mnt);
-            let parent = ptr(mount, off!(mount_parent));
-            if parent == mount || parent == 0 {
-                flags = PARAM_PARTIAL_PATH;
-                break; // top of the mount tree, outside the task's root
-            }
-            d = ptr(mount, off!(mount_mountpoint));
-            mnt = parent + mount_mnt;
-            mnt_root = ptr(mnt, off!(vfsmount_root));
-            continue;
-        }
-        // Parent, name length and name pointer in one read.
-        let head = dentry_head(d);
-        if head.parent == d {
-            // A pseudo dentry (memfd, pipe, socket) is its own parent: its
-            // name ("memfd:x") is added after the loop.
-            pseudo = head;
-            flags = PARAM_PARTIAL_PATH;
-            break;
-        }
-        if head.parent == 0 {
-            flags = PARAM_PARTIAL_PATH;
-            break;
-        }
-        if !prepend_name(area, pos_cell, &head) {
-            break; // longer than MAX_STR, or unreadable: partial
-        }
-        d = head.parent;
-    }
-    if pseudo.parent != 0 && !prepend_name(area, pos_cell, &pseudo) {
+    bpf_loop(
+        MAX_PATH_DEPTH,
+        walk_step as *mut c_void,
+        &mut walk as *mut Walk as *mut c_void,
+        0,
+    );
+    if walk.pseudo.parent != 0 && !prepend_name(area, &mut walk.pos, &walk.pseudo) {
         rec.commit(slot, 0, ty, PARAM_FAULT);
         return;
     }
-    let mut pos = bound(core::ptr::read_volatile(pos_cell), POS_MASK);
+    let mut pos = bound(walk.pos, POS_MASK);
     if pos >= END {
         pos = END - 1;
         *((area + bound(pos, POS_MASK)) as *mut u8) = b'/';
@@ -243,29 +235,75 @@ pub unsafe fn push_path(
         rec.commit(slot, 0, ty, PARAM_FAULT);
         return;
     }
-    rec.commit(slot, len as u32, ty, flags);
+    rec.commit(slot, len as u32, ty, walk.flags as u8);
 }
 
-/// Writes `/<name>` of a dentry before the position stored in `pos_cell`;
-/// false when it does not fit or cannot be read.
+/// One step of a walk: to the parent dentry (prepending this one's name),
+/// or across to the parent mount at a mount's root. Returns 1 to stop.
+///
+/// # Safety
+///
+/// Only as `bpf_loop`'s callback from [`push_path`], whose `Walk` `ctx`
+/// points to.
+#[inline(never)]
+unsafe extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
+    let w = &mut *(ctx as *mut Walk);
+    if w.d == w.root_d && w.mnt == w.root_mnt {
+        w.flags = 0;
+        return 1;
+    }
+    if w.d == w.mnt_root {
+        let mount = w.mnt.wrapping_sub(off!(mount_mnt) as u64);
+        let parent = ptr(mount, off!(mount_parent));
+        if parent == mount || parent == 0 {
+            w.flags = PARAM_PARTIAL_PATH as u64;
+            return 1; // top of the mount tree, outside the task's root
+        }
+        w.d = ptr(mount, off!(mount_mountpoint));
+        w.mnt = parent + off!(mount_mnt) as u64;
+        w.mnt_root = ptr(w.mnt, off!(vfsmount_root));
+        return 0;
+    }
+    // Parent, name length and name pointer in one read.
+    let head = dentry_head(w.d);
+    if head.parent == w.d {
+        // A pseudo dentry (memfd, pipe, socket) is its own parent: its
+        // name ("memfd:x") is added after the walk.
+        w.pseudo = head;
+        w.flags = PARAM_PARTIAL_PATH as u64;
+        return 1;
+    }
+    if head.parent == 0 {
+        w.flags = PARAM_PARTIAL_PATH as u64;
+        return 1;
+    }
+    if !prepend_name(w.area, &mut w.pos, &head) {
+        return 1; // longer than MAX_STR, or unreadable: partial
+    }
+    w.d = head.parent;
+    0
+}
+
+/// Writes `/<name>` of a dentry before `*pos`; false when it does not fit
+/// or cannot be read.
 ///
 /// # Safety
 ///
 /// Only from a BPF program; `area` is this CPU's path scratch area and
-/// `pos_cell` its write position within it; the name is read from the kernel
+/// `pos` the write position within it; the name is read from the kernel
 /// with `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
-unsafe fn prepend_name(area: u64, pos_cell: *mut u64, head: &Head) -> bool {
+unsafe fn prepend_name(area: u64, pos: &mut u64, head: &Head) -> bool {
     let len = bound(head.len, NAME_MAX);
-    let pos = bound(core::ptr::read_volatile(pos_cell), POS_MASK);
-    if pos < FLOOR + len + 1 {
+    let at = bound(*pos, POS_MASK);
+    if at < FLOOR + len + 1 {
         return false;
     }
-    let start = pos - len - 1;
+    let start = at - len - 1;
     if !Record::copy_kernel(area + bound(start + 1, POS_MASK), head.name, len as u32) {
         return false;
     }
     *((area + bound(start, POS_MASK)) as *mut u8) = b'/';
-    core::ptr::write_volatile(pos_cell, start);
+    *pos = start;
     true
 }

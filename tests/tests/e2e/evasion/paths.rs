@@ -62,23 +62,28 @@ fn another_name_for_a_watched_file_is_the_file() {
     finish(agent, &dir, failures);
 }
 
-/// A path deeper than the kernel's walk is never compared as if it were
-/// whole: `fd.name` is unknown, the end of the path is `fd.partial_name`,
-/// and an internal alert says paths could not be resolved. A shallow
-/// path is whole.
+/// Deep trees and deep mount stacks are walked whole; a path the walk
+/// cannot hold (longer than the capture bound) is never compared as if it
+/// were whole: `fd.name` is unknown, the end of the path is
+/// `fd.partial_name`, and an internal alert says paths could not be
+/// resolved. A shallow path is the control.
 #[test]
-fn a_path_too_deep_to_walk_is_unknown_not_shorter() {
+fn deep_paths_are_walked_and_a_path_too_long_is_unknown() {
     let tag = std::process::id();
     let top = std::env::temp_dir().join(format!("mamori-deep-{tag}"));
+    let name = format!("mamori-deep-file-{tag}");
+    // 300 components: far past what a walk bounded by the verifier's
+    // budget reached (40), well within the byte bound.
     let mut deep = top.clone();
-    for _ in 0..(mamori_common::MAX_PATH_DEPTH + 5) {
+    for _ in 0..300 {
         deep.push("d");
     }
     std::fs::create_dir_all(&deep).unwrap();
-    let name = format!("mamori-deep-file-{tag}");
     let (far, near) = (deep.join(&name), top.join(&name));
     std::fs::write(&far, "x").unwrap();
     std::fs::write(&near, "x").unwrap();
+    let stacked = top.join("stacked");
+    std::fs::create_dir_all(&stacked).unwrap();
     let rules = top.join("rules.yaml");
     std::fs::write(
         &rules,
@@ -90,27 +95,70 @@ fn a_path_too_deep_to_walk_is_unknown_not_shorter() {
     )
     .unwrap();
     let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let actor = mamori_e2e::sibling_binary("mamori-actor");
     let deep_pid = run_actor(&["open", far.to_str().unwrap()], Some(true)).pid;
     let near_pid = run_actor(&["open", near.to_str().unwrap()], Some(true)).pid;
+    // 100 tmpfs mounts stacked on one directory, in a mount namespace of
+    // the actor's own: each is a step of the walk, and no byte.
+    let stacked_pid = in_shell(&format!(
+        "exec unshare -m --propagation private sh -c 'for i in $(seq 100); do mount -t tmpfs \
+         mamori-stack {dir} || exit 1; done; echo x > {dir}/{name} && exec {actor} open \
+         {dir}/{name}'",
+        dir = stacked.display(),
+        actor = actor.display()
+    ));
+    // 2,100 components of "/d": 4,200 bytes, past the 4,096 a path holds.
+    // Made and opened by relative steps (the absolute path is longer than
+    // PATH_MAX).
+    let long_pid = in_shell(&format!(
+        "mkdir {top}/long && cd {top}/long && for i in $(seq 2100); do mkdir d && cd -P d || exit 1; done; echo x > {name} \
+         && exec {actor} open {name}",
+        top = top.display(),
+        actor = actor.display()
+    ));
     let deep_alert = agent.wait_alert("e2e deep file", deep_pid);
     let near_alert = agent.wait_alert("e2e deep file", near_pid);
+    let stacked_alert = agent.wait_alert("e2e deep file", stacked_pid);
+    let long_alert = agent.wait_alert("e2e deep file", long_pid);
     let internal = agent.wait_alert_where("mamori internal: path not resolved", |_| true);
     assert!(agent.stop().success());
-    let _ = std::fs::remove_dir_all(&top);
-    let f = deep_alert.expect("no alert for the deep file")["output_fields"].clone();
+    // rm -rf: remove_dir_all would pass paths longer than PATH_MAX.
+    let _ = std::process::Command::new("rm")
+        .arg("-rf")
+        .arg(&top)
+        .status();
+    let whole = |alert: Option<serde_json::Value>, path: &std::path::Path, what: &str| {
+        let f = alert.unwrap_or_else(|| panic!("no alert for the {what} file"))["output_fields"]
+            .clone();
+        assert_eq!(f["fd.name"], path.to_str().unwrap(), "{what}: {f}");
+        assert!(f["fd.partial_name"].is_null(), "{what}: {f}");
+    };
+    whole(near_alert, &near, "shallow");
+    whole(deep_alert, &far, "300 components deep");
+    whole(stacked_alert, &stacked.join(&name), "100 mounts deep");
+    let f = long_alert.expect("no alert for the 4,200-byte path")["output_fields"].clone();
     assert!(
         f["fd.name"].is_null(),
         "a partial path was given as fd.name: {f}"
     );
     let partial = f["fd.partial_name"].as_str().unwrap_or_default().to_owned();
     assert!(partial.ends_with(&format!("/d/d/{name}")), "{f}");
-    let f = near_alert.expect("no alert for the shallow file")["output_fields"].clone();
-    assert_eq!(f["fd.name"], near.to_str().unwrap());
-    assert!(f["fd.partial_name"].is_null());
     assert!(
         internal.is_some(),
         "no internal alert for the unresolved path"
     );
+}
+
+/// Runs `sh -c SCRIPT` to success; its pid (the actor it `exec`s keeps it).
+fn in_shell(script: &str) -> u32 {
+    let child = std::process::Command::new("sh")
+        .args(["-c", script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script}: {:?}", out.status);
+    pid
 }
 
 /// A relative path is resolved against the directory the kernel resolved
