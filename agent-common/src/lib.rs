@@ -188,8 +188,12 @@ pub enum ExecParam {
     CgroupLeaf = 7,
     /// Name of the cgroup's parent.
     CgroupParent = 8,
+    /// The `LD_*` strings of an environment longer than the capture bound
+    /// (absent when it is not), NUL-separated; truncated when not every
+    /// one is known (see `agent-ebpf/src/loader_env.rs`).
+    LoaderEnv = 9,
 }
-pub const EXEC_NPARAMS: u16 = 9;
+pub const EXEC_NPARAMS: u16 = 10;
 
 /// Body of [`EventKind::Fork`].
 #[repr(C)]

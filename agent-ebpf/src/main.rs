@@ -33,6 +33,7 @@
 mod bound;
 mod fd;
 mod kernel;
+mod loader_env;
 mod maps;
 mod path;
 mod path_args;

@@ -22,7 +22,7 @@ use crate::{
     bound::bound,
     kernel::{load, ptr, read},
     maps::off,
-    record::{PATH_AREA, Record},
+    record::{PATH_AREA, Record, WALK_STATE},
 };
 
 /// End of the path being built, relative to the path area.
@@ -160,8 +160,10 @@ struct Walk {
     mnt_root: u64,
     root_d: u64,
     root_mnt: u64,
-    /// Write position within `area`: names are prepended before it.
-    pos: u64,
+    /// Where the write position within `area` is kept (names are prepended
+    /// before it): map memory, so that the verifier sees an unknown value
+    /// at each step and the steps' states converge.
+    pos_cell: u64,
     /// Until the walk ends somewhere: cut (it ran out of steps or room).
     flags: u64,
     /// The name of a pseudo dentry (memfd, pipe, socket), added last.
@@ -195,6 +197,8 @@ pub unsafe fn push_path(
         return;
     }
     let area = rec.buf + PATH_AREA;
+    let pos_cell = (rec.buf + WALK_STATE) as *mut u64;
+    core::ptr::write_volatile(pos_cell, END);
     let mut walk = Walk {
         area,
         d: dentry,
@@ -202,7 +206,7 @@ pub unsafe fn push_path(
         mnt_root: ptr(vfsmnt, off!(vfsmount_root)),
         root_d: root.0,
         root_mnt: root.1,
-        pos: END,
+        pos_cell: pos_cell as u64,
         flags: (PARAM_PARTIAL_PATH | PARAM_TRUNCATED) as u64,
         pseudo: Head {
             parent: 0,
@@ -216,11 +220,11 @@ pub unsafe fn push_path(
         &mut walk as *mut Walk as *mut c_void,
         0,
     );
-    if walk.pseudo.parent != 0 && !prepend_name(area, &mut walk.pos, &walk.pseudo) {
+    if walk.pseudo.parent != 0 && !prepend_name(area, pos_cell, &walk.pseudo) {
         rec.commit(slot, 0, ty, PARAM_FAULT);
         return;
     }
-    let mut pos = bound(walk.pos, POS_MASK);
+    let mut pos = bound(core::ptr::read_volatile(pos_cell), POS_MASK);
     if pos >= END {
         pos = END - 1;
         *((area + bound(pos, POS_MASK)) as *mut u8) = b'/';
@@ -277,25 +281,25 @@ unsafe extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         w.flags = PARAM_PARTIAL_PATH as u64;
         return 1;
     }
-    if !prepend_name(w.area, &mut w.pos, &head) {
+    if !prepend_name(w.area, w.pos_cell as *mut u64, &head) {
         return 1; // longer than MAX_STR, or unreadable: partial
     }
     w.d = head.parent;
     0
 }
 
-/// Writes `/<name>` of a dentry before `*pos`; false when it does not fit
-/// or cannot be read.
+/// Writes `/<name>` of a dentry before the position stored in `pos_cell`;
+/// false when it does not fit or cannot be read.
 ///
 /// # Safety
 ///
 /// Only from a BPF program; `area` is this CPU's path scratch area and
-/// `pos` the write position within it; the name is read from the kernel
-/// with `bpf_probe_read_kernel`, which fails instead of faulting.
+/// `pos_cell` its write position within it; the name is read from the
+/// kernel with `bpf_probe_read_kernel`, which fails instead of faulting.
 #[inline(always)]
-unsafe fn prepend_name(area: u64, pos: &mut u64, head: &Head) -> bool {
+unsafe fn prepend_name(area: u64, pos_cell: *mut u64, head: &Head) -> bool {
     let len = bound(head.len, NAME_MAX);
-    let at = bound(*pos, POS_MASK);
+    let at = bound(core::ptr::read_volatile(pos_cell), POS_MASK);
     if at < FLOOR + len + 1 {
         return false;
     }
@@ -304,6 +308,6 @@ unsafe fn prepend_name(area: u64, pos: &mut u64, head: &Head) -> bool {
         return false;
     }
     *((area + bound(start, POS_MASK)) as *mut u8) = b'/';
-    *pos = start;
+    core::ptr::write_volatile(pos_cell, start);
     true
 }

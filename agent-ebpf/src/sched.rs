@@ -10,6 +10,7 @@ use crate::{
         cgroup_kn, current_regs, current_task, fill_header, forget_compat, forget_task, is_self,
         ptr, read, read_user,
     },
+    loader_env::push_loader_env,
     maps::{off, setting},
     path::{file_path, push_path, task_cwd, task_root},
     record::Record,
@@ -72,16 +73,14 @@ unsafe fn exec(bprm: u64) {
         ptr(mm, off!(mm_arg_end)),
         setting!(args_bytes),
     );
-    rec.push_user_range(
-        ptr(mm, off!(mm_env_start)),
-        ptr(mm, off!(mm_env_end)),
-        setting!(env_bytes),
-    );
+    let env = (ptr(mm, off!(mm_env_start)), ptr(mm, off!(mm_env_end)));
+    rec.push_user_range(env.0, env.1, setting!(env_bytes));
     let (dentry, mnt) = task_cwd(task);
     push_path(&mut rec, dentry, mnt, &root, ParamType::KernelPath);
     let kn = cgroup_kn(task);
     rec.push_kernel_str(ptr(kn, off!(kernfs_name)));
     rec.push_kernel_str(ptr(ptr(kn, off!(kernfs_parent)), off!(kernfs_name)));
+    push_loader_env(&mut rec, env.0, env.1, setting!(env_bytes) as u64);
     rec.submit();
 }
 

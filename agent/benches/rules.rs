@@ -49,6 +49,8 @@ fn process(pid: u32, comm: &str, exe: &str, args: &[&str], container: bool) -> P
         program: Text::default(),
         cwd: Text::from("/srv/app"),
         env: vec![Text::from("PATH=/usr/bin")],
+        env_truncated: false,
+        loader_env_truncated: false,
         tty: 0,
         sid: 1,
         pgid: pid,

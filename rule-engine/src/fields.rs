@@ -117,7 +117,8 @@ field_table! {
     ProcArgs = "proc.args", Str, None, "Command-line arguments after argv[0], space-separated.";
     ProcCmdline = "proc.cmdline", Str, None, "Process name and arguments.";
     ProcArgsTruncated = "proc.args_truncated", Bool, None, "The command line was longer than the capture bound (capture.args_bytes) and was cut: what rules see of it is not all of it (mamori).";
-    ProcEnvTruncated = "proc.env_truncated", Bool, None, "The environment was longer than the capture bound (capture.env_bytes) and was cut (mamori).";
+    ProcEnvTruncated = "proc.env_truncated", Bool, None, "The environment was longer than the capture bound (capture.env_bytes) and was cut; its loader variables (LD_*) are still all read, see proc.loader_env_truncated (mamori).";
+    ProcLoaderEnvTruncated = "proc.loader_env_truncated", Bool, None, "Not every loader variable (LD_*) of a cut environment is known: too many strings to scan, one longer than 255 bytes, or more than 1 KiB of them (mamori).";
     ProcCmdnargs = "proc.cmdnargs", Int, None, "Number of command-line arguments.";
     ProcCmdlenargs = "proc.cmdlenargs", Int, None, "Total length of the command-line arguments.";
     ProcPname = "proc.pname", Str, None, "Parent's name.";

@@ -128,6 +128,10 @@ pub struct ProcSpec {
     pub memfd: bool,
     /// The command line was cut at the capture bound.
     pub args_truncated: bool,
+    /// The environment was cut at the capture bound.
+    pub env_truncated: bool,
+    /// ... and not every loader variable (`LD_*`) of it is known.
+    pub loader_env_truncated: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -370,6 +374,8 @@ fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> P
         program: p.program.as_deref().unwrap_or(&exepath).into(),
         cwd: p.cwd.as_deref().unwrap_or("/").into(),
         env: p.env.iter().map(|a| a.as_str().into()).collect(),
+        env_truncated: p.env_truncated,
+        loader_env_truncated: p.loader_env_truncated,
         tty: p.tty,
         sid: pid,
         pgid: pid,
@@ -401,6 +407,8 @@ fn exec(p: &ProcSpec, name: &str) -> Exec {
             .collect(),
         env: p.env.iter().map(|a| a.as_str().into()).collect(),
         args_truncated: p.args_truncated,
+        env_truncated: p.env_truncated,
+        loader_env_truncated: p.loader_env_truncated,
         cwd: Some(p.cwd.as_deref().unwrap_or("/").into()),
         tty: p.tty,
         exe_nlink: if p.memfd { 0 } else { 1 },

@@ -275,6 +275,18 @@ fn param(index: usize, ph: &ParamHeader, data: &[u8]) -> Result<Param, Error> {
     })
 }
 
+/// The captured part of a cut environment without its loader variables,
+/// then the loader variables of all of it (`loader`, in their order): the
+/// kernel scanned them past the cut, so a variable cut at the bound, or one
+/// only past it, is whole; `ld.so` takes the last of each, as the list
+/// still says.
+fn with_loader_env(env: &mut Vec<Text>, loader: &[Text]) {
+    let is_loader =
+        |t: &Text| t.bytes.starts_with(b"LD_") || (t.truncated && b"LD_".starts_with(&t.bytes));
+    env.retain(|t| !is_loader(t));
+    env.extend(loader.iter().cloned());
+}
+
 /// Splits NUL-separated strings; a trailing NUL ends the list.
 fn split_list(data: &[u8]) -> Vec<Text> {
     let data = data.strip_suffix(&[0]).unwrap_or(data);
@@ -285,15 +297,27 @@ fn split_list(data: &[u8]) -> Vec<Text> {
 }
 
 fn exec(b: &ExecBody, mut p: Vec<Param>) -> Exec {
+    // A record too full for the last parameter ends before it.
+    let loader_env_sent = p.len() > ExecParam::LoaderEnv as usize;
     p.resize(EXEC_NPARAMS as usize, Param::Absent);
     let text = |i: ExecParam| p[i as usize].text().cloned();
     let (args, args_truncated) = match &p[ExecParam::Args as usize] {
         Param::List(l, t) => (l.clone(), *t),
         _ => (Vec::new(), false),
     };
-    let (env, env_truncated) = match &p[ExecParam::Env as usize] {
+    let (mut env, env_truncated) = match &p[ExecParam::Env as usize] {
         Param::List(l, t) => (l.clone(), *t),
         _ => (Vec::new(), false),
+    };
+    if let Some(last) = env.last_mut().filter(|_| env_truncated) {
+        last.truncated = true;
+    }
+    let loader_env_truncated = match &p[ExecParam::LoaderEnv as usize] {
+        Param::List(loader, t) => {
+            with_loader_env(&mut env, loader);
+            *t
+        }
+        _ => env_truncated && !loader_env_sent,
     };
     Exec {
         exe_path: text(ExecParam::ExePath),
@@ -311,6 +335,7 @@ fn exec(b: &ExecBody, mut p: Vec<Param>) -> Exec {
         args_truncated,
         env,
         env_truncated,
+        loader_env_truncated,
         cwd: text(ExecParam::Cwd),
         cgroup_leaf: text(ExecParam::CgroupLeaf),
         cgroup_parent: text(ExecParam::CgroupParent),

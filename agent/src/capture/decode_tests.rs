@@ -185,6 +185,53 @@ fn path_extras_decode_with_their_kind_even_when_empty() {
     assert_eq!(ev.changed_path_arg(), Some(None), "unreadable at exit");
 }
 
+/// A cut environment gets the loader variables the kernel scanned past the
+/// cut in place of the captured ones (one cut in its name included), in
+/// their order.
+#[test]
+fn loader_variables_past_the_cut_replace_the_captured_ones() {
+    let body = ExecBody::default();
+    let wire = |env: &[u8], loader: Option<(u8, &[u8])>| {
+        let mut w = Wire::new(header(EventKind::Exec, syscalls::EXECVE, 0), &body)
+            .param(ParamType::KernelPath, 0, b"/usr/bin/true")
+            .param(ParamType::FileInfo, 0, &as_bytes(&FileInfo::default()))
+            .param(ParamType::KernelStr, 0, b"/usr/bin/true")
+            .param(ParamType::KernelStr, 0, b"/usr/bin/true")
+            .param(ParamType::StrList, 0, b"true\0")
+            .param(ParamType::StrList, PARAM_TRUNCATED, env)
+            .param(ParamType::KernelPath, 0, b"/")
+            .param(ParamType::KernelStr, 0, b"a")
+            .param(ParamType::KernelStr, 0, b"b");
+        if let Some((flags, data)) = loader {
+            w = w.param(ParamType::StrList, flags, data);
+        }
+        let ev = decode(&w.finish(), &clock()).unwrap();
+        let Detail::Exec(x) = ev.detail else {
+            panic!("not an exec")
+        };
+        let env: Vec<String> = x
+            .env
+            .iter()
+            .map(|t| t.bytes.escape_ascii().to_string())
+            .collect();
+        (env, x.loader_env_truncated)
+    };
+    let (env, cut) = wire(
+        b"LD_PRELOAD=/usr/lib/a.so\0A=1\0LD",
+        Some((0, b"LD_PRELOAD=/usr/lib/a.so\0LD_PRELOAD=/tmp/b.so\0")),
+    );
+    assert_eq!(
+        env,
+        ["A=1", "LD_PRELOAD=/usr/lib/a.so", "LD_PRELOAD=/tmp/b.so"]
+    );
+    assert!(!cut);
+    let (env, cut) = wire(b"A=1\0B", Some((PARAM_TRUNCATED, b"LD_PRELOAD=::\0")));
+    assert_eq!(env, ["A=1", "B", "LD_PRELOAD=::"]);
+    assert!(cut, "the kernel could not read them all");
+    let (_, cut) = wire(b"A=1", None);
+    assert!(cut, "a record too full to carry them");
+}
+
 #[test]
 fn exec_record_round_trips() {
     let body = ExecBody {
@@ -225,7 +272,13 @@ fn exec_record_round_trips() {
     );
     assert!(!x.args_truncated);
     assert!(x.env_truncated);
-    assert_eq!(x.env, vec![Text::from("A=1"), Text::from("B=2")]);
+    let env: Vec<&[u8]> = x.env.iter().map(|t| t.bytes.as_slice()).collect();
+    assert_eq!(env, [b"A=1".as_slice(), b"B=2"]);
+    assert!(x.env[1].truncated, "the cut item says so");
+    assert!(
+        x.loader_env_truncated,
+        "a cut environment without its loader variables sent"
+    );
     assert_eq!(x.cwd, Some(Text::from("/home/u")));
     assert_eq!(x.cgroup_leaf, Some(Text::from("libpod-abc.scope")));
     assert_eq!(x.cgroup_parent, Some(Text::from("machine.slice")));

@@ -383,17 +383,23 @@ impl View<'_> {
                 let p = self.proc()?;
                 Value::Bool(p.args.last().unwrap_or(&p.exe).truncated)
             }
-            F::ProcEnvTruncated => {
-                Value::Bool(self.proc()?.env.last().is_some_and(|e| e.truncated))
-            }
+            F::ProcEnvTruncated => Value::Bool(self.proc()?.env_truncated),
+            F::ProcLoaderEnvTruncated => Value::Bool(self.proc()?.loader_env_truncated),
             F::ProcEnv => {
                 let env = &self.proc()?.env;
                 match arg {
                     FieldArg::Key(k) => {
                         let prefix = format!("{k}=");
-                        let v = env
+                        let mut set = env
                             .iter()
-                            .find(|e| e.bytes.starts_with(prefix.as_bytes()))?;
+                            .filter(|e| e.bytes.starts_with(prefix.as_bytes()));
+                        // getenv takes the first; ld.so takes the last of
+                        // its own variables.
+                        let v = if k.starts_with("LD_") {
+                            set.next_back()
+                        } else {
+                            set.next()
+                        }?;
                         Value::str(&v.bytes[prefix.len()..])
                     }
                     _ => Value::owned(join(env)),

@@ -152,8 +152,12 @@ pub struct Exec {
     pub interp: Option<Text>,
     pub args: Vec<Text>,
     pub args_truncated: bool,
+    /// The captured environment; when it was cut, with the loader's
+    /// variables (`LD_*`) of all of it instead of those captured.
     pub env: Vec<Text>,
     pub env_truncated: bool,
+    /// Not every loader variable of a cut environment is known.
+    pub loader_env_truncated: bool,
     pub cwd: Option<Text>,
     pub cgroup_leaf: Option<Text>,
     pub cgroup_parent: Option<Text>,

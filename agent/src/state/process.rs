@@ -59,6 +59,10 @@ pub struct Process {
     pub program: Text,
     pub cwd: Text,
     pub env: Vec<Text>,
+    /// The environment was longer than the capture bound.
+    pub env_truncated: bool,
+    /// ... and not every loader variable (`LD_*`) of it is known.
+    pub loader_env_truncated: bool,
     pub tty: u32,
     pub sid: u32,
     pub pgid: u32,
@@ -101,6 +105,8 @@ impl Process {
             program: Text::default(),
             cwd: Text::default(),
             env: Vec::new(),
+            env_truncated: false,
+            loader_env_truncated: false,
             tty: 0,
             sid: 0,
             pgid: 0,
@@ -288,11 +294,7 @@ impl ProcessTable {
             && (file.fs_magic == TMPFS_MAGIC || x.exe_nlink == 0);
         // A list cut at the capture bound: its last item says so.
         let mut args = x.args.clone();
-        let mut env = x.env.clone();
         if let Some(last) = args.last_mut().filter(|_| x.args_truncated) {
-            last.truncated = true;
-        }
-        if let Some(last) = env.last_mut().filter(|_| x.env_truncated) {
             last.truncated = true;
         }
         let cwd = x.cwd.clone().unwrap_or_default();
@@ -310,7 +312,9 @@ impl ProcessTable {
             exepath,
             program: program.path,
             cwd,
-            env,
+            env: x.env.clone(),
+            env_truncated: x.env_truncated,
+            loader_env_truncated: x.loader_env_truncated,
             tty: x.tty,
             sid: x.sid,
             pgid: x.pgid,

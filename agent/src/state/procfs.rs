@@ -112,6 +112,8 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
         program: Text::default(),
         cwd: link(pid, "cwd").unwrap_or_default(),
         env,
+        env_truncated: false,
+        loader_env_truncated: false,
         tty,
         sid: num(3) as u32,
         pgid: num(2) as u32,

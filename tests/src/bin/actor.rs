@@ -11,6 +11,24 @@ use std::{
     os::unix::ffi::OsStrExt,
 };
 
+/// The environment entries one `exec-env` argument stands for.
+fn env_entries(a: &[u8]) -> Vec<CString> {
+    let text = String::from_utf8_lossy(a).into_owned();
+    if let Some(n) = text.strip_prefix('@') {
+        let n: usize = n.parse().expect("@N");
+        return (0..n).map(|i| cstr(format!("E{i}=").as_bytes())).collect();
+    }
+    match text.split_once("=@") {
+        Some((var, spec)) => {
+            let (n, c) = spec.split_once('*').expect("VAR=@N*C");
+            let (c, suffix) = c.split_once('|').unwrap_or((c, ""));
+            let value = c.repeat(n.parse().expect("N")) + suffix;
+            vec![cstr(format!("{var}={value}").as_bytes())]
+        }
+        None => vec![cstr(a)],
+    }
+}
+
 fn cstr(s: &[u8]) -> CString {
     CString::new(s).unwrap()
 }
@@ -447,6 +465,22 @@ fn main() {
                 if arg(1).starts_with(b"/nonexistent") {
                     return; // the failure is the point
                 }
+                panic!("execve failed");
+            }
+            // exec-env PATH VAR=VALUE...: execve PATH with exactly this
+            // environment, in this order (duplicates kept); `VAR=@N*C|S`
+            // is VAR= followed by N copies of C, then S (`|S` optional);
+            // `@N` alone is N entries `E<i>=`
+            "exec-env" => {
+                let path = cstr(&arg(1));
+                let mut owned: Vec<CString> = Vec::new();
+                for a in &args[2..] {
+                    owned.extend(env_entries(a));
+                }
+                let mut envp: Vec<*const libc::c_char> = owned.iter().map(|a| a.as_ptr()).collect();
+                envp.push(std::ptr::null());
+                let argv = [path.as_ptr(), std::ptr::null()];
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
                 panic!("execve failed");
             }
             // chmod-setuid PATH: chmod 04755

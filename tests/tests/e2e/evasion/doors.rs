@@ -152,6 +152,36 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
         let _ = child.wait_with_output();
         want.pid(pid, "Library preloaded from a writable directory", vec![]);
     }
+    // ... past the environment's capture bound (4,096 bytes), cut inside
+    // its name, and after a harmless LD_PRELOAD (ld.so takes the last).
+    let lib = "LD_PRELOAD=/tmp/mamori-e2e-none.so";
+    for env in [
+        vec!["A_PAD=@5000*x", lib],
+        vec!["A_PAD=@4090*x", lib],
+        vec!["LD_PRELOAD=/usr/lib/mamori-none.so", lib],
+    ] {
+        let mut args = vec!["exec-env", "/bin/true"];
+        args.extend(env);
+        want.pid(
+            act(&args),
+            "Library preloaded from a writable directory",
+            vec![],
+        );
+    }
+    // Loader variables that cannot all be read: one padded past what is
+    // kept of each, and one behind 40,000 environment strings.
+    for env in [
+        vec!["A_PAD=@5000*x", "LD_PRELOAD=@300*:|/tmp/mamori-e2e-none.so"],
+        vec!["@40000", lib],
+    ] {
+        let mut args = vec!["exec-env", "/bin/true"];
+        args.extend(env);
+        want.pid(
+            act(&args),
+            "Loader variables hidden from inspection",
+            vec![],
+        );
+    }
 
     let failures = want.check(&agent);
     drop(listener);
