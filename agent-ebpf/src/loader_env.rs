@@ -118,13 +118,9 @@ unsafe extern "C" fn scan_step(_index: u64, ctx: *mut c_void) -> i64 {
     let rc = bound(rc as u64, READ_MASK); // at most STR_READ
     // A full read may have stopped before the string's end.
     let more = rc == STR_READ;
-    if s.mid != 0 {
-        s.pos += if more { rc - 1 } else { rc };
-        s.mid = more as u64;
-        return 0;
-    }
+    // A string's start (not the next piece of a long one) named LD_*.
     let p = at as *const u8;
-    let loader = rc >= 4 && *p == b'L' && *p.add(1) == b'D' && *p.add(2) == b'_';
+    let loader = s.mid == 0 && rc >= 4 && *p == b'L' && *p.add(1) == b'D' && *p.add(2) == b'_';
     if loader {
         if used + rc > KEEP {
             s.flags |= PARAM_TRUNCATED as u64;
