@@ -1,12 +1,14 @@
-//! The dynamic loader's variables (`LD_*`) of an environment longer than
-//! the capture bound.
+//! The dynamic loader's code-loading variables (`LD_PRELOAD`, `LD_AUDIT`)
+//! of an environment longer than the capture bound.
 //!
 //! The environment is captured up to `capture.env_bytes`; padding it is a
 //! cheap way to push `LD_PRELOAD` past what a monitor reads (and `ld.so`
 //! takes the *last* `LD_PRELOAD`, so a harmless one before the cut hides
 //! nothing). When the environment is cut, its strings are scanned from the
-//! start, one per `bpf_loop` step, and every `LD_*` string is sent, up to
-//! `KEEP` bytes in all. A scan that could not finish (too many strings), a
+//! start, one per `bpf_loop` step, and every `LD_PRELOAD=`/`LD_AUDIT=`
+//! string is sent, up to `KEEP` bytes in all. Only these two: they load
+//! code into the process, and a long harmless `LD_LIBRARY_PATH` (cargo's,
+//! under `cargo test`) must not mark the scan truncated. A scan that could not finish (too many strings), a
 //! kept string cut at `STR_READ - 1` bytes, or a list that ran out of room
 //! flags the parameter truncated: then not every loader variable is known.
 
@@ -91,6 +93,15 @@ pub unsafe fn push_loader_env(rec: &mut Record, start: u64, end: u64, limit: u64
     rec.commit(slot, used as u32, ty, scan.flags as u8);
 }
 
+/// `LD_PRELOAD=` or `LD_AUDIT=` at `p`, a string of `len` bytes with its
+/// NUL (both names shorter than a read, so `p` holds them whole).
+#[inline(always)]
+unsafe fn loads_code(p: *const u8, len: u64) -> bool {
+    let starts =
+        |name: &[u8]| len > name.len() as u64 && (0..name.len()).all(|i| *p.add(i) == name[i]);
+    starts(b"LD_PRELOAD=") || starts(b"LD_AUDIT=")
+}
+
 /// One string (or the next piece of a long one). Returns 1 to stop.
 ///
 /// # Safety
@@ -118,9 +129,8 @@ unsafe extern "C" fn scan_step(_index: u64, ctx: *mut c_void) -> i64 {
     let rc = bound(rc as u64, READ_MASK); // at most STR_READ
     // A full read may have stopped before the string's end.
     let more = rc == STR_READ;
-    // A string's start (not the next piece of a long one) named LD_*.
-    let p = at as *const u8;
-    let loader = s.mid == 0 && rc >= 4 && *p == b'L' && *p.add(1) == b'D' && *p.add(2) == b'_';
+    // A string's start (not the next piece of a long one) that loads code.
+    let loader = s.mid == 0 && loads_code(at as *const u8, rc);
     if loader {
         if used + rc > KEEP {
             s.flags |= PARAM_TRUNCATED as u64;

@@ -275,14 +275,21 @@ fn param(index: usize, ph: &ParamHeader, data: &[u8]) -> Result<Param, Error> {
     })
 }
 
-/// The captured part of a cut environment without its loader variables,
-/// then the loader variables of all of it (`loader`, in their order): the
+/// The loader variables that load code into a process: the kernel scans a
+/// cut environment for these (agent-ebpf `loader_env`).
+const LOADS_CODE: [&[u8]; 2] = [b"LD_PRELOAD=", b"LD_AUDIT="];
+
+/// The captured part of a cut environment without its code-loading
+/// variables, then those of all of it (`loader`, in their order): the
 /// kernel scanned them past the cut, so a variable cut at the bound, or one
 /// only past it, is whole; `ld.so` takes the last of each, as the list
-/// still says.
+/// still says. An item cut inside such a name (`LD_PRE`) goes too.
 fn with_loader_env(env: &mut Vec<Text>, loader: &[Text]) {
-    let is_loader =
-        |t: &Text| t.bytes.starts_with(b"LD_") || (t.truncated && b"LD_".starts_with(&t.bytes));
+    let is_loader = |t: &Text| {
+        LOADS_CODE
+            .iter()
+            .any(|name| t.bytes.starts_with(name) || (t.truncated && name.starts_with(&t.bytes)))
+    };
     env.retain(|t| !is_loader(t));
     env.extend(loader.iter().cloned());
 }

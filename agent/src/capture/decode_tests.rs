@@ -185,9 +185,9 @@ fn path_extras_decode_with_their_kind_even_when_empty() {
     assert_eq!(ev.changed_path_arg(), Some(None), "unreadable at exit");
 }
 
-/// A cut environment gets the loader variables the kernel scanned past the
-/// cut in place of the captured ones (one cut in its name included), in
-/// their order.
+/// A cut environment gets the code-loading variables the kernel scanned
+/// past the cut in place of the captured ones (one cut in its name
+/// included), in their order; other loader variables stay as captured.
 #[test]
 fn loader_variables_past_the_cut_replace_the_captured_ones() {
     let body = ExecBody::default();
@@ -217,12 +217,18 @@ fn loader_variables_past_the_cut_replace_the_captured_ones() {
         (env, x.loader_env_truncated)
     };
     let (env, cut) = wire(
-        b"LD_PRELOAD=/usr/lib/a.so\0A=1\0LD",
+        b"LD_PRELOAD=/usr/lib/a.so\0LD_LIBRARY_PATH=/opt\0A=1\0LD_PRE",
         Some((0, b"LD_PRELOAD=/usr/lib/a.so\0LD_PRELOAD=/tmp/b.so\0")),
     );
     assert_eq!(
         env,
-        ["A=1", "LD_PRELOAD=/usr/lib/a.so", "LD_PRELOAD=/tmp/b.so"]
+        [
+            "LD_LIBRARY_PATH=/opt",
+            "A=1",
+            "LD_PRELOAD=/usr/lib/a.so",
+            "LD_PRELOAD=/tmp/b.so"
+        ],
+        "only the code-loading variables are scanned, so only they are replaced"
     );
     assert!(!cut);
     let (env, cut) = wire(b"A=1\0B", Some((PARAM_TRUNCATED, b"LD_PRELOAD=::\0")));

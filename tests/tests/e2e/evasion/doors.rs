@@ -154,9 +154,11 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
     }
     // ... past the environment's capture bound (4,096 bytes), cut inside
     // its name, and after a harmless LD_PRELOAD (ld.so takes the last).
+    // A long LD_LIBRARY_PATH beside it (cargo sets one) is not scanned, so
+    // it raises nothing more: `check` fails on any other rule for the pid.
     let lib = "LD_PRELOAD=/tmp/mamori-e2e-none.so";
     for env in [
-        vec!["A_PAD=@5000*x", lib],
+        vec!["A_PAD=@5000*x", "LD_LIBRARY_PATH=@300*:|/opt/lib", lib],
         vec!["A_PAD=@4090*x", lib],
         vec!["LD_PRELOAD=/usr/lib/mamori-none.so", lib],
     ] {
@@ -165,6 +167,20 @@ fn other_doors_to_the_same_act_raise_the_same_rule() {
         want.pid(
             act(&args),
             "Library preloaded from a writable directory",
+            vec![],
+        );
+    }
+    // Loader variables that cannot all be read: one padded past what is
+    // kept of each, and one behind 40,000 environment strings.
+    for env in [
+        vec!["A_PAD=@5000*x", "LD_PRELOAD=@300*:|/tmp/mamori-e2e-none.so"],
+        vec!["@40000", lib],
+    ] {
+        let mut args = vec!["exec-env", "/bin/true"];
+        args.extend(env);
+        want.pid(
+            act(&args),
+            "Loader variables hidden from inspection",
             vec![],
         );
     }
