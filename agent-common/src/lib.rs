@@ -344,8 +344,8 @@ pub enum Counter {
     LostNoScratch = 2,
     /// Events from the agent itself, skipped.
     SkippedSelf = 3,
-    /// Opens no loaded rule could match, dropped by the prefilter before a
-    /// record was built.
+    /// Calls no loaded rule could match, dropped before a record was
+    /// built: opens by the prefilter, failed path calls no rule reads.
     Filtered = 4,
     /// 32-bit (ia32) syscalls seen (each process is reported once).
     CompatSyscalls = 5,

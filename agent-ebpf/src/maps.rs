@@ -23,6 +23,12 @@ pub static SCRATCH: Array<[u8; SCRATCH_SIZE]> = Array::with_max_entries(1, 0);
 #[map]
 pub static ENABLED: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 
+/// Non-zero at index `nr` when no rule reads a failed call of syscall
+/// `nr` (a path syscall): the exit program sends none. Written with the
+/// open prefilter.
+#[map]
+pub static FAILURES_DROPPED: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
 /// The open prefilter (all zero: none). Written by the agent at start and
 /// at every rules reload.
 #[map]
@@ -40,11 +46,19 @@ pub static NAME_MASKS: HashMap<NameKey, u64> = HashMap::with_max_entries(4096, 0
 pub static WATCHED_INODES: HashMap<u64, u32> = HashMap::with_max_entries(4096, 0);
 
 /// Path strings of the syscalls in flight, copied at entry, by thread id
-/// (`path_args.rs`). Allocated as used: most threads are never inside a
-/// path syscall. A full table leaves a call with its exit read only
-/// (counted: `Counter::EntryCopyFull`).
+/// (`path_args.rs`), up to 255 bytes each. Preallocated (no allocation per
+/// call) and LRU: the entry of a thread that died inside a call ages out.
+/// A call whose strings are longer points to `PATH_COPIES_LONG`.
 #[map]
-pub static PATH_COPIES: HashMap<u32, crate::path_args::EntryCopy> =
+pub static PATH_COPIES: LruHashMap<u32, crate::path_args::ShortCopy> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// The strings of the calls in flight with one longer than 255 bytes.
+/// Allocated as used (4096 preallocated would be 32 MiB). A full table
+/// leaves a call with its exit read only (counted:
+/// `Counter::EntryCopyFull`).
+#[map]
+pub static PATH_COPIES_LONG: HashMap<u32, crate::path_args::LongCopy> =
     HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
 const BPF_F_NO_PREALLOC: u32 = 1;
 
@@ -132,6 +146,12 @@ pub fn count(counter: mamori_common::Counter) {
         // SAFETY: per-CPU slot, programs do not nest on one CPU.
         unsafe { *slot += 1 };
     }
+}
+
+/// True when a failed call of syscall `nr` is dropped (no rule reads it).
+#[inline(always)]
+pub fn failure_dropped(nr: u32) -> bool {
+    FAILURES_DROPPED.get(nr).is_some_and(|v| *v != 0)
 }
 
 /// True when syscall `nr` is enabled.

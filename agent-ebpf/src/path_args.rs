@@ -3,7 +3,10 @@
 //! the record say something else than the kernel did:
 //!
 //! - `sys_enter_paths` copies the strings at syscall entry into
-//!   `PATH_COPIES` (per thread). The exit program sends the entry copy in
+//!   `PATH_COPIES` (per thread; strings longer than `SHORT` bytes into
+//!   `PATH_COPIES_LONG`, which the short entry points to: most paths are
+//!   short, and a short entry is a sixteenth of the copying and lives in a
+//!   preallocated table). The exit program sends the entry copy in
 //!   the string's place and the exit re-read after the base directories
 //!   (`UserStrAtExit`): the agent compares them. The kernel copies the
 //!   strings right after entry; a thread that swaps them back before exit
@@ -30,20 +33,35 @@ use crate::{
     bound::bound,
     fd::fd_file,
     kernel::{current_regs, current_task, is_self},
-    maps::{PATH_COPIES, PATH_WALK, SCRATCH, count, enabled},
+    maps::{PATH_COPIES, PATH_COPIES_LONG, PATH_WALK, SCRATCH, count, enabled, failure_dropped},
     path::{file_path, push_path, task_cwd, task_root},
     record::Record,
     syscall::{begin, exit_args},
 };
 
-/// The strings of one call as read at its entry.
+/// The strings of one call as read at its entry, up to `N` bytes each
+/// (with the NUL).
 #[repr(C)]
-pub struct EntryCopy {
+pub struct EntryCopy<const N: usize> {
     pub nr: u32,
-    pub _pad: u32,
+    /// The strings are in `PATH_COPIES_LONG` (in a short copy).
+    pub long: u32,
     pub len: [u32; ENTRY_COPIES],
     pub flags: [u32; ENTRY_COPIES],
-    pub data: [u8; ENTRY_COPIES * MAX_STR],
+    pub data: [[u8; N]; ENTRY_COPIES],
+}
+
+/// Bytes of each string a short copy holds, with its NUL.
+const SHORT: usize = 256;
+pub type ShortCopy = EntryCopy<SHORT>;
+pub type LongCopy = EntryCopy<MAX_STR>;
+
+/// The entry copy the exit program found: where each string is, with its
+/// length and flags (from a short or a long copy).
+struct Copied {
+    len: [u32; ENTRY_COPIES],
+    flags: [u32; ENTRY_COPIES],
+    data: [u64; ENTRY_COPIES],
 }
 
 /// The exit of every syscall that passes path strings: the strings and
@@ -57,6 +75,12 @@ pub fn sys_exit_path(ctx: TracePointContext) -> u32 {
         let Some((nr, ret)) = exit_args(&ctx) else {
             return 0;
         };
+        // A failed call no rule reads: only its entry copy goes.
+        if ret < 0 && failure_dropped(nr) {
+            drop_copy(bpf_get_current_pid_tgid() as u32, 2);
+            count(Counter::Filtered);
+            return 0;
+        }
         let Some((mut rec, a)) = begin(nr, ret) else {
             return 0;
         };
@@ -132,25 +156,43 @@ unsafe fn enter() {
         return;
     }
     // Built in this CPU's scratch area (no record is being built while a
-    // program runs), then copied into the map in one update.
+    // program runs), then copied into the map in one update. Short and long
+    // copies share the header, so one area serves both.
     let Some(buf) = SCRATCH.get_ptr_mut(bpf_get_smp_processor_id()) else {
         return;
     };
-    let copy = buf as *mut EntryCopy;
-    (*copy).nr = nr;
-    copy_one(copy, 0, p.addr[0]);
-    if p.n > 1 {
-        copy_one(copy, 1, p.addr[1]);
-    } else {
-        (*copy).flags[1] = PARAM_ABSENT as u32;
-    }
     let tid = bpf_get_current_pid_tgid() as u32;
-    if PATH_COPIES.insert(&tid, &*copy, 0).is_err() {
+    let short = buf as *mut ShortCopy;
+    (*short).nr = nr;
+    (*short).long = 0;
+    let mut fits = copy_one(short, 0, p.addr[0]);
+    if p.n > 1 {
+        fits &= copy_one(short, 1, p.addr[1]);
+    } else {
+        (*short).flags[1] = PARAM_ABSENT as u32;
+    }
+    if !fits {
+        // Read again, whole, into the long layout; the short entry then
+        // only says where the strings are.
+        let long = buf as *mut LongCopy;
+        copy_one(long, 0, p.addr[0]);
+        if p.n > 1 {
+            copy_one(long, 1, p.addr[1]);
+        }
+        if PATH_COPIES_LONG.insert(&tid, &*long, 0).is_err() {
+            count(Counter::EntryCopyFull);
+            let _ = PATH_COPIES.remove(&tid); // no stale short copy either
+            return;
+        }
+        (*short).long = 1;
+    }
+    if PATH_COPIES.insert(&tid, &*short, 0).is_err() {
         count(Counter::EntryCopyFull);
     }
 }
 
-/// Reads string `i` of the call from `addr` into `copy`.
+/// Reads string `i` of the call from `addr` into `copy`; false when it
+/// did not fit in `N` bytes.
 ///
 /// # Safety
 ///
@@ -158,24 +200,84 @@ unsafe fn enter() {
 /// user address (read with `bpf_probe_read_user_str`, which fails instead
 /// of faulting).
 #[inline(always)]
-unsafe fn copy_one(copy: *mut EntryCopy, i: usize, addr: u64) {
+unsafe fn copy_one<const N: usize>(copy: *mut EntryCopy<N>, i: usize, addr: u64) -> bool {
     let i = i & 1;
     if addr == 0 {
         (*copy).len[i] = 0;
         (*copy).flags[i] = PARAM_ABSENT as u32;
-        return;
+        return true;
     }
-    let dst = (*copy).data.as_mut_ptr().add(i * MAX_STR) as *mut c_void;
-    let rc = bpf_probe_read_user_str(dst, MAX_STR as u32, addr as *const c_void);
+    let dst = (*copy).data[i].as_mut_ptr() as *mut c_void;
+    let rc = bpf_probe_read_user_str(dst, N as u32, addr as *const c_void);
     let (len, flags) = if rc <= 0 {
         (0, PARAM_FAULT)
-    } else if rc as usize >= MAX_STR {
+    } else if rc as usize >= N {
         (rc as u32 - 1, PARAM_TRUNCATED)
     } else {
         (rc as u32 - 1, 0)
     };
     (*copy).len[i] = len;
     (*copy).flags[i] = flags as u32;
+    flags != PARAM_TRUNCATED
+}
+
+/// Finds this thread's entry copy for syscall `nr` and fills `out` from
+/// it; returns 0 when there is none (a stale one, from a call whose exit
+/// was not seen, is removed), else the tables to remove it from once the
+/// strings are in the record ([`drop_copy`]): 1 short, 2 short and long.
+///
+/// # Safety
+///
+/// Only from a syscall exit program; `out` is on its stack.
+#[inline(always)]
+unsafe fn find_copy(tid: u32, nr: u32, out: &mut Copied) -> u32 {
+    let Some(short) = PATH_COPIES.get_ptr(&tid) else {
+        return 0;
+    };
+    let held = if (*short).long == 0 { 1 } else { 2 };
+    if (*short).nr != nr {
+        drop_copy(tid, held);
+        return 0;
+    }
+    if held == 1 {
+        *out = Copied {
+            len: (*short).len,
+            flags: (*short).flags,
+            data: [
+                (*short).data[0].as_ptr() as u64,
+                (*short).data[1].as_ptr() as u64,
+            ],
+        };
+        return 1;
+    }
+    match PATH_COPIES_LONG.get_ptr(&tid) {
+        Some(long) if (*long).nr == nr => {
+            *out = Copied {
+                len: (*long).len,
+                flags: (*long).flags,
+                data: [
+                    (*long).data[0].as_ptr() as u64,
+                    (*long).data[1].as_ptr() as u64,
+                ],
+            };
+            2
+        }
+        _ => {
+            drop_copy(tid, held);
+            0
+        }
+    }
+}
+
+/// Removes this thread's entry copy (`held` as [`find_copy`] returned).
+/// Only after its strings are in the record: a preallocated table reuses
+/// a removed element at once.
+#[inline(always)]
+fn drop_copy(tid: u32, held: u32) {
+    let _ = PATH_COPIES.remove(&tid);
+    if held == 2 {
+        let _ = PATH_COPIES_LONG.remove(&tid);
+    }
 }
 
 /// Pushes the call's path strings (the entry copy when there is one), then
@@ -191,13 +293,16 @@ unsafe fn copy_one(copy: *mut EntryCopy, i: usize, addr: u64) {
 unsafe fn push_strings(rec: &mut Record, nr: u32, a: &[u64; 6]) -> u64 {
     let p = path_args(nr, a);
     let tid = bpf_get_current_pid_tgid() as u32;
-    let copy = match PATH_COPIES.get_ptr(&tid) {
-        Some(c) if (*c).nr == nr => c,
-        Some(_) => {
-            let _ = PATH_COPIES.remove(&tid); // a call whose exit was not seen
-            core::ptr::null()
-        }
-        None => core::ptr::null(),
+    let mut copied = Copied {
+        len: [0; ENTRY_COPIES],
+        flags: [0; ENTRY_COPIES],
+        data: [0; ENTRY_COPIES],
+    };
+    let held = find_copy(tid, nr, &mut copied);
+    let copy = if held == 0 {
+        core::ptr::null()
+    } else {
+        &copied as *const Copied
     };
     let n = p.n as u64;
     rec.set_cell(CELL_N, n);
@@ -222,7 +327,7 @@ unsafe fn push_strings(rec: &mut Record, nr: u32, a: &[u64; 6]) -> u64 {
         if n > 1 {
             rec.push_str(p.addr[1], ParamType::UserStrAtExit);
         }
-        let _ = PATH_COPIES.remove(&tid);
+        drop_copy(tid, held);
     }
     n
 }
@@ -232,10 +337,9 @@ unsafe fn push_strings(rec: &mut Record, nr: u32, a: &[u64; 6]) -> u64 {
 ///
 /// # Safety
 ///
-/// As [`push_path_args`]; `copy` is null or this thread's `PATH_COPIES`
-/// value.
+/// As [`push_path_args`]; `copy` is null or this thread's entry copy.
 #[inline(always)]
-unsafe fn push_string(rec: &mut Record, copy: *const EntryCopy, i: usize, addr: u64) -> i32 {
+unsafe fn push_string(rec: &mut Record, copy: *const Copied, i: usize, addr: u64) -> i32 {
     let ty = ParamType::UserStr;
     let Some(slot) = rec.slot() else { return -1 };
     let (data, slot_hdr) = (slot.data, slot.hdr);
@@ -249,7 +353,7 @@ unsafe fn push_string(rec: &mut Record, copy: *const EntryCopy, i: usize, addr: 
             rec.commit(slot, 0, ty, flags);
             return -1;
         }
-        let src = (*copy).data.as_ptr().add(i * MAX_STR) as u64;
+        let src = (*copy).data[i];
         if len > 0 && !Record::copy_kernel(data, src, len) {
             rec.commit(slot, 0, ty, PARAM_FAULT);
             return -1;

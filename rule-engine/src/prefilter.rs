@@ -235,9 +235,17 @@ pub fn rule_guard(ty: &str, cond: &CExpr) -> Option<Vec<Term>> {
     if !OPEN_TYPES.contains(&ty) {
         return None;
     }
-    let mut terms = dnf(cond);
+    let mut terms = dnf(cond, ty);
     bound(&mut terms);
     terms.iter().all(Term::decided_by_path).then_some(terms)
+}
+
+/// Whether a condition, specialised for syscall `ty`, may hold for a call
+/// that failed: false only when every way it can hold tests the result for
+/// success (`evt.res = SUCCESS`, `evt.rawres >= 0`...). The kernel drops
+/// the failed calls of a syscall no rule matches this way.
+pub fn admits_failure(ty: &str, cond: &CExpr) -> bool {
+    dnf(cond, ty).iter().any(|t| !t.success)
 }
 
 /// What the kernel knows of an open when it decides.
@@ -279,7 +287,7 @@ impl OpenPrefilter {
             return;
         }
         let terms = self.types.entry(ty).or_default();
-        terms.extend(dnf(cond));
+        terms.extend(dnf(cond, ty));
         bound(terms);
     }
 
@@ -322,7 +330,7 @@ fn bound(terms: &mut Vec<Term>) {
 }
 
 /// The condition as a disjunction of terms (over-approximated).
-fn dnf(e: &CExpr) -> Vec<Term> {
+fn dnf(e: &CExpr, ty: &str) -> Vec<Term> {
     match e {
         CExpr::Const(true) => vec![Term::ANY],
         CExpr::Const(false) => Vec::new(),
@@ -331,7 +339,7 @@ fn dnf(e: &CExpr) -> Vec<Term> {
         CExpr::Or(v) => {
             let mut out = Vec::new();
             for x in v {
-                out.extend(dnf(x));
+                out.extend(dnf(x, ty));
                 bound(&mut out);
             }
             out
@@ -339,7 +347,7 @@ fn dnf(e: &CExpr) -> Vec<Term> {
         CExpr::And(v) => {
             let mut acc = vec![Term::ANY];
             for x in v {
-                let rhs = dnf(x);
+                let rhs = dnf(x, ty);
                 let mut next = Vec::new();
                 for a in &acc {
                     for b in &rhs {
@@ -351,12 +359,13 @@ fn dnf(e: &CExpr) -> Vec<Term> {
             }
             acc
         }
-        CExpr::Cmp(c) => atom(c).map_or_else(|| vec![Term::ANY], |t| vec![t]),
+        CExpr::Cmp(c) => atom(c, ty).map_or_else(|| vec![Term::ANY], |t| vec![t]),
     }
 }
 
-/// The term one comparison implies, if it implies anything.
-fn atom(c: &Cmp) -> Option<Term> {
+/// The term one comparison implies, if it implies anything, on an event
+/// of type `ty`.
+fn atom(c: &Cmp, ty: &str) -> Option<Term> {
     if !c.lhs.transforms.is_empty() || c.modifier.is_some() {
         return None;
     }
@@ -375,7 +384,8 @@ fn atom(c: &Cmp) -> Option<Term> {
     let one_of = matches!(c.op, Op::Eq | Op::In);
     let mut t = Term::ANY;
     match c.lhs.field {
-        // On an open, fd.num is the result too.
+        // On an open, fd.num is the result too (elsewhere, an argument).
+        Field::FdNum if !OPEN_TYPES.contains(&ty) => return None,
         Field::EvtRawRes | Field::FdNum => {
             let ints: Option<Vec<i64>> = values
                 .iter()

@@ -13,7 +13,7 @@ use crate::{
     fields::{Field, FieldArg},
     format::{Format, Rendered},
     guard::{self, Bits, Guards},
-    prefilter::{OpenPrefilter, rule_guard},
+    prefilter::{OpenPrefilter, admits_failure, rule_guard},
     priority::Priority,
     spec,
     types::{self, Types},
@@ -93,6 +93,8 @@ pub struct RuleSet {
     collected: Collected,
     /// What an open must look like for some rule to match it.
     prefilter: OpenPrefilter,
+    /// Event types some rule may match when the call failed.
+    failures_read: BTreeSet<&'static str>,
 }
 
 /// Loads rules files in order: later files refine earlier ones.
@@ -129,6 +131,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
         buckets,
         guards,
         prefilter,
+        failures_read,
     } = index(files, &rules, &conditions, &names, &mut slots, &mut diags);
     let guard_slots = (
         slots.slot(Field::FdName, &FieldArg::None),
@@ -149,6 +152,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
         mode,
         collected,
         prefilter,
+        failures_read,
     });
     LoadResult {
         ruleset,
@@ -294,12 +298,13 @@ fn warn_unused(
     }
 }
 
-/// What `load` indexes: each event type's rules, their guards, and the
-/// open prefilter.
+/// What `load` indexes: each event type's rules, their guards, the open
+/// prefilter, and the types whose failed calls some rule may match.
 struct Index {
     buckets: Vec<Vec<Entry>>,
     guards: Vec<Guards>,
     prefilter: OpenPrefilter,
+    failures_read: BTreeSet<&'static str>,
 }
 
 /// Indexes the enabled rules by event type, specialising each condition
@@ -315,6 +320,7 @@ fn index(
     let mut buckets: Vec<Vec<Entry>> = (0..names.len()).map(|_| Vec::new()).collect();
     let mut guards: Vec<Guards> = (0..names.len()).map(|_| Guards::default()).collect();
     let mut prefilter = OpenPrefilter::default();
+    let mut failures_read = BTreeSet::new();
     for (i, (rule, cond)) in rules.iter().zip(conditions).enumerate() {
         let (true, Some(cond)) = (rule.enabled, cond) else {
             continue;
@@ -328,6 +334,9 @@ fn index(
                 continue;
             }
             prefilter.add(name, &special);
+            if admits_failure(name, &special) {
+                failures_read.insert(*name);
+            }
             match compile::compile(&special, slots) {
                 Ok(node) => buckets[t].push(Entry {
                     rule: i as u32,
@@ -358,6 +367,7 @@ fn index(
         buckets,
         guards,
         prefilter,
+        failures_read,
     }
 }
 
@@ -422,6 +432,13 @@ impl RuleSet {
     /// [`crate::prefilter`]).
     pub fn open_prefilter(&self) -> &OpenPrefilter {
         &self.prefilter
+    }
+
+    /// Event types some enabled rule may match when the call failed: the
+    /// kernel may drop the failed calls of the others (see
+    /// [`crate::prefilter::admits_failure`]).
+    pub fn failures_read(&self) -> &BTreeSet<&'static str> {
+        &self.failures_read
     }
 
     /// Absolute paths that enabled rules compare `field` with whole (`=`,

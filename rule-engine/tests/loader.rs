@@ -473,3 +473,40 @@ fn the_paths_rules_compare_whole_are_listed_for_identity_watching() {
         .collect();
     assert_eq!(got, ["/etc/gshadow", "/etc/shadow", "/etc/sudoers"]);
 }
+
+/// The syscalls whose failed calls some rule may match: a rule that tests
+/// the result for success on every branch does not count (exceptions
+/// beside it change nothing); one that does on a branch only, or tests
+/// another error, does; `fd.num` is the result only on an open.
+#[test]
+fn failures_read_are_the_types_a_failed_call_can_match() {
+    let rs = ruleset(&[r#"
+- rule: unlink succeeded
+  desc: d
+  condition: evt.type = unlinkat and evt.rawres = 0 and fd.name startswith /etc
+  output: o
+  priority: WARNING
+- rule: rename succeeded, with an exception
+  desc: d
+  condition: evt.type = renameat2 and evt.res = SUCCESS and not fd.name startswith /tmp
+  output: o
+  priority: WARNING
+- rule: mkdir in either case
+  desc: d
+  condition: evt.type = mkdirat and (evt.rawres >= 0 or evt.res = EEXIST)
+  output: o
+  priority: WARNING
+- rule: link on an fd
+  desc: d
+  condition: evt.type = linkat and fd.num >= 0
+  output: o
+  priority: WARNING
+- rule: open succeeded
+  desc: d
+  condition: evt.type = openat and fd.num >= 0 and fd.name = /etc/shadow
+  output: o
+  priority: WARNING
+"#]);
+    let read: Vec<&str> = rs.failures_read().iter().copied().collect();
+    assert_eq!(read, ["linkat", "mkdirat"]);
+}

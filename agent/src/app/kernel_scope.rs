@@ -63,19 +63,31 @@ pub fn report_rules_that_cannot_fire(rules: &RuleSet, unavailable: &BTreeSet<&'s
     }
 }
 
-/// Which opens the kernel may drop: those no rule can match (the rules'
-/// prefilter). None when everything must arrive: a recording and
-/// `--events` see every event, and a rule on `close` needs every open for
-/// the descriptor table.
+/// What the kernel may drop: the opens no rule can match (the rules'
+/// prefilter; not when a rule on `close` needs every open for the
+/// descriptor table) and the failed calls of path syscalls no rule reads
+/// (a failed unlink or rename changes no state). None when everything must
+/// arrive: a recording and `--events` see every event.
 pub fn kernel_prefilter(
     rules: &RuleSet,
     syscalls: &BTreeSet<String>,
     unfiltered: bool,
 ) -> KernelFilter {
-    if unfiltered || syscalls.contains("close") {
+    if unfiltered {
         return KernelFilter::none();
     }
-    super::prefilter::encode(rules.open_prefilter())
+    let mut filter = if syscalls.contains("close") {
+        KernelFilter::none()
+    } else {
+        super::prefilter::encode(rules.open_prefilter())
+    };
+    filter.failures_dropped = mamori_common::syscalls::ALL
+        .iter()
+        .filter(|s| s.program == mamori_common::syscalls::Program::Path)
+        .filter(|s| syscalls.contains(s.name) && !rules.failures_read().contains(s.name))
+        .map(|s| s.nr)
+        .collect();
+    filter
 }
 
 /// Syscalls that make a socket and so fix its role.

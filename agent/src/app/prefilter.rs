@@ -127,6 +127,7 @@ pub fn encode(p: &OpenPrefilter) -> KernelFilter {
     KernelFilter {
         filter: f,
         names: names.into_iter().collect(),
+        ..KernelFilter::none()
     }
 }
 

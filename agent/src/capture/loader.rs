@@ -375,6 +375,7 @@ fn attach_entry_copies(
 /// a reload never drops what some rule, old or new, could match.
 pub(crate) fn write_prefilter(ebpf: &mut Ebpf, f: &KernelFilter) -> Result<(), CaptureError> {
     set_filter(ebpf, &OpenFilter::default())?;
+    write_syscall_flags(ebpf, "FAILURES_DROPPED", &[])?;
     {
         let map = ebpf
             .map_mut("NAME_MASKS")
@@ -391,7 +392,23 @@ pub(crate) fn write_prefilter(ebpf: &mut Ebpf, f: &KernelFilter) -> Result<(), C
                 .map_err(|e| CaptureError::Map("NAME_MASKS", e))?;
         }
     }
-    set_filter(ebpf, &f.filter)
+    set_filter(ebpf, &f.filter)?;
+    write_syscall_flags(ebpf, "FAILURES_DROPPED", &f.failures_dropped)
+}
+
+/// Sets a per-syscall flag map: 1 at each of `set`, 0 elsewhere.
+fn write_syscall_flags(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    set: &[u32],
+) -> Result<(), CaptureError> {
+    let mut flags = vec![0u8; MAX_SYSCALLS as usize];
+    for nr in set {
+        if let Some(f) = flags.get_mut(*nr as usize) {
+            *f = 1;
+        }
+    }
+    write_bytes(ebpf, name, &flags)
 }
 
 /// Replaces the identities of the files rules name (`WATCHED_INODES`):
@@ -430,14 +447,17 @@ fn set_filter(ebpf: &mut Ebpf, f: &OpenFilter) -> Result<(), CaptureError> {
 }
 
 fn write_enabled(ebpf: &mut Ebpf, enabled: &[u8]) -> Result<(), CaptureError> {
-    let map = ebpf
-        .map_mut("ENABLED")
-        .ok_or(CaptureError::MissingMap("ENABLED"))?;
+    write_bytes(ebpf, "ENABLED", enabled)
+}
+
+/// Writes a byte array map indexed by syscall number.
+fn write_bytes(ebpf: &mut Ebpf, name: &'static str, values: &[u8]) -> Result<(), CaptureError> {
+    let map = ebpf.map_mut(name).ok_or(CaptureError::MissingMap(name))?;
     let mut arr: Array<&mut MapData, u8> =
-        Array::try_from(map).map_err(|e| CaptureError::Map("ENABLED", e))?;
-    for (nr, v) in enabled.iter().enumerate() {
+        Array::try_from(map).map_err(|e| CaptureError::Map(name, e))?;
+    for (nr, v) in values.iter().enumerate() {
         arr.set(nr as u32, v, 0)
-            .map_err(|e| CaptureError::Map("ENABLED", e))?;
+            .map_err(|e| CaptureError::Map(name, e))?;
     }
     Ok(())
 }

@@ -54,7 +54,8 @@ fn families(h: &CountersHandle, f: &mut Families<'_>) -> exposition::Result {
     )?;
     f.counter(
         "mamori_kernel_events_filtered",
-        "Opens no loaded rule could match, dropped in the kernel before a record was built.",
+        "Calls no loaded rule could match, dropped in the kernel before a record was built \
+         (opens by the prefilter, failed path calls no rule reads).",
         c.filtered,
     )?;
     f.counter(

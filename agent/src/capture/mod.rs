@@ -72,6 +72,8 @@ pub struct Options {
 pub struct KernelFilter {
     pub filter: OpenFilter,
     pub names: Vec<(NameKey, u64)>,
+    /// Path syscalls (numbers) whose failed calls no rule reads.
+    pub failures_dropped: Vec<u32>,
 }
 
 impl KernelFilter {
@@ -159,7 +161,8 @@ pub struct Counters {
     pub lost_no_scratch: Vec<u64>,
     /// The agent's own syscalls, skipped in the kernel.
     pub skipped_self: u64,
-    /// Opens no rule could match, dropped in the kernel by the prefilter.
+    /// Calls no rule could match, dropped in the kernel: opens by the
+    /// prefilter, failed path calls no rule reads.
     pub filtered: u64,
     /// 32-bit (ia32) syscalls seen (while a rule watches them).
     pub compat_syscalls: u64,

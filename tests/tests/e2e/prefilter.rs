@@ -2,7 +2,8 @@
 //! alerts however the file is reached (open, openat, openat2, creat, a
 //! relative path, a symlink, "../", a rename, a bind-mounted directory or
 //! file, a name longer than the kernel's keys), and what no rule names is
-//! dropped in the kernel (counted).
+//! dropped in the kernel (counted). Failed path calls (unlink, mkdir...)
+//! no rule reads are dropped there too.
 
 use std::{fs, os::unix::fs::symlink, path::Path, process::Command};
 
@@ -224,6 +225,87 @@ fn watched_opens_alert_however_reached_and_the_rest_are_dropped_in_the_kernel() 
     assert!(agent.stop().success());
 
     drop(mounts);
+    let _ = fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A rule that tests a path syscall's result for success on every branch
+/// does not need its failed calls: the kernel drops them (counted), while
+/// a successful call still alerts, and a rule that reads failures of
+/// another syscall gets them.
+#[test]
+fn failed_path_calls_no_rule_reads_are_dropped_in_the_kernel() {
+    let dir = std::env::temp_dir().join(format!("mamori-failures-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("exists")).unwrap();
+    fs::write(dir.join("victim"), "v").unwrap();
+    let s = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    let rules = dir.join("rules.yaml");
+    let rule = |name: &str, cond: &str| {
+        format!(
+            "- rule: {name}\n  desc: failure test\n  condition: {cond}\n  \
+             output: \"{name} (proc.pid=%proc.pid path=%fs.path.name res=%evt.res)\"\n  priority: WARNING\n"
+        )
+    };
+    fs::write(
+        &rules,
+        [
+            rule(
+                "Removed",
+                &format!(
+                    "evt.type in (unlink, unlinkat) and evt.rawres = 0 and fs.path.name startswith {}/",
+                    dir.display()
+                ),
+            ),
+            rule(
+                "Mkdir attempt",
+                &format!(
+                    "evt.type in (mkdir, mkdirat) and fs.path.name startswith {}/",
+                    dir.display()
+                ),
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let act = |args: &[&str]| run_actor(args, Some(true)).pid;
+    let mut failures = Vec::new();
+
+    let before = (
+        agent.metric("mamori_kernel_events_filtered_total").unwrap(),
+        agent.metric("mamori_events_received_total").unwrap(),
+    );
+    let quiet = act(&["unlink-missing", &s("absent"), "5000"]);
+    let attempt = act(&["mkdir-fails", &s("exists")]);
+    let removed = act(&["unlink", &s("victim")]);
+    match agent.wait_alert("Mkdir attempt", attempt) {
+        Some(a) if a["output_fields"]["evt.res"] == "EEXIST" => {}
+        Some(a) => failures.push(format!("failed mkdir: {}", a["output"])),
+        None => failures.push(format!(
+            "no `Mkdir attempt` alert for the failed mkdir (pid {attempt})"
+        )),
+    }
+    if agent.wait_alert("Removed", removed).is_none() {
+        failures.push(format!("no `Removed` alert for pid {removed}"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let filtered = agent.metric("mamori_kernel_events_filtered_total").unwrap() - before.0;
+    let received = agent.metric("mamori_events_received_total").unwrap() - before.1;
+    eprintln!("5000 failed unlinks: {filtered} filtered in the kernel, {received} events received");
+    if filtered < 5000.0 || received >= 5000.0 {
+        failures.push(format!(
+            "failed unlinks not dropped in the kernel: {filtered} filtered, {received} received"
+        ));
+    }
+    let (status, alerts) = agent.stop_with_alerts();
+    assert!(status.success());
+    if let Some(a) = alerts
+        .iter()
+        .find(|a| a["output_fields"]["proc.pid"].as_u64() == Some(u64::from(quiet)))
+    {
+        failures.push(format!("unexpected: {}", a["output"]));
+    }
     let _ = fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

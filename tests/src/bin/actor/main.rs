@@ -207,6 +207,16 @@ fn main() {
             ),
             // unlink PATH
             "unlink" => assert_eq!(libc::unlink(cstr(&arg(1)).as_ptr()), 0),
+            // unlink-missing PATH N: N unlink(2) calls that fail (ENOENT)
+            "unlink-missing" => {
+                let n: u32 = String::from_utf8(arg(2)).unwrap().parse().unwrap();
+                let path = cstr(&arg(1));
+                for _ in 0..n {
+                    assert_eq!(libc::unlink(path.as_ptr()), -1, "unlink succeeded");
+                }
+            }
+            // mkdir-fails PATH: mkdir(2) of an existing PATH (EEXIST)
+            "mkdir-fails" => assert_eq!(libc::mkdir(cstr(&arg(1)).as_ptr(), 0o700), -1),
             // unlink-at DIR NAME [MOVE_TO]: open DIR, rename it to MOVE_TO
             // when given, then unlinkat(dirfd, NAME)
             "unlink-at" => {

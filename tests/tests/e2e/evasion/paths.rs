@@ -219,31 +219,36 @@ fn relative_paths_resolve_where_the_kernel_did() {
 #[test]
 fn a_path_swapped_during_the_call_is_reported() {
     let dir = scratch("race");
-    let (shown, hidden) = (dir.join("decoy"), dir.join("victim"));
-    let (shown, hidden) = (shown.to_str().unwrap(), hidden.to_str().unwrap());
+    // Short paths, and paths longer than the entry copy's short slots
+    // (255 bytes), which are kept whole in a table of their own.
+    let long = dir.join("l".repeat(250));
+    std::fs::create_dir_all(&long).unwrap();
     let agent = with_default_rules(&[]);
     let rule = "Path argument changed during a syscall";
-    let control = run_actor(&["race-unlink", shown, hidden, "3000", "still"], Some(true)).pid;
-    let attack = run_actor(&["race-unlink", shown, hidden, "3000"], Some(true)).pid;
-    let alert = agent.wait_alert(rule, attack);
     let mut failures = Vec::new();
-    match &alert {
-        None => failures.push("no alert for the swapped path".to_owned()),
-        Some(a) => {
-            let f = &a["output_fields"];
-            // The writer works byte by byte: a read may see half of each
-            // name, but never the same bytes twice.
-            let entry = f["fs.path.name"].as_str().unwrap_or_default();
-            let exit = f["evt.arg_at_exit"].as_str().unwrap_or_default();
-            let ours = |p: &str| p.starts_with(&format!("{}/", dir.display()));
-            if entry == exit || !ours(entry) || !ours(exit) {
-                failures.push(format!("the two names are not reported: {f}"));
+    for base in [dir.clone(), long] {
+        let (shown, hidden) = (base.join("decoy"), base.join("victim"));
+        let (shown, hidden) = (shown.to_str().unwrap(), hidden.to_str().unwrap());
+        let control = run_actor(&["race-unlink", shown, hidden, "3000", "still"], Some(true)).pid;
+        let attack = run_actor(&["race-unlink", shown, hidden, "3000"], Some(true)).pid;
+        match &agent.wait_alert(rule, attack) {
+            None => failures.push(format!("no alert for the swapped path {shown}")),
+            Some(a) => {
+                let f = &a["output_fields"];
+                // The writer works byte by byte: a read may see half of
+                // each name, but never the same bytes twice.
+                let entry = f["fs.path.name"].as_str().unwrap_or_default();
+                let exit = f["evt.arg_at_exit"].as_str().unwrap_or_default();
+                let ours = |p: &str| p.starts_with(&format!("{}/", base.display()));
+                if entry == exit || !ours(entry) || !ours(exit) {
+                    failures.push(format!("the two names are not reported: {f}"));
+                }
             }
         }
-    }
-    // The attack's events came after the control's: all are processed.
-    if count(&agent, rule, control) != 0 {
-        failures.push("the unchanged path was reported".to_owned());
+        // The attack's events came after the control's: all are processed.
+        if count(&agent, rule, control) != 0 {
+            failures.push(format!("the unchanged path {shown} was reported"));
+        }
     }
     finish(agent, &dir, failures);
 }
