@@ -173,12 +173,14 @@ fn into_elasticsearch(url: &str) {
         namespace: Some(namespace.clone()),
         index: Some(IndexMode::DataStream),
         spool_dir: Some(dir.clone()),
+        // Alerts only: status documents are not what is measured.
+        status_interval_s: Some(0),
         ..Default::default()
     };
     let s = settings(&cfg, &Overrides::default(), std::path::Path::new("bench"))
         .expect("settings")
         .expect("url");
-    let metrics = Metrics::new(&mamori::event::TYPE_NAMES);
+    let metrics = Arc::new(Metrics::new(&mamori::event::TYPE_NAMES));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

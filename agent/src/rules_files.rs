@@ -132,12 +132,33 @@ pub fn agent_lists(files: Vec<Vec<u8>>, dirs: Vec<Vec<u8>>) -> SourceFile {
 /// Loads the rules (the built-in defaults when no paths are given). Errors
 /// stop the start with every diagnostic; warnings are logged.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    load_with(paths, None)
+    load_with(paths, None).map(|(rules, _)| rules)
 }
 
-/// [`load`], with `last` (the agent's own lists) loaded after the files.
-pub fn load_with(paths: &[PathBuf], last: Option<&SourceFile>) -> anyhow::Result<RuleSet> {
+/// What identifies a set of rules files by their contents, in order (the
+/// agent's own lists, which name its pid, left out): equal on every node
+/// that loaded the same rules. 16 hex digits of SHA-256.
+pub fn digest(files: &[SourceFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in files.iter().filter(|f| f.name != AGENT_LISTS) {
+        h.update((f.text.len() as u64).to_le_bytes());
+        h.update(f.text.as_bytes());
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// [`load`], with `last` (the agent's own lists) loaded after the files;
+/// also returns the files' [`digest`].
+pub fn load_with(
+    paths: &[PathBuf],
+    last: Option<&SourceFile>,
+) -> anyhow::Result<(RuleSet, String)> {
     let files: Vec<SourceFile> = read(paths)?.into_iter().chain(last.cloned()).collect();
+    let digest = digest(&files);
     let result = mamori_rules::load(&files, MatchMode::First, &crate::event::TYPE_NAMES);
     for d in &result.diagnostics {
         // Rules that do not name the agent's own lists are not wrong.
@@ -160,7 +181,8 @@ pub fn load_with(paths: &[PathBuf], last: Option<&SourceFile>) -> anyhow::Result
         rules = result.stats.rules,
         enabled = result.stats.enabled_rules,
         indexed = rules.indexed(),
+        digest,
         "rules loaded"
     );
-    Ok(rules)
+    Ok((rules, digest))
 }

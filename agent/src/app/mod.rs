@@ -81,8 +81,9 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let (files, dirs) = crate::state::agent_self::own_paths(&own_files(&settings));
     let agent_lists = rules_files::agent_lists(files, dirs);
-    let rules = Arc::new(rules_files::load_with(&settings.rules, Some(&agent_lists))?);
-    metrics.set_rules_loaded();
+    let (rules, digest) = rules_files::load_with(&settings.rules, Some(&agent_lists))?;
+    metrics.set_rules(&digest, enabled_rules(&rules));
+    let rules = Arc::new(rules);
     // Before the kernel programs: a spool that cannot be opened stops the
     // start rather than losing alerts.
     let elasticsearch = open_elasticsearch(&settings, &metrics)?;
@@ -394,7 +395,7 @@ async fn detect(
                 identities = state.watched.generation();
                 let _ = taps.identities.send(state.watched.identities().collect());
             }
-            metrics.event(ev.ty.name());
+            metrics.event(ev.ty.name(), ev.time_ns);
             hold_for_container_metadata(&mut state, &ev).await;
             if taps.print_events {
                 let mut out = stdout.lock();
@@ -569,4 +570,9 @@ pub fn host_root() -> PathBuf {
     std::env::var_os("MAMORI_HOST_ROOT")
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+/// How many rules are enabled (for the metrics and status documents).
+pub fn enabled_rules(rules: &RuleSet) -> u64 {
+    rules.rules.iter().filter(|r| r.enabled).count() as u64
 }

@@ -60,7 +60,7 @@ impl Reloader {
         let last = self.agent_lists.clone();
         let loaded =
             tokio::task::spawn_blocking(move || rules_files::load_with(&paths, Some(&last))).await;
-        let rules = match loaded {
+        let (rules, digest) = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 self.metrics.rules_reload(false);
@@ -90,6 +90,8 @@ impl Reloader {
         }
         kernel_scope::report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
         self.metrics.rules_reload(true);
+        self.metrics
+            .set_rules(&digest, super::enabled_rules(&rules));
         info!(
             reason = why,
             syscalls = capture.report().enabled.len(),

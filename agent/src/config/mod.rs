@@ -109,6 +109,9 @@ pub struct ElasticsearchOutput {
     pub down_alert_s: Option<u64>,
     /// Install templates at start when missing. Default true.
     pub setup: Option<bool>,
+    /// Seconds between the agent's status documents
+    /// (`metrics-mamori.status-<namespace>`); 0 sends none. Default 30.
+    pub status_interval_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -94,7 +94,7 @@ mod tests {
         assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
         assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
         metrics.set_attached();
-        metrics.set_rules_loaded();
+        metrics.set_rules("x", 1);
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
         let m = get("/metrics").await;
         assert!(m.contains("mamori_ready 1"), "{m}");

@@ -26,6 +26,10 @@ pub struct Metrics {
     rules_loaded: AtomicBool,
     rules_reloads: AtomicU64,
     rules_reload_failures: AtomicU64,
+    /// The loaded rules: fingerprint and enabled rules.
+    rules: Mutex<(String, u64)>,
+    /// Time of the last event decoded (ns since the epoch; 0: none yet).
+    last_event_ns: AtomicU64,
     /// State table sizes, published by the detector.
     processes: AtomicU64,
     processes_evicted: AtomicU64,
@@ -47,10 +51,12 @@ impl Metrics {
         }
     }
 
-    pub fn event(&self, ty: &'static str) {
+    /// An event of type `ty` that happened at `time_ns`.
+    pub fn event(&self, ty: &'static str, time_ns: u64) {
         if let Some(c) = self.events.get(ty) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        self.last_event_ns.fetch_max(time_ns, Ordering::Relaxed);
     }
 
     pub fn alert(&self, rule: &str, priority: Priority) {
@@ -101,7 +107,12 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn set_rules_loaded(&self) {
+    /// Rules loaded (at start or by a reload): their fingerprint and how
+    /// many are enabled.
+    pub fn set_rules(&self, fingerprint: &str, enabled: u64) {
+        if let Ok(mut r) = self.rules.lock() {
+            *r = (fingerprint.to_owned(), enabled);
+        }
         self.rules_loaded.store(true, Ordering::Release);
     }
 
@@ -184,6 +195,22 @@ impl Metrics {
             "1 once programs are attached and rules loaded.",
             u64::from(self.ready()),
         )?;
+        f.gauges(
+            "mamori_build_info",
+            "The agent's version (value 1).",
+            [([("version", env!("CARGO_PKG_VERSION"))], 1u64)],
+        )?;
+        let (fingerprint, enabled) = self.rules.lock().map(|r| r.clone()).unwrap_or_default();
+        f.gauges(
+            "mamori_rules_enabled",
+            "Enabled rules, labelled with the fingerprint of the rules files loaded.",
+            [([("fingerprint", fingerprint)], enabled)],
+        )?;
+        f.gauge(
+            "mamori_last_event_timestamp_seconds",
+            "When the last event decoded happened (0: none yet).",
+            self.last_event_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        )?;
         f.counter(
             "mamori_rules_reloads",
             "Rules reloads that took effect.",
@@ -229,8 +256,9 @@ mod tests {
     #[test]
     fn renders_counters_with_escaped_labels() {
         let m = Arc::new(Metrics::new(&["openat", "procexit"]));
-        m.event("openat");
-        m.event("openat");
+        m.event("openat", 1_500_000_000);
+        m.event("openat", 1_000_000_000);
+        m.set_rules("ab12", 7);
         m.alert("Rule \"x\"\nsecond", Priority::Warning);
         m.output_sent("stdout");
         let text = m.render();
@@ -239,7 +267,15 @@ mod tests {
             "mamori_alerts_total{rule=\"Rule \\\"x\\\"\\nsecond\",priority=\"Warning\"} 1"
         ));
         assert!(text.contains("mamori_output_alerts_total{output=\"stdout\",status=\"sent\"} 1"));
-        assert!(text.contains("mamori_ready 0"));
+        assert!(
+            text.contains("mamori_ready 0"),
+            "rules loaded, programs not attached"
+        );
+        assert!(text.contains("mamori_rules_enabled{fingerprint=\"ab12\"} 7"));
+        assert!(
+            text.contains("mamori_last_event_timestamp_seconds 1.5"),
+            "the latest event, not the last decoded"
+        );
         let (_, rss) = process_usage();
         assert!(rss > 0);
     }

@@ -6,3 +6,4 @@ pub mod health;
 pub mod liveness;
 pub mod logging;
 pub mod metrics;
+pub mod samples;

@@ -25,3 +25,4 @@ mod metrics;
 mod prefilter;
 mod reload;
 mod replay;
+mod status;

@@ -69,6 +69,15 @@ impl Target {
         self.index("alerts", time_ns)
     }
 
+    /// Where the agent's status document at `time_ns` goes: a metrics
+    /// data stream (or daily index) of its own.
+    pub fn status(&self, time_ns: u64) -> String {
+        match self {
+            Target::DataStream { namespace } => format!("metrics-mamori.status-{namespace}"),
+            Target::Daily { .. } => self.index("status", time_ns),
+        }
+    }
+
     /// Where refused documents go.
     pub fn dead_letter(&self, time_ns: u64) -> String {
         self.index("deadletter", time_ns)

@@ -175,6 +175,9 @@ fn tune(s: &mut Settings, c: &ElasticsearchOutput) -> Result<(), KeyError> {
     if let Some(setup) = c.setup {
         s.setup = setup;
     }
+    if let Some(secs) = c.status_interval_s {
+        s.status_interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ pub mod configure;
 pub mod sender;
 pub mod setup;
 pub mod stats;
+pub mod status;
 
 use std::{
     path::PathBuf,
@@ -30,6 +31,7 @@ use self::{
     client::{Client, Connection},
     sender::{Backoff, Batching, Sender},
     stats::Stats,
+    status::StatusWriter,
 };
 use super::{
     ecs::EcsMapper,
@@ -55,6 +57,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Raise an internal alert once Elasticsearch is unreachable this long.
     pub down_alert_after: Duration,
+    /// How often the agent's status document is written; `None`: never.
+    pub status_interval: Option<Duration>,
 }
 
 impl Settings {
@@ -80,6 +84,7 @@ impl Settings {
             setup: true,
             drain_timeout: Duration::from_secs(5),
             down_alert_after: Duration::from_secs(300),
+            status_interval: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -91,12 +96,18 @@ pub struct Output {
     spool: Arc<Mutex<Spool>>,
     stats: Arc<Stats>,
     mapper: EcsMapper,
+    /// Read for the status documents.
+    metrics: Arc<Metrics>,
 }
 
 impl Output {
     /// Opens the spool and builds the client; errors here stop the start
     /// (a spool that cannot be written would lose alerts).
-    pub fn open(settings: Settings, mapper: EcsMapper, metrics: &Metrics) -> anyhow::Result<Self> {
+    pub fn open(
+        settings: Settings,
+        mapper: EcsMapper,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let client = Client::new(&settings.connection)?;
         let spool = Spool::open(
             &settings.spool_dir,
@@ -112,6 +123,7 @@ impl Output {
             spool: Arc::new(Mutex::new(spool)),
             stats,
             mapper,
+            metrics: metrics.clone(),
         })
     }
 
@@ -146,6 +158,17 @@ impl Output {
             drain_timeout: self.settings.drain_timeout,
             mapper: self.mapper.clone(),
         };
+        let status = self.settings.status_interval.map(|interval| {
+            let writer = StatusWriter {
+                client: self.client.clone(),
+                target: self.settings.target.clone(),
+                interval,
+                host_name: self.mapper.identity.host_name.clone(),
+                metrics: self.metrics.clone(),
+                stats: self.stats.clone(),
+            };
+            tokio::spawn(writer.run(closing_rx.clone()))
+        });
         let sender = tokio::spawn(sender.run(closing_rx));
 
         let mut batch: Vec<Arc<Alert>> = Vec::new();
@@ -167,6 +190,9 @@ impl Output {
         }
         let _ = closing_tx.send(true);
         let _ = sender.await;
+        if let Some(status) = status {
+            let _ = status.await;
+        }
     }
 
     fn encode(&self, alert: &Alert) -> Vec<u8> {

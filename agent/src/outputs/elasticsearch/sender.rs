@@ -8,7 +8,7 @@
 //! exponential backoff and jitter: the alerts wait in the spool meanwhile.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -218,6 +218,9 @@ impl Sender {
                     }
                 }
             }
+            // The status writer waits for this: a document written before
+            // the templates would make an index of the wrong kind.
+            self.stats.templates_ready.store(true, Ordering::Relaxed);
             // Drops are reported before the alerts that outlived them.
             if let Some((doc, drops)) = self.drop_report().await {
                 let item = Item {
@@ -467,10 +470,9 @@ impl Sender {
         let read = tokio::task::spawn_blocking(move || {
             let mut s = spool.lock().map_err(|_| "spool lock poisoned".to_owned())?;
             let recs = s.read(docs, bytes).map_err(|e| e.to_string())?;
-            stats.spool_corrupt.store(
-                s.stats().corrupt_records,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            stats
+                .spool_corrupt
+                .store(s.stats().corrupt_records, Ordering::Relaxed);
             Ok::<_, String>(recs)
         })
         .await;

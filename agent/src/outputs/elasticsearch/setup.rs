@@ -18,13 +18,14 @@ use super::{
 
 /// Bumped whenever a template changes; installed templates with a lower
 /// `version` are replaced at start-up.
-pub const TEMPLATE_VERSION: u64 = 1;
+pub const TEMPLATE_VERSION: u64 = 2;
 
 pub const ILM_POLICY: &str = "mamori-alerts";
 pub const MAPPINGS: &str = "mamori-alerts@mappings";
 pub const SETTINGS: &str = "mamori-alerts@settings";
 pub const ALERTS_TEMPLATE: &str = "mamori-alerts";
 pub const DEAD_LETTER_TEMPLATE: &str = "mamori-deadletter";
+pub const STATUS_TEMPLATE: &str = "mamori-status";
 
 const ILM_JSON: &str = include_str!("../../../../deploy/elasticsearch/ilm-policy.json");
 const MAPPINGS_JSON: &str =
@@ -35,6 +36,8 @@ const ALERTS_JSON: &str =
     include_str!("../../../../deploy/elasticsearch/index-template-alerts.json");
 const DEAD_LETTER_JSON: &str =
     include_str!("../../../../deploy/elasticsearch/index-template-deadletter.json");
+const STATUS_JSON: &str =
+    include_str!("../../../../deploy/elasticsearch/index-template-status.json");
 
 /// What setup did, for the log and `mamori es setup`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,23 +47,28 @@ pub struct Report {
     pub fallbacks: Vec<String>,
 }
 
-/// The index template names for `target`: data-stream and daily
-/// templates coexist under different names.
-fn template_names(target: &Target) -> [String; 2] {
+/// The index templates (name, kind of index, text) for `target`:
+/// data-stream and daily templates coexist under different names.
+fn templates(target: &Target) -> [(String, &'static str, &'static str); 3] {
     let suffix = match target {
         Target::DataStream { .. } => "",
         Target::Daily { .. } => "-daily",
     };
     [
-        format!("{ALERTS_TEMPLATE}{suffix}"),
-        format!("{DEAD_LETTER_TEMPLATE}{suffix}"),
+        (format!("{ALERTS_TEMPLATE}{suffix}"), "alerts", ALERTS_JSON),
+        (
+            format!("{DEAD_LETTER_TEMPLATE}{suffix}"),
+            "deadletter",
+            DEAD_LETTER_JSON,
+        ),
+        (format!("{STATUS_TEMPLATE}{suffix}"), "status", STATUS_JSON),
     ]
 }
 
 /// Whether the current templates for `target` are installed (same or
 /// newer version).
 pub async fn is_current(client: &Client, target: &Target) -> Result<bool, Error> {
-    let [alerts, _] = template_names(target);
+    let [(alerts, _, _), ..] = templates(target);
     let a = client
         .request(
             Method::Get,
@@ -127,9 +135,12 @@ pub async fn install(client: &Client, target: &Target) -> Result<Report, Error> 
         .installed
         .push(format!("component template {MAPPINGS}"));
 
-    let [alerts, dead_letter] = template_names(target);
-    for (name, text) in [(alerts, ALERTS_JSON), (dead_letter, DEAD_LETTER_JSON)] {
-        let t = index_template(text, target);
+    // The alerts' template last: `is_current` reads its version, so an
+    // install cut short is done again at the next start.
+    let mut list = templates(target);
+    list.rotate_left(1);
+    for (name, kind, text) in list {
+        let t = index_template(text, target, kind);
         put(client, &format!("/_index_template/{name}"), &t).await?;
         report.installed.push(format!("index template {name}"));
     }
@@ -164,19 +175,15 @@ async fn install_ilm(client: &Client, report: &mut Report) -> Result<bool, Error
     Err(client.status_error(&format!("PUT {path}"), &a))
 }
 
-/// An index template for `target`: data stream, or daily indices.
-fn index_template(text: &str, target: &Target) -> Value {
+/// An index template for `target`'s indices of `kind`: data stream, or
+/// daily indices.
+fn index_template(text: &str, target: &Target, kind: &str) -> Value {
     let mut t = parse(text);
     t["version"] = json!(TEMPLATE_VERSION);
     if let Target::Daily { .. } = target
         && let Some(obj) = t.as_object_mut()
     {
         obj.remove("data_stream");
-        let kind = if text.contains("deadletter") {
-            "deadletter"
-        } else {
-            "alerts"
-        };
         obj.insert("index_patterns".into(), json!([format!("mamori-{kind}-*")]));
     }
     t
@@ -215,6 +222,11 @@ fn parse(text: &str) -> Value {
 mod tests {
     use super::*;
 
+    /// The search that finds agents whose status documents stopped (for
+    /// users; the end-to-end tests run it).
+    const SILENT_AGENTS_JSON: &str =
+        include_str!("../../../../deploy/elasticsearch/query-silent-agents.json");
+
     #[test]
     fn shipped_templates_are_json() {
         for text in [
@@ -223,6 +235,8 @@ mod tests {
             SETTINGS_JSON,
             ALERTS_JSON,
             DEAD_LETTER_JSON,
+            STATUS_JSON,
+            SILENT_AGENTS_JSON,
         ] {
             let v: Value = serde_json::from_str(text).unwrap();
             assert!(v.is_object());
@@ -237,15 +251,24 @@ mod tests {
 
     #[test]
     fn daily_templates_have_no_data_stream() {
-        let t = index_template(
-            ALERTS_JSON,
-            &Target::Daily {
-                namespace: "default".into(),
-            },
-        );
-        assert!(t.get("data_stream").is_none());
-        assert_eq!(t["index_patterns"], json!(["mamori-alerts-*"]));
-        assert_eq!(t["version"], TEMPLATE_VERSION);
+        let daily = Target::Daily {
+            namespace: "default".into(),
+        };
+        for (name, kind, text) in templates(&daily) {
+            let t = index_template(text, &daily, kind);
+            assert!(t.get("data_stream").is_none(), "{name}");
+            assert_eq!(t["index_patterns"], json!([format!("mamori-{kind}-*")]));
+            assert_eq!(t["version"], TEMPLATE_VERSION);
+            let index = match kind {
+                "alerts" => daily.alerts(0),
+                "deadletter" => daily.dead_letter(0),
+                _ => daily.status(0),
+            };
+            assert!(index.starts_with(&format!("mamori-{kind}-")), "{index}");
+        }
+        let status = parse(STATUS_JSON);
+        assert_eq!(status["index_patterns"][0], "metrics-mamori.status-*");
+        assert!(status["priority"].as_u64().unwrap() > 100);
     }
 
     #[test]

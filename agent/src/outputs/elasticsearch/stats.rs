@@ -25,9 +25,14 @@ pub struct Stats {
     pub item_retries: AtomicU64,
     /// Dropped from a full spool before delivery.
     pub spool_dropped: AtomicU64,
+    /// Status documents written, and not written.
+    pub status_sent: AtomicU64,
+    pub status_failed: AtomicU64,
     pub spool_corrupt: AtomicU64,
     pub spool_pending: AtomicU64,
     pub spool_bytes: AtomicU64,
+    /// The templates are installed (or setup is off, or failed for good).
+    pub templates_ready: AtomicBool,
     /// The last request reached Elasticsearch and was accepted.
     pub connected: AtomicBool,
     /// Wall-clock ms when the current run of failures began; 0 when up.
@@ -104,7 +109,7 @@ impl Stats {
 
     /// `mamori_elasticsearch_*` and `mamori_spool_*` for `/metrics`.
     pub fn families(&self, f: &mut Families<'_>) -> exposition::Result {
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "spooled",
                 "Alert documents written to the disk spool.",
@@ -145,6 +150,16 @@ impl Stats {
                 "spool_dropped",
                 "Undelivered alerts dropped because the spool was full.",
                 &self.spool_dropped,
+            ),
+            (
+                "status_sent",
+                "The agent's status documents written.",
+                &self.status_sent,
+            ),
+            (
+                "status_failed",
+                "The agent's status documents not written (unreachable or refused).",
+                &self.status_failed,
             ),
         ];
         for (name, help, c) in counters {
