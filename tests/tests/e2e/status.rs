@@ -1,7 +1,7 @@
 //! The agent's status documents in a real Elasticsearch node: written
-//! every interval with what `/metrics` says, stopped when the agent stops,
-//! and the shipped search for silent agents finds the host then, and not
-//! while the agent runs.
+//! every interval with what `/metrics` says, stopped while the agent is
+//! frozen (SIGSTOP) and when it stops, and the shipped search for silent
+//! agents finds the host then, and not while the agent runs.
 
 use mamori_e2e::{
     es::{self, config, count, marker_rules, scratch, shared_url, start_agent, wait_until},
@@ -104,19 +104,33 @@ fn a_silent_agent_is_found_by_its_missing_status_documents() {
     let running = silent_hosts(&url, &index, "5s");
     check(running.is_empty(), "a running agent reported silent");
 
+    // Frozen (SIGSTOP: it cannot raise an alert about that itself), then
+    // stopped: each time the documents stop and the host is found silent;
+    // thawed, it writes again and is not.
+    let silent_after = |what: &str, failures: &mut Vec<String>| {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let before = all();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        if all() != before {
+            failures.push(format!("status documents went on after the agent {what}"));
+        }
+        let silent = silent_hosts(&url, &index, "5s");
+        if silent != [host.clone()] {
+            failures.push(format!(
+                "the {what} agent's host {host} not found silent: {silent:?}"
+            ));
+        }
+    };
+    agent.signal(libc::SIGSTOP);
+    silent_after("frozen", &mut failures);
+    agent.signal(libc::SIGCONT);
+    let thawed = all();
+    wait_until(30, "status documents after SIGCONT", || all() >= thawed + 2);
+    if !silent_hosts(&url, &index, "5s").is_empty() {
+        failures.push("the thawed agent still reported silent".into());
+    }
     assert!(agent.stop().success());
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let after_stop = all();
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    if all() != after_stop {
-        failures.push("status documents went on after the agent stopped".into());
-    }
-    let silent = silent_hosts(&url, &index, "5s");
-    if silent != [host.clone()] {
-        failures.push(format!(
-            "the stopped agent's host {host} not found silent: {silent:?}"
-        ));
-    }
+    silent_after("stopped", &mut failures);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
