@@ -64,6 +64,20 @@ struct Copied {
     data: [u64; ENTRY_COPIES],
 }
 
+impl Copied {
+    /// # Safety
+    ///
+    /// `c` points to an entry copy in a map, alive for the program's run.
+    #[inline(always)]
+    unsafe fn of<const N: usize>(c: *const EntryCopy<N>) -> Self {
+        Self {
+            len: (*c).len,
+            flags: (*c).flags,
+            data: [(*c).data[0].as_ptr() as u64, (*c).data[1].as_ptr() as u64],
+        }
+    }
+}
+
 /// The exit of every syscall that passes path strings: the strings and
 /// their exit re-reads, then (when the call succeeded) a tail call to
 /// `path_bases`, which walks the base directories and sends the record. The walks run in a program of
@@ -240,26 +254,12 @@ unsafe fn find_copy(tid: u32, nr: u32, out: &mut Copied) -> u32 {
         return 0;
     }
     if held == 1 {
-        *out = Copied {
-            len: (*short).len,
-            flags: (*short).flags,
-            data: [
-                (*short).data[0].as_ptr() as u64,
-                (*short).data[1].as_ptr() as u64,
-            ],
-        };
+        *out = Copied::of(short);
         return 1;
     }
     match PATH_COPIES_LONG.get_ptr(&tid) {
         Some(long) if (*long).nr == nr => {
-            *out = Copied {
-                len: (*long).len,
-                flags: (*long).flags,
-                data: [
-                    (*long).data[0].as_ptr() as u64,
-                    (*long).data[1].as_ptr() as u64,
-                ],
-            };
+            *out = Copied::of(long);
             2
         }
         _ => {

@@ -56,7 +56,11 @@ impl Metrics {
         if let Some(c) = self.events.get(ty) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        self.last_event_ns.fetch_max(time_ns, Ordering::Relaxed);
+        // One writer (the detector): a plain compare and store, no locked
+        // read-modify-write on every event.
+        if time_ns > self.last_event_ns.load(Ordering::Relaxed) {
+            self.last_event_ns.store(time_ns, Ordering::Relaxed);
+        }
     }
 
     pub fn alert(&self, rule: &str, priority: Priority) {
