@@ -137,12 +137,17 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
         s.rules.iter().map(|p| p.display().to_string()).collect()
     };
     let report = RulesReport::load(&s.rules)?;
+    let matching = match s.rule_matching {
+        MatchMode::First => "first",
+        MatchMode::All => "all",
+    };
     if as_json {
         println!(
             "{}",
             json!({
                 "config": {
                     "rules": rules,
+                    "rule_matching": matching,
                     "outputs": outputs,
                     "health_addr": s.health_addr.map(|a| a.to_string()),
                     "ring_mib": s.capture.ring_bytes >> 20,
@@ -152,7 +157,7 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
             })
         );
     } else {
-        println!("rules: {}", rules.join(", "));
+        println!("rules: {} (rule matching: {matching})", rules.join(", "));
         println!("outputs: {}", outputs.join(", "));
         if let Some(a) = s.health_addr {
             println!("health: http://{a}/healthz");

@@ -223,6 +223,10 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         },
         record: args.record.clone(),
         config_file: args.config.clone(),
+        rule_matching: match file.rule_matching {
+            Some(config::RuleMatching::All) => mamori_rules::MatchMode::All,
+            Some(config::RuleMatching::First) | None => mamori_rules::MatchMode::First,
+        },
         fd_table_bytes: file
             .state
             .fd_table_mib

@@ -132,7 +132,7 @@ pub fn agent_lists(files: Vec<Vec<u8>>, dirs: Vec<Vec<u8>>) -> SourceFile {
 /// Loads the rules (the built-in defaults when no paths are given). Errors
 /// stop the start with every diagnostic; warnings are logged.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    load_with(paths, None).map(|(rules, _)| rules)
+    load_with(paths, None, MatchMode::First).map(|(rules, _)| rules)
 }
 
 /// What identifies a set of rules files by their contents, in order (the
@@ -151,15 +151,16 @@ pub fn digest(files: &[SourceFile]) -> String {
         .collect()
 }
 
-/// [`load`], with `last` (the agent's own lists) loaded after the files;
-/// also returns the files' [`digest`].
+/// [`load`], with `last` (the agent's own lists) loaded after the files
+/// and matching `mode`; also returns the files' [`digest`].
 pub fn load_with(
     paths: &[PathBuf],
     last: Option<&SourceFile>,
+    mode: MatchMode,
 ) -> anyhow::Result<(RuleSet, String)> {
     let files: Vec<SourceFile> = read(paths)?.into_iter().chain(last.cloned()).collect();
     let digest = digest(&files);
-    let result = mamori_rules::load(&files, MatchMode::First, &crate::event::TYPE_NAMES);
+    let result = mamori_rules::load(&files, mode, &crate::event::TYPE_NAMES);
     for d in &result.diagnostics {
         // Rules that do not name the agent's own lists are not wrong.
         if d.severity == Severity::Warning && d.file != AGENT_LISTS {
@@ -182,6 +183,7 @@ pub fn load_with(
         enabled = result.stats.enabled_rules,
         indexed = rules.indexed(),
         digest,
+        rule_matching = ?mode,
         "rules loaded"
     );
     Ok((rules, digest))

@@ -20,6 +20,9 @@ pub struct File {
     pub log_level: Option<String>,
     /// Log lines as `text` (default) or `json`.
     pub log_format: Option<FormatName>,
+    /// Falco's `rule_matching`: `first` (default) alerts the first rule
+    /// that matches an event, `all` every one, in load order.
+    pub rule_matching: Option<RuleMatching>,
     #[serde(default)]
     pub outputs: Outputs,
     #[serde(default)]
@@ -119,6 +122,13 @@ pub struct ElasticsearchOutput {
 pub enum IndexMode {
     DataStream,
     Daily,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMatching {
+    First,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -303,7 +313,7 @@ mod tests {
     fn parses_every_key() {
         let f = parse(
             "rules: [/etc/mamori/rules]\nhealth_addr: 127.0.0.1:8765\nlog_level: debug\n\
-             log_format: json\n\
+             log_format: json\nrule_matching: all\n\
              outputs:\n  stdout: {format: text}\n  file: {path: /var/log/mamori.json}\n\
              capture: {ring_mib: 16, env_bytes: 0}\n\
              containers: {cri_sockets: [/run/k3s/containerd/containerd.sock]}\n",
@@ -313,6 +323,7 @@ mod tests {
         assert_eq!(f.rules, vec![PathBuf::from("/etc/mamori/rules")]);
         assert_eq!(f.health_addr, Some("127.0.0.1:8765".parse().unwrap()));
         assert_eq!(f.log_format, Some(FormatName::Json));
+        assert_eq!(f.rule_matching, Some(RuleMatching::All));
         assert_eq!(f.outputs.stdout.unwrap().format, Some(FormatName::Text));
         assert_eq!(f.capture.ring_mib, Some(16));
         assert_eq!(
@@ -329,7 +340,9 @@ mod tests {
         assert!(e.to_string().contains("capture.ring_mib"), "{e}");
         let e = parse("containers: {cri_socket: /x}\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("cri_socket"), "{e}");
-        assert!(e.to_string().contains("cri_socket"), "{e}");
+        let e = parse("rule_matching: most\n", Path::new("m.yaml")).unwrap_err();
+        assert!(e.to_string().contains("rule_matching"), "{e}");
+        assert!(e.to_string().contains("all"), "{e}");
         let e = parse("health_addr: nowhere\n", Path::new("m.yaml")).unwrap_err();
         assert!(e.to_string().contains("m.yaml"), "{e}");
     }

@@ -273,10 +273,17 @@ fn config_check_validates_without_running_and_hides_credentials() {
     assert!(err.contains("capture.ring_mib"), "{err}");
 
     // --json: one document, config and rules report together.
-    let out = check(&["--json", "-o", "capture.ring_mib=32"]);
+    let out = check(&[
+        "--json",
+        "-o",
+        "capture.ring_mib=32",
+        "-o",
+        "rule_matching=all",
+    ]);
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["config"]["ring_mib"], 32);
+    assert_eq!(doc["config"]["rule_matching"], "all");
     assert_eq!(doc["rules"]["errors"], serde_json::json!([]));
     assert!(doc["rules"]["rules"].as_u64().unwrap() > 10);
 

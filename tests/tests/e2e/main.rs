@@ -21,6 +21,7 @@ mod fds;
 mod image;
 mod kibana;
 mod loss;
+mod matching;
 mod metrics;
 mod prefilter;
 mod reload;
