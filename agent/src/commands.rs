@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use mamori_rules::{MatchMode, Severity, fields::FIELDS};
+use mamori_rules::{MatchMode, Severity, fields::FIELDS, fill::Fill};
 use serde_json::json;
 
 use crate::rules_files;
@@ -45,6 +45,7 @@ impl RulesReport {
             "lists": r.stats.lists,
             "errors": errors,
             "warnings": warnings,
+            "unfilled_fields": r.unfilled,
         });
         let summary = format!(
             "{} file(s): {} rules ({} enabled), {} macros, {} lists; {} error(s), {} warning(s)",
@@ -62,6 +63,7 @@ impl RulesReport {
                 .iter()
                 .chain(&warnings)
                 .map(ToString::to_string)
+                .chain(unfilled_summary(&r.unfilled))
                 .collect(),
             summary,
             ok: errors.is_empty(),
@@ -76,13 +78,43 @@ impl RulesReport {
     }
 }
 
+/// The fields the rules use that mamori does not fill, one line each with
+/// the reason and the rules (disabled ones marked), or a line saying none.
+fn unfilled_summary(unfilled: &[mamori_rules::fill::Unfilled]) -> Vec<String> {
+    let mut by_field = std::collections::BTreeMap::<&str, (&str, Vec<String>)>::new();
+    for u in unfilled {
+        let e = by_field.entry(u.field).or_insert((u.reason, Vec::new()));
+        e.1.push(if u.enabled {
+            format!("'{}'", u.rule)
+        } else {
+            format!("'{}' (disabled)", u.rule)
+        });
+    }
+    if by_field.is_empty() {
+        return vec!["every field these rules use is filled by mamori".into()];
+    }
+    std::iter::once("fields these rules use that mamori does not fill:".to_owned())
+        .chain(by_field.into_iter().map(|(field, (reason, rules))| {
+            format!("  {field}: {reason}; used by {}", rules.join(", "))
+        }))
+        .collect()
+}
+
 /// `mamori fields`: the field table.
 pub fn fields(as_json: bool) {
     use std::io::Write;
     // A closed pipe (`mamori fields | head`) ends the listing quietly.
     let mut out = std::io::stdout().lock();
     if as_json {
-        let _ = writeln!(out, "{}", serde_json::to_string(FIELDS).unwrap_or_default());
+        let rows: Vec<serde_json::Value> = FIELDS
+            .iter()
+            .map(|f| {
+                let mut row = serde_json::to_value(f).unwrap_or_default();
+                row["fill"] = serde_json::to_value(Fill::of(f.id)).unwrap_or_default();
+                row
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(rows));
         return;
     }
     let width = FIELDS.iter().map(|f| f.name.len()).max().unwrap_or(0);
@@ -98,7 +130,16 @@ pub fn fields(as_json: bool) {
             mamori_rules::fields::ArgKind::OptionalKey => "[key]?",
             mamori_rules::fields::ArgKind::EventArg => ".name|[N]",
         };
-        if writeln!(out, "{:width$} {:5} {:9} {}", f.name, ty, arg, f.desc).is_err() {
+        let (fill, note) = match Fill::of(f.id) {
+            Fill::Filled => ("yes", String::new()),
+            Fill::Partial(when) => ("partial", format!(" [filled {when}]")),
+            Fill::Never(why) => ("no", format!(" [not filled: {why}]")),
+        };
+        let line = format!(
+            "{:width$} {:5} {:9} {fill:7} {}{note}",
+            f.name, ty, arg, f.desc
+        );
+        if writeln!(out, "{line}").is_err() {
             return;
         }
     }

@@ -161,6 +161,14 @@ impl Format {
         })
     }
 
+    /// The slots of the fields the format shows.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = u16> + '_ {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Field { operand, .. } => Some(operand.slot),
+            Piece::Text(_) => None,
+        })
+    }
+
     /// Renders with the event's values.
     pub fn render<'e, E: Extract + ?Sized>(
         &self,

@@ -15,6 +15,7 @@ pub mod eval;
 pub mod except;
 pub mod explain;
 pub mod fields;
+pub mod fill;
 pub mod format;
 pub mod guard;
 pub mod prefilter;

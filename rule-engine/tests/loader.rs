@@ -510,3 +510,55 @@ fn failures_read_are_the_types_a_failed_call_can_match() {
     let read: Vec<&str> = rs.failures_read().iter().copied().collect();
     assert_eq!(read, ["linkat", "mkdirat"]);
 }
+
+#[test]
+fn rules_that_use_fields_mamori_never_fills_are_reported() {
+    let r = load_strs(&[r#"
+- rule: by cpu
+  desc: d
+  condition: evt.type = openat and evt.cpu = 1 and not proc.name = x
+  output: "on %evt.cpu"
+  priority: info
+- rule: shown only
+  desc: d
+  condition: evt.type = connect
+  output: "to %fd.sip.name (%fd.sip)"
+  priority: info
+- rule: disabled
+  desc: d
+  condition: evt.type = recvfrom and evt.buffer bcontains cafebabe
+  output: "o"
+  priority: info
+  enabled: false
+- rule: all filled
+  desc: d
+  condition: evt.type = openat and k8s.pod.name = x
+  output: "%proc.name"
+  priority: info
+"#]);
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    let w = warnings(&r);
+    let about = |field: &str| w.iter().filter(|m| m.contains(field)).collect::<Vec<_>>();
+    // One warning per rule and field, at the rule, saying what follows.
+    assert_eq!(about("evt.cpu").len(), 1, "{w:?}");
+    assert!(about("evt.cpu")[0].starts_with("f0.yaml:2:3: "), "{w:?}");
+    assert!(about("evt.cpu")[0].contains("never holds"), "{w:?}");
+    assert!(about("fd.sip.name")[0].contains("<NA>"), "{w:?}");
+    // A disabled rule is listed, not warned of; partly filled fields are
+    // not warned of.
+    assert!(about("evt.buffer").is_empty(), "{w:?}");
+    assert!(about("k8s.pod.name").is_empty(), "{w:?}");
+    let listed: Vec<(&str, &str, bool, bool)> = r
+        .unfilled
+        .iter()
+        .map(|u| (u.rule.as_str(), u.field, u.enabled, u.in_condition))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("by cpu", "evt.cpu", true, true),
+            ("shown only", "fd.sip.name", true, false),
+            ("disabled", "evt.buffer", false, true),
+        ]
+    );
+}

@@ -9,7 +9,7 @@ use std::{
 };
 
 use mamori_e2e::{
-    agent::{free_port, http_get},
+    agent::{free_port, http_get, repo_rules},
     sibling_binary,
 };
 
@@ -80,7 +80,7 @@ fn runs_reports_loss_and_exits_cleanly_on_sigterm() {
             "--health-addr",
             &format!("127.0.0.1:{port}"),
         ])
-        .args(["--rules", mamori_e2e::agent::repo_rules().to_str().unwrap()])
+        .args(["--rules", repo_rules().to_str().unwrap()])
         .args(["--rules", flood_rule.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -290,4 +290,62 @@ fn config_check_validates_without_running_and_hides_credentials() {
     let out = check(&["-o", "outputs.stdot.enabled=false"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdot"));
+}
+
+#[test]
+fn fields_mamori_does_not_fill_are_named_by_validate_and_fields() {
+    let dir = std::env::temp_dir().join(format!("mamori-cli-unfilled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r.yaml");
+    std::fs::write(
+        &file,
+        "- rule: by cpu\n  desc: d\n  condition: evt.type = openat and evt.cpu = 1\n  output: o\n  priority: INFO\n",
+    )
+    .unwrap();
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["rules", "validate", "-r"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    // A warning, not an error: the rules load.
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("r.yaml:1:3"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.trim_start().starts_with("evt.cpu: ") && l.contains("'by cpu'")),
+        "{err}"
+    );
+    // The default rules need nothing mamori does not fill.
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["rules", "validate", "-r"])
+        .arg(repo_rules())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("every field these rules use is filled"),
+        "{err}"
+    );
+
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["fields", "--json"])
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fill = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["fill"].clone())
+            .unwrap()
+    };
+    assert_eq!(fill("proc.name")["state"], "filled");
+    assert_eq!(fill("k8s.pod.name")["state"], "partial");
+    assert_eq!(fill("evt.cpu")["state"], "never");
+    assert!(
+        fill("evt.cpu")["when"]
+            .as_str()
+            .is_some_and(|w| !w.is_empty())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,152 @@
+//! How fully mamori fills each field. A rule that depends on a field mamori
+//! never fills would load and never fire without a word; instead the load
+//! reports it (naming rule, field and reason), and `mamori fields` shows
+//! every field's state.
+
+use serde::Serialize;
+
+use crate::fields::Field;
+
+/// Whether mamori gives a field a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "when", rename_all = "lowercase")]
+pub enum Fill {
+    /// Whenever the event has the thing the field describes.
+    Filled,
+    /// Only in the circumstances given.
+    Partial(&'static str),
+    /// Never, for the reason given: a condition that needs a value from it
+    /// never holds, and an output shows `<NA>`.
+    Never(&'static str),
+}
+
+const RUNTIME: &str = "for containers of podman, containerd and CRI-O whose state the agent can read (their state directories or CRI socket)";
+const POD: &str = "for pods run by containerd (asked through its CRI socket) and CRI-O";
+const NO_IPS: &str =
+    "the container runtimes' state the agent reads does not give addresses or CNI results";
+const NO_API: &str =
+    "deprecated in Falco; needs the Kubernetes API server, which the agent does not ask";
+const NO_LAYER: &str = "the executable's overlayfs layer is not read at exec yet";
+const NO_TIMES: &str = "the executable's inode times are not read at exec yet";
+const NO_STREAMS: &str =
+    "the standard streams of a new process are not looked up in its descriptor table yet";
+
+impl Fill {
+    /// How mamori fills `f`.
+    pub const fn of(f: Field) -> Fill {
+        use Field as F;
+        match f {
+            F::EvtCpu => Fill::Never("the CPU of an event is not recorded"),
+            F::EvtBuffer => Fill::Never("read and write buffers are not captured"),
+            F::ProcIsExeWritable => {
+                Fill::Never("the executable's permissions are not read at exec yet")
+            }
+            F::ProcIsExeUpperLayer | F::ProcIsExeLowerLayer => Fill::Never(NO_LAYER),
+            F::ProcExeInoCtime | F::ProcExeInoMtime | F::ProcExeInoCtimeDurationProcStart => {
+                Fill::Never(NO_TIMES)
+            }
+            F::ProcFdopencount => Fill::Never("the number of open descriptors is not counted"),
+            F::ProcStdinType
+            | F::ProcStdinName
+            | F::ProcStdoutType
+            | F::ProcStdoutName
+            | F::ProcStderrType
+            | F::ProcStderrName => Fill::Never(NO_STREAMS),
+            F::ThreadCapInheritable => Fill::Never("the inheritable capability set is not read"),
+            F::FdCipName | F::FdSipName | F::FdLipName | F::FdRipName => {
+                Fill::Never("addresses are not resolved to names")
+            }
+            F::ContainerIp | F::ContainerCniJson | F::K8sPodIp | F::K8sPodCniJson => {
+                Fill::Never(NO_IPS)
+            }
+            F::K8sRcName | F::K8sRsName | F::K8sSvcName | F::K8sDeploymentName => {
+                Fill::Never(NO_API)
+            }
+            F::ContainerName
+            | F::ContainerImage
+            | F::ContainerImageId
+            | F::ContainerImageRepository
+            | F::ContainerImageTag
+            | F::ContainerImageDigest
+            | F::ContainerPrivileged
+            | F::ContainerMounts
+            | F::ContainerMount
+            | F::ContainerMountSource
+            | F::ContainerMountDest
+            | F::ContainerMountMode
+            | F::ContainerMountRdwr
+            | F::ContainerMountPropagation
+            | F::ContainerStartTs
+            | F::ContainerDuration
+            | F::ContainerHostPid
+            | F::ContainerHostNetwork
+            | F::ContainerHostIpc
+            | F::ContainerLabel
+            | F::ContainerLabels => Fill::Partial(RUNTIME),
+            F::K8sNsName
+            | F::K8sPodName
+            | F::K8sPodId
+            | F::K8sPodUid
+            | F::K8sPodSandboxId
+            | F::K8sPodFullSandboxId
+            | F::K8sPodLabel
+            | F::K8sPodLabels => Fill::Partial(POD),
+            _ => Fill::Filled,
+        }
+    }
+
+    /// The reason a field is never filled.
+    pub const fn never(self) -> Option<&'static str> {
+        match self {
+            Fill::Never(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// A field a rule depends on that mamori never fills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unfilled {
+    pub rule: String,
+    pub enabled: bool,
+    pub field: &'static str,
+    /// In the condition (the rule may never fire), else only the output.
+    pub in_condition: bool,
+    pub reason: &'static str,
+}
+
+/// The fields a checked condition reads.
+pub(crate) fn condition_fields(
+    c: &crate::check::CExpr,
+    out: &mut std::collections::BTreeSet<Field>,
+) {
+    use crate::check::{CExpr, CRhs};
+    match c {
+        CExpr::And(v) | CExpr::Or(v) => v.iter().for_each(|x| condition_fields(x, out)),
+        CExpr::Not(x) => condition_fields(x, out),
+        CExpr::Const(_) => {}
+        CExpr::Cmp(cmp) => {
+            out.insert(cmp.lhs.field);
+            if let CRhs::Field(f) = &cmp.rhs {
+                out.insert(f.field);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::FIELDS;
+
+    #[test]
+    fn every_never_filled_field_says_why_and_says_so_in_its_description() {
+        for f in FIELDS {
+            if let Fill::Never(why) = Fill::of(f.id) {
+                assert!(!why.is_empty(), "{}", f.name);
+            }
+        }
+        assert_eq!(Fill::of(Field::ProcName), Fill::Filled);
+        assert!(matches!(Fill::of(Field::K8sPodName), Fill::Partial(_)));
+    }
+}
