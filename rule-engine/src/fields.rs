@@ -200,10 +200,10 @@ field_table! {
     FdRnet = "fd.rnet", Net, None, "Remote address, compared with networks.";
     FdConnected = "fd.connected", Bool, None, "The socket is connected.";
     FdNameChanged = "fd.name_changed", Bool, None, "The fd name changed (connect on a datagram socket).";
-    FdCipName = "fd.cip.name", Str, None, "Domain name of the client IP (not resolved: absent).";
-    FdSipName = "fd.sip.name", Str, None, "Domain name of the server IP (not resolved: absent).";
-    FdLipName = "fd.lip.name", Str, None, "Domain name of the local IP (not resolved: absent).";
-    FdRipName = "fd.rip.name", Str, None, "Domain name of the remote IP (not resolved: absent).";
+    FdCipName = "fd.cip.name", Str, None, "A domain name of the client IP: one the rules compare this field with, when the IP is one of its current addresses (as Falco: names are looked up, never reverse-resolved).";
+    FdSipName = "fd.sip.name", Str, None, "A domain name of the server IP: one the rules compare this field with, when the IP is one of its current addresses (as Falco: names are looked up, never reverse-resolved).";
+    FdLipName = "fd.lip.name", Str, None, "A domain name of the local IP: one the rules compare this field with, when the IP is one of its current addresses (as Falco: names are looked up, never reverse-resolved).";
+    FdRipName = "fd.rip.name", Str, None, "A domain name of the remote IP: one the rules compare this field with, when the IP is one of its current addresses (as Falco: names are looked up, never reverse-resolved).";
     FdIsUpperLayer = "fd.is_upper_layer", Bool, None, "The file is on an overlayfs upper layer.";
 
     FsPathName = "fs.path.name", Str, None, "Path of a path-taking syscall (mkdir, unlink...), resolved.";

@@ -53,9 +53,9 @@ impl Fill {
             | F::ProcStderrType
             | F::ProcStderrName => Fill::Never(NO_STREAMS),
             F::ThreadCapInheritable => Fill::Never("the inheritable capability set is not read"),
-            F::FdCipName | F::FdSipName | F::FdLipName | F::FdRipName => {
-                Fill::Never("addresses are not resolved to names")
-            }
+            F::FdCipName | F::FdSipName | F::FdLipName | F::FdRipName => Fill::Partial(
+                "with the names rules compare it with (= or in), looked up through the host's resolver every 30 s; other names are not known",
+            ),
             F::ContainerIp | F::ContainerCniJson | F::K8sPodIp | F::K8sPodCniJson => {
                 Fill::Never(NO_IPS)
             }

@@ -510,6 +510,19 @@ impl RuleSet {
     /// agent watches, so that another name for the same file (a hard link,
     /// a bind mount) matches as the file's own name does.
     pub fn compared_paths(&self, field: Field) -> BTreeSet<Vec<u8>> {
+        let mut out = self.compared_whole(field, false);
+        out.retain(|b| b.starts_with(b"/") && b.len() > 1);
+        out
+    }
+
+    /// The strings enabled rules compare `field` with whole (`=`, `!=`,
+    /// `in`, no transformer): for `fd.sip.name`, the domain names the
+    /// agent resolves.
+    pub fn compared_strings(&self, field: Field) -> BTreeSet<Vec<u8>> {
+        self.compared_whole(field, true)
+    }
+
+    fn compared_whole(&self, field: Field, negated: bool) -> BTreeSet<Vec<u8>> {
         fn walk(n: &Node, visit: &mut impl FnMut(&compile::Test)) {
             match n {
                 Node::And(v) | Node::Or(v) => v.iter().for_each(|x| walk(x, visit)),
@@ -521,13 +534,11 @@ impl RuleSet {
         let mut out = BTreeSet::new();
         let mut visit = |t: &compile::Test| {
             let is_field = self.slots.get(t.lhs.slot as usize).map(|s| s.0) == Some(field);
-            if !is_field || !t.lhs.transforms.is_empty() || t.negate {
+            if !is_field || !t.lhs.transforms.is_empty() || (t.negate && !negated) {
                 return;
             }
             let mut add = |b: &[u8]| {
-                if b.starts_with(b"/") && b.len() > 1 {
-                    out.insert(b.to_vec());
-                }
+                out.insert(b.to_vec());
             };
             match &t.matcher {
                 compile::Matcher::Str(compile::StrMatch::Eq(b)) => add(b),

@@ -161,16 +161,6 @@ fn the_fields_mamori_does_not_fill_are_these() {
     let stable_drop = "Drop and execute new binary in container";
     let mut want = vec![
         ("evt.buffer", "Java Process Class File Download"),
-        ("fd.cip.name", "Network Connection outside Local Subnet"),
-        ("fd.cip.name", "Unexpected inbound connection source"),
-        ("fd.lip.name", "Network Connection outside Local Subnet"),
-        ("fd.rip.name", "Network Connection outside Local Subnet"),
-        ("fd.sip.name", "Contact K8S API Server From Container"),
-        (
-            "fd.sip.name",
-            "Detect outbound connections to common miner pool ports",
-        ),
-        ("fd.sip.name", "Network Connection outside Local Subnet"),
         ("proc.exe_ino.ctime", stable_drop),
         ("proc.exe_ino.ctime_duration_proc_start", stable_drop),
         ("proc.exe_ino.mtime", stable_drop),

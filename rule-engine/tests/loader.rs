@@ -522,7 +522,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
 - rule: shown only
   desc: d
   condition: evt.type = connect
-  output: "to %fd.sip.name (%fd.sip)"
+  output: "to %thread.cap_inheritable (%fd.sip)"
   priority: info
 - rule: disabled
   desc: d
@@ -543,7 +543,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
     assert_eq!(about("evt.cpu").len(), 1, "{w:?}");
     assert!(about("evt.cpu")[0].starts_with("f0.yaml:2:3: "), "{w:?}");
     assert!(about("evt.cpu")[0].contains("never holds"), "{w:?}");
-    assert!(about("fd.sip.name")[0].contains("<NA>"), "{w:?}");
+    assert!(about("thread.cap_inheritable")[0].contains("<NA>"), "{w:?}");
     // A disabled rule is listed, not warned of; partly filled fields are
     // not warned of.
     assert!(about("evt.buffer").is_empty(), "{w:?}");
@@ -557,7 +557,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
         listed,
         [
             ("by cpu", "evt.cpu", true, true),
-            ("shown only", "fd.sip.name", true, false),
+            ("shown only", "thread.cap_inheritable", true, false),
             ("disabled", "evt.buffer", false, true),
         ]
     );

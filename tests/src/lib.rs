@@ -19,6 +19,7 @@ pub mod agent;
 pub mod containerd;
 pub mod es;
 pub mod expect;
+pub mod hosts;
 pub mod http;
 pub mod podman;
 

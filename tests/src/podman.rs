@@ -82,6 +82,11 @@ pub fn run(args: &[&str]) -> Output {
 
 /// As [`run`], whatever the container's exit status.
 pub fn try_run(args: &[&str]) -> Output {
+    try_run_on("none", args)
+}
+
+/// As [`try_run`], with the container on `network` (`host`: the host's).
+pub fn try_run_on(network: &str, args: &[&str]) -> Output {
     Command::new("podman")
         .args([
             "--runtime",
@@ -91,7 +96,7 @@ pub fn try_run(args: &[&str]) -> Output {
             "run",
             "--rm",
             "--network",
-            "none",
+            network,
             "--ulimit",
             "nofile=20000:20000",
             "--ulimit",

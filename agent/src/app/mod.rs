@@ -10,6 +10,7 @@
 
 pub mod kernel_scope;
 mod limits;
+mod names;
 pub mod prefilter;
 pub mod reload;
 pub mod replay;
@@ -109,6 +110,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         .with_heartbeat(beats.reader);
     let reader = tokio::spawn(reader.run());
     let (state, recorder) = seed_state(&settings, &metrics).await?;
+    names::resolve(&state.names, &rules, &metrics).await;
     let detector = Detector::new(rules.clone(), settings.hostname.clone());
     let (rules_tx, rules_rx) = watch::channel(rules);
     let (identities_tx, identities_rx) = watch::channel(Vec::new());
@@ -385,6 +387,7 @@ async fn detect(
         state
             .watched
             .watch(d.rules().compared_paths(mamori_rules::Field::FdName));
+        state.names.want(names::names_in(d.rules()));
     };
     watch_paths(&mut state, &detector);
     let mut identities = u64::MAX;

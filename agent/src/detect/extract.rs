@@ -544,6 +544,32 @@ impl View<'_> {
     }
 }
 
+impl View<'_> {
+    /// `fd.sip.name` and its siblings: the names in the rules the address
+    /// currently resolves to (see [`crate::state::names`]).
+    fn ip_name(&self, field: F) -> Option<Value<'_>> {
+        let of = match field {
+            F::FdSipName => F::FdSip,
+            F::FdCipName => F::FdCip,
+            F::FdLipName => F::FdLip,
+            _ => F::FdRip,
+        };
+        let Value::Ip(ip) = self.fd()?.field(of)? else {
+            return None;
+        };
+        let mut names = self
+            .state
+            .names
+            .of(&crate::state::names::canonical(ip))?
+            .into_iter()
+            .map(|n| Value::owned(n.as_bytes()));
+        match names.len() {
+            1 => names.next(),
+            _ => Some(Value::Many(names.collect())),
+        }
+    }
+}
+
 impl Extract for View<'_> {
     #[inline]
     fn extract(&self, field: F, arg: &FieldArg) -> Option<Value<'_>> {
@@ -551,7 +577,10 @@ impl Extract for View<'_> {
             FieldClass::Event => self.event_field(field, arg),
             FieldClass::Process => self.process_field(field, arg),
             FieldClass::User => self.user_field(field),
-            FieldClass::Fd => self.fd()?.field(field),
+            FieldClass::Fd => match field {
+                F::FdSipName | F::FdCipName | F::FdLipName | F::FdRipName => self.ip_name(field),
+                _ => self.fd()?.field(field),
+            },
             FieldClass::FsPath => fsview::field(self.ev, self.proc(), field),
             FieldClass::Container => self.container_field(field, arg),
         }

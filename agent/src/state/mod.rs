@@ -11,6 +11,7 @@ pub mod container;
 pub mod cri;
 pub mod fds;
 pub mod fdview;
+pub mod names;
 pub mod process;
 pub mod procfs;
 pub mod program;
@@ -42,6 +43,8 @@ pub struct State {
     /// Paths the kernel could not walk to the root (`fd.partial_name`),
     /// counted for the internal alert.
     pub partial_paths: u64,
+    /// Addresses of the domain names rules compare `fd.*ip.name` with.
+    pub names: names::Names,
 }
 
 impl State {
@@ -90,6 +93,7 @@ impl State {
             watched: watched::WatchedFiles::default(),
             agent: None,
             partial_paths: 0,
+            names: names::Names::default(),
         }
     }
 

@@ -23,6 +23,8 @@ mod kibana;
 mod loss;
 mod matching;
 mod metrics;
+mod names;
+mod parity;
 mod prefilter;
 mod reload;
 mod replay;

@@ -240,10 +240,16 @@ fn main() {
             "race-unlink" => race_unlink(&arg(1), &arg(2), &arg(3), args.len() > 4),
             // mkdir PATH
             "mkdir" => assert_eq!(libc::mkdir(cstr(&arg(1)).as_ptr(), 0o700), 0),
-            // connect PORT: TCP connect to 127.0.0.1:PORT
+            // connect PORT [ADDR]: TCP connect to ADDR (an address, default
+            // 127.0.0.1):PORT
             "connect" => {
                 let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
-                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let to = if args.len() > 2 {
+                    String::from_utf8(arg(2)).unwrap()
+                } else {
+                    "127.0.0.1".into()
+                };
+                let s = std::net::TcpStream::connect((to.as_str(), port)).unwrap();
                 drop(s);
             }
             // redirect PORT: TCP connect to 127.0.0.1:PORT, then dup2 the

@@ -1,0 +1,94 @@
+//! Falco's own rules on real behaviour: rules of Falco's published files
+//! that read fields only some agents fill fire here with those fields
+//! filled. Falco's files are not in this repository: the test reads them
+//! from MAMORI_FALCO_RULES_DIR (default: shared/compat/falco-rules beside
+//! the clone) and says in one line that it is skipped when they are absent.
+
+use std::{fs, net::TcpListener, path::PathBuf};
+
+use mamori_e2e::{agent::Agent, hosts::Hosts, podman};
+
+/// Falco's stable rules file, when present.
+fn falco_stable() -> Option<PathBuf> {
+    let dir = std::env::var("MAMORI_FALCO_RULES_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/falco-rules"),
+        PathBuf::from,
+    );
+    let file = dir.join("falco_rules.yaml");
+    if file.exists() {
+        Some(file)
+    } else {
+        println!(
+            "parity: skipped, Falco's rules are not in {} (set MAMORI_FALCO_RULES_DIR to a directory holding falco_rules.yaml)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// "Contact K8S API Server From Container" (`fd.sip.name =
+/// kubernetes.default.svc.cluster.local`): a container connects to the
+/// address the API server's name has in the host's resolver files.
+#[test]
+fn falcos_api_server_rule_fires_on_a_container_that_contacts_it() {
+    let Some(stable) = falco_stable() else { return };
+    let _hosts = Hosts::with("127.88.0.9 kubernetes.default.svc.cluster.local\n");
+    let listener = TcpListener::bind("127.88.0.9:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    // The server closes each connection, so that nc ends.
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("mamori-parity-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let rootfs = dir.join("rootfs");
+    podman::busybox_rootfs(&rootfs);
+    let agent = Agent::start(&["-r", stable.to_str().unwrap()]);
+    let cid = dir.join("api.cid");
+    podman::try_run_on(
+        "host",
+        &[
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "/bin/busybox",
+            "nc",
+            "-w",
+            "1",
+            "127.88.0.9",
+            &port,
+        ],
+    );
+    // The same connection from a host process: not a container, quiet.
+    let host = mamori_e2e::run_actor(&["connect", &port, "127.88.0.9"], Some(true)).pid;
+    let id = fs::read_to_string(&cid).expect("podman wrote no container id");
+    let id = &id.trim()[..12];
+    let rule = "Contact K8S API Server From Container";
+    // Falco's output names no container: the port is this test's own.
+    let rport: u64 = port.parse().unwrap();
+    let alert = agent.wait_alert_where(rule, |f| f["fd.rport"] == rport);
+    let _ = fs::remove_dir_all(&dir);
+    let alert = alert.unwrap_or_else(|| panic!("no '{rule}' for container {id}"));
+    let f = &alert["output_fields"];
+    assert_eq!(
+        f["proc.cmdline"],
+        format!("busybox nc -w 1 127.88.0.9 {port}"),
+        "{f}"
+    );
+    let (_, alerts) = agent.stop_with_alerts();
+    let from_host = format!("connect {port} 127.88.0.9");
+    assert!(
+        !alerts.iter().any(|a| a["rule"] == rule
+            && a["output_fields"]["proc.cmdline"]
+                .as_str()
+                .is_some_and(|c| c.ends_with(&from_host))),
+        "'{rule}' fired for the host process {host}"
+    );
+    // No field mamori claims to fill is <NA>.
+    for (k, v) in f.as_object().unwrap() {
+        assert!(!v.is_null() || k == "user.loginuid", "{k} is <NA>: {f}");
+    }
+}
