@@ -164,7 +164,25 @@ pub struct ExecBody {
     pub exe_nlink: u32,
     /// Process start time, `CLOCK_BOOTTIME` ns.
     pub start_boot_ns: u64,
+    /// [`EXE_READ`], and [`EXE_UPPER`] when the executable is an
+    /// overlayfs file with an upper-layer copy (written in the container).
+    pub exe_flags: u32,
+    /// Owner and group of the executable (`i_uid`, `i_gid`).
+    pub exe_uid: u32,
+    pub exe_gid: u32,
+    pub _pad: u32,
+    /// The executable's change and modification times, ns since the epoch.
+    pub exe_ctime_ns: u64,
+    pub exe_mtime_ns: u64,
 }
+
+/// [`ExecBody::exe_flags`]: the kernel read the executable's facts (an
+/// older record, or a failed read, lacks them).
+pub const EXE_READ: u32 = 1;
+/// [`ExecBody::exe_flags`]: the overlayfs inode has an upper dentry.
+pub const EXE_UPPER: u32 = 2;
+/// `OVERLAYFS_SUPER_MAGIC`.
+pub const OVERLAYFS_MAGIC: u32 = 0x794c_7630;
 
 /// Parameter order of an [`EventKind::Exec`] record.
 #[repr(u8)]
@@ -480,7 +498,7 @@ const _: () = {
     assert!(offset_of!(EventHeader, ret) == 96);
     assert!(offset_of!(EventHeader, comm) == 104);
     assert!(size_of::<SyscallBody>() == 48);
-    assert!(size_of::<ExecBody>() == 24);
+    assert!(size_of::<ExecBody>() == 56);
     assert!(size_of::<ForkBody>() == 24);
     assert!(size_of::<ExitBody>() == 16);
     assert!(size_of::<ParamHeader>() == PARAM_ALIGN);

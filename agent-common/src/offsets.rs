@@ -117,6 +117,19 @@ kernel_offsets! {
     inode_ino = "inode"."i_ino", true;
     inode_nlink = "inode"."__i_nlink", false;
     inode_sb = "inode"."i_sb", true;
+    inode_uid = "inode"."i_uid", false;
+    inode_gid = "inode"."i_gid", false;
+    /// Split into seconds and nanoseconds members in 6.11; a
+    /// `timespec64` (`__i_ctime` in 6.6-6.10) before.
+    inode_ctime_sec = "inode"."i_ctime_sec|__i_ctime.tv_sec|i_ctime.tv_sec", false;
+    inode_ctime_nsec = "inode"."i_ctime_nsec|__i_ctime.tv_nsec|i_ctime.tv_nsec", false;
+    inode_mtime_sec = "inode"."i_mtime_sec|__i_mtime.tv_sec|i_mtime.tv_sec", false;
+    inode_mtime_nsec = "inode"."i_mtime_nsec|__i_mtime.tv_nsec|i_mtime.tv_nsec", false;
+    /// overlayfs (optional: `CONFIG_OVERLAY_FS` built in, or its module's
+    /// BTF): an overlay inode is the `vfs_inode` of a `struct ovl_inode`,
+    /// whose `__upperdentry` is set once the file has an upper-layer copy.
+    ovl_inode_vfs = "ovl_inode"."vfs_inode", false;
+    ovl_inode_upper = "ovl_inode"."__upperdentry", false;
     file_path = "file"."f_path", true;
     file_inode = "file"."f_inode", true;
     file_flags = "file"."f_flags", true;

@@ -2,7 +2,10 @@
 //! executed (`linux_binprm`), who forked whom, who exited.
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use mamori_common::{EventKind, ExecBody, ExitBody, ForkBody, ParamType, syscalls};
+use mamori_common::{
+    EXE_READ, EXE_UPPER, EventKind, ExecBody, ExitBody, ForkBody, OVERLAYFS_MAGIC, ParamType,
+    offsets::MISSING, syscalls,
+};
 
 use crate::{
     fd::file_info,
@@ -59,6 +62,7 @@ unsafe fn exec(bprm: u64) {
         tty: tty(ptr(signal, off!(signal_tty))),
         exe_nlink: read::<u32>(inode, off!(inode_nlink)).unwrap_or(u32::MAX),
         start_boot_ns: read::<u64>(task, off!(task_start_boottime)).unwrap_or(0),
+        ..exe_facts(inode)
     };
 
     let root = task_root(task);
@@ -82,6 +86,48 @@ unsafe fn exec(bprm: u64) {
     rec.push_kernel_str(ptr(ptr(kn, off!(kernfs_parent)), off!(kernfs_name)));
     push_loader_env(&mut rec, env.0, env.1, setting!(env_bytes) as u64);
     rec.submit();
+}
+
+/// What Falco's `proc.is_exe_upper_layer`, `proc.exe_ino.ctime` and
+/// `proc.is_exe_writable` need of the executable's inode: its owner, its
+/// times, and for an overlayfs file whether it has an upper-layer copy
+/// (was written or changed in the container).
+///
+/// # Safety
+///
+/// Only from a BPF program; `inode` is a kernel address or 0.
+#[inline(always)]
+unsafe fn exe_facts(inode: u64) -> ExecBody {
+    let (Some(uid), Some(ctime), Some(mtime)) = (
+        read::<u32>(inode, off!(inode_uid)),
+        read::<i64>(inode, off!(inode_ctime_sec)),
+        read::<i64>(inode, off!(inode_mtime_sec)),
+    ) else {
+        return ExecBody::default();
+    };
+    let ns = |sec: i64, nsec: Option<u32>| {
+        (sec.max(0) as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(u64::from(nsec.unwrap_or(0)))
+    };
+    let magic = read::<u64>(ptr(inode, off!(inode_sb)), off!(sb_magic)).unwrap_or(0) as u32;
+    let (vfs, upper) = (off!(ovl_inode_vfs), off!(ovl_inode_upper));
+    let mut flags = EXE_READ;
+    if magic == OVERLAYFS_MAGIC && vfs != MISSING && upper != MISSING {
+        // The ovl_inode around this vfs_inode.
+        let ovl = inode.wrapping_sub(u64::from(vfs));
+        if ptr(ovl, upper) != 0 {
+            flags |= EXE_UPPER;
+        }
+    }
+    ExecBody {
+        exe_flags: flags,
+        exe_uid: uid,
+        exe_gid: read::<u32>(inode, off!(inode_gid)).unwrap_or(u32::MAX),
+        exe_ctime_ns: ns(ctime, read::<u32>(inode, off!(inode_ctime_nsec))),
+        exe_mtime_ns: ns(mtime, read::<u32>(inode, off!(inode_mtime_nsec))),
+        ..ExecBody::default()
+    }
 }
 
 /// A `struct pid`'s number in the initial namespace (`numbers[0].nr`).

@@ -61,6 +61,7 @@ fn process(pid: u32, comm: &str, exe: &str, args: &[&str], container: bool) -> P
         loginuid: u32::MAX,
         exe_ino: 42,
         exe_nlink: 1,
+        exe_facts: None,
         from_memfd: false,
         container: container.then(|| Container {
             full_id: Arc::from("4f1c8a2be7d9c0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829"),

@@ -26,8 +26,7 @@ const NO_IPS: &str =
     "the container runtimes' state the agent reads does not give addresses or CNI results";
 const NO_API: &str =
     "deprecated in Falco; needs the Kubernetes API server, which the agent does not ask";
-const NO_LAYER: &str = "the executable's overlayfs layer is not read at exec yet";
-const NO_TIMES: &str = "the executable's inode times are not read at exec yet";
+const EXE_FACTS: &str = "for processes started while the agent runs (read from the executable's inode at exec, not for those found in /proc at start); the layers where the kernel's BTF has overlayfs";
 const NO_STREAMS: &str =
     "the standard streams of a new process are not looked up in its descriptor table yet";
 
@@ -38,13 +37,12 @@ impl Fill {
         match f {
             F::EvtCpu => Fill::Never("the CPU of an event is not recorded"),
             F::EvtBuffer => Fill::Never("read and write buffers are not captured"),
-            F::ProcIsExeWritable => {
-                Fill::Never("the executable's permissions are not read at exec yet")
-            }
-            F::ProcIsExeUpperLayer | F::ProcIsExeLowerLayer => Fill::Never(NO_LAYER),
-            F::ProcExeInoCtime | F::ProcExeInoMtime | F::ProcExeInoCtimeDurationProcStart => {
-                Fill::Never(NO_TIMES)
-            }
+            F::ProcIsExeWritable
+            | F::ProcIsExeUpperLayer
+            | F::ProcIsExeLowerLayer
+            | F::ProcExeInoCtime
+            | F::ProcExeInoMtime
+            | F::ProcExeInoCtimeDurationProcStart => Fill::Partial(EXE_FACTS),
             F::ProcFdopencount => Fill::Never("the number of open descriptors is not counted"),
             F::ProcStdinType
             | F::ProcStdinName

@@ -126,12 +126,34 @@ pub struct ProcSpec {
     pub loginuid: Option<u32>,
     pub tty: u32,
     pub memfd: bool,
+    /// `upper` or `lower`: the executable is on overlayfs, written in the
+    /// container or as its image has it (`proc.is_exe_upper_layer`).
+    pub exe_layer: Option<Layer>,
     /// The command line was cut at the capture bound.
     pub args_truncated: bool,
     /// The environment was cut at the capture bound.
     pub env_truncated: bool,
     /// ... and not every loader variable (`LD_*`) of it is known.
     pub loader_env_truncated: bool,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Upper,
+    Lower,
+}
+
+impl ProcSpec {
+    /// The executable's inode facts a layer implies.
+    fn exe_facts(&self) -> Option<crate::event::ExeFacts> {
+        self.exe_layer.map(|l| crate::event::ExeFacts {
+            overlay: true,
+            upper: l == Layer::Upper,
+            mode: 0o100_755,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -386,6 +408,7 @@ fn process(p: &ProcSpec, pid: u32, ppid: u32, container: Option<Container>) -> P
         loginuid: p.loginuid.unwrap_or(u32::MAX),
         exe_ino: 1,
         exe_nlink: 1,
+        exe_facts: p.exe_facts(),
         from_memfd: p.memfd,
         cgroup_id: container.as_ref().map_or(1, |_| 2),
         container,
@@ -412,6 +435,7 @@ fn exec(p: &ProcSpec, name: &str) -> Exec {
         cwd: Some(p.cwd.as_deref().unwrap_or("/").into()),
         tty: p.tty,
         exe_nlink: if p.memfd { 0 } else { 1 },
+        exe_facts: p.exe_facts(),
         exe_file: p.memfd.then(|| mamori_common::FileInfo {
             fs_magic: 0x0102_1994,
             ..Default::default()

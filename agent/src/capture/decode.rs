@@ -3,12 +3,13 @@
 //! never a panic or an out-of-bounds read.
 
 use mamori_common::{
-    EXEC_NPARAMS, EventHeader, EventKind, ExecBody, ExecParam, ExitBody, FileInfo, ForkBody,
-    PARAM_ABSENT, PARAM_ALIGN, PARAM_FAULT, PARAM_PARTIAL_PATH, PARAM_TRUNCATED, ParamHeader,
-    ParamType, SockTuple, SyscallBody, URING_NO_COMPLETION, UringBody, syscalls,
+    EXE_READ, EXE_UPPER, EXEC_NPARAMS, EventHeader, EventKind, ExecBody, ExecParam, ExitBody,
+    FileInfo, ForkBody, OVERLAYFS_MAGIC, PARAM_ABSENT, PARAM_ALIGN, PARAM_FAULT,
+    PARAM_PARTIAL_PATH, PARAM_TRUNCATED, ParamHeader, ParamType, SockTuple, SyscallBody,
+    URING_NO_COMPLETION, UringBody, syscalls,
 };
 
-use crate::event::{Detail, Event, EventType, Exec, Param, Task, Text};
+use crate::event::{Detail, Event, EventType, ExeFacts, Exec, Param, Task, Text};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -351,7 +352,29 @@ fn exec(b: &ExecBody, mut p: Vec<Param>) -> Exec {
         tty: b.tty,
         exe_nlink: b.exe_nlink,
         start_boot_ns: b.start_boot_ns,
+        exe_facts: exe_facts(b, &p[ExecParam::ExeFile as usize]),
     }
+}
+
+/// The executable's inode facts, when the kernel read them.
+fn exe_facts(b: &ExecBody, file: &Param) -> Option<ExeFacts> {
+    if b.exe_flags & EXE_READ == 0 {
+        return None;
+    }
+    let file = match file {
+        Param::File(f) => *f,
+        _ => FileInfo::default(),
+    };
+    let overlay = file.fs_magic == OVERLAYFS_MAGIC;
+    Some(ExeFacts {
+        overlay,
+        upper: overlay && b.exe_flags & EXE_UPPER != 0,
+        uid: b.exe_uid,
+        gid: b.exe_gid,
+        mode: file.mode,
+        ctime_ns: b.exe_ctime_ns,
+        mtime_ns: b.exe_mtime_ns,
+    })
 }
 
 #[cfg(test)]

@@ -246,9 +246,17 @@ fn exec_record_round_trips() {
         tty: 136 << 20 | 2,
         exe_nlink: 1,
         start_boot_ns: 999,
+        exe_flags: EXE_READ | EXE_UPPER,
+        exe_uid: 1000,
+        exe_gid: 100,
+        _pad: 0,
+        exe_ctime_ns: 7,
+        exe_mtime_ns: 6,
     };
     let file = FileInfo {
         ino: 5,
+        mode: 0o100755,
+        fs_magic: OVERLAYFS_MAGIC,
         ..Default::default()
     };
     let bytes = Wire::new(header(EventKind::Exec, syscalls::EXECVEAT, 0), &body)
@@ -291,6 +299,18 @@ fn exec_record_round_trips() {
     assert_eq!(
         (x.sid, x.pgid, x.tty, x.exe_nlink, x.start_boot_ns),
         (10, 11, 136 << 20 | 2, 1, 999)
+    );
+    assert_eq!(
+        x.exe_facts,
+        Some(ExeFacts {
+            overlay: true,
+            upper: true,
+            uid: 1000,
+            gid: 100,
+            mode: 0o100755,
+            ctime_ns: 7,
+            mtime_ns: 6,
+        })
     );
 }
 

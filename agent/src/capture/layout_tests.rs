@@ -69,7 +69,12 @@ fn rust_and_kernel_agree_on_every_wire_record() {
             pgid,
             tty,
             exe_nlink,
-            start_boot_ns
+            start_boot_ns,
+            exe_flags,
+            exe_uid,
+            exe_gid,
+            exe_ctime_ns,
+            exe_mtime_ns
         }
     );
     check!(

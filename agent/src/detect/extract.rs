@@ -435,13 +435,22 @@ impl View<'_> {
                 0 => return None,
                 n => Value::Int(n as i64),
             },
-            F::ProcIsExeWritable
-            | F::ProcIsExeUpperLayer
-            | F::ProcIsExeLowerLayer
-            | F::ProcExeInoCtime
-            | F::ProcExeInoMtime
-            | F::ProcExeInoCtimeDurationProcStart
-            | F::ProcFdopencount
+            F::ProcIsExeUpperLayer => Value::Bool(self.proc()?.exe_facts?.upper),
+            F::ProcIsExeLowerLayer => {
+                let x = self.proc()?.exe_facts?;
+                Value::Bool(x.overlay && !x.upper)
+            }
+            F::ProcExeInoCtime => Value::Int(self.proc()?.exe_facts?.ctime_ns as i64),
+            F::ProcExeInoMtime => Value::Int(self.proc()?.exe_facts?.mtime_ns as i64),
+            F::ProcExeInoCtimeDurationProcStart => {
+                let p = self.proc()?;
+                Value::Int(p.start_ns.saturating_sub(p.exe_facts?.ctime_ns) as i64)
+            }
+            F::ProcIsExeWritable => {
+                let p = self.proc()?;
+                Value::Bool(exe_writable(p, &p.exe_facts?, t.cap_effective))
+            }
+            F::ProcFdopencount
             | F::ProcStdinType
             | F::ProcStdinName
             | F::ProcStdoutType
@@ -542,6 +551,22 @@ impl View<'_> {
             _ => return None,
         })
     }
+}
+
+/// Whether the process's user may write its executable (Falco's
+/// `proc.is_exe_writable`): by its permission bits for the owner, the
+/// group or others, or with `CAP_DAC_OVERRIDE`. A read-only mount is not
+/// considered.
+fn exe_writable(p: &Process, x: &crate::event::ExeFacts, caps: u64) -> bool {
+    const CAP_DAC_OVERRIDE: u64 = 1 << 1;
+    let bit = if p.euid == x.uid {
+        0o200
+    } else if p.gid == x.gid {
+        0o020
+    } else {
+        0o002
+    };
+    caps & CAP_DAC_OVERRIDE != 0 || x.mode & bit != 0
 }
 
 impl View<'_> {

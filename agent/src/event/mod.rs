@@ -168,6 +168,26 @@ pub struct Exec {
     /// 0 when the executable is deleted or a memfd.
     pub exe_nlink: u32,
     pub start_boot_ns: u64,
+    /// What the kernel read of the executable's inode; `None` when it
+    /// could not (a kernel without the members, a recording made before).
+    pub exe_facts: Option<ExeFacts>,
+}
+
+/// The executable's inode as exec saw it (Falco's `proc.is_exe_*` and
+/// `proc.exe_ino.*` fields).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExeFacts {
+    /// On overlayfs (a container's root file system).
+    pub overlay: bool,
+    /// On overlayfs with an upper-layer copy: written or changed in the
+    /// container, not as its image has it.
+    pub upper: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// `i_mode`.
+    pub mode: u32,
+    pub ctime_ns: u64,
+    pub mtime_ns: u64,
 }
 
 /// What happened.

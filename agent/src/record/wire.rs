@@ -7,7 +7,7 @@ use mamori_common::syscalls;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    event::{Detail, Event, EventType, Exec, FileInfo, Param, SockTuple, Task, Text},
+    event::{Detail, Event, EventType, ExeFacts, Exec, FileInfo, Param, SockTuple, Task, Text},
     state::{Process, container::Container, fds::Fds, process::Origin},
 };
 
@@ -315,6 +315,7 @@ pub struct ExecRec {
     pub tty: u32,
     pub exe_nlink: u32,
     pub start_boot_ns: u64,
+    pub exe_facts: Option<ExeFacts>,
 }
 
 fn opt(t: &Option<Text>) -> Option<TextRec> {
@@ -346,6 +347,7 @@ impl From<&Exec> for ExecRec {
             tty: x.tty,
             exe_nlink: x.exe_nlink,
             start_boot_ns: x.start_boot_ns,
+            exe_facts: x.exe_facts,
         }
     }
 }
@@ -371,6 +373,7 @@ impl ExecRec {
             tty: self.tty,
             exe_nlink: self.exe_nlink,
             start_boot_ns: self.start_boot_ns,
+            exe_facts: self.exe_facts,
         }
     }
 }
@@ -547,6 +550,7 @@ pub struct ProcessRec {
     pub loginuid: u32,
     pub exe_ino: u64,
     pub exe_nlink: u32,
+    pub exe_facts: Option<ExeFacts>,
     pub from_memfd: bool,
     /// Full container id and runtime, when in a container.
     pub container: Option<(String, String)>,
@@ -578,6 +582,7 @@ impl From<&Process> for ProcessRec {
             loginuid: p.loginuid,
             exe_ino: p.exe_ino,
             exe_nlink: p.exe_nlink,
+            exe_facts: p.exe_facts,
             from_memfd: p.from_memfd,
             container: p
                 .container
@@ -619,6 +624,7 @@ impl ProcessRec {
             loginuid: self.loginuid,
             exe_ino: self.exe_ino,
             exe_nlink: self.exe_nlink,
+            exe_facts: self.exe_facts,
             from_memfd: self.from_memfd,
             container: self.container.as_ref().map(|(id, runtime)| Container {
                 full_id: id.as_str().into(),

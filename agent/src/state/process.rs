@@ -17,7 +17,7 @@ use super::{
     fds::{FdBudget, Fds},
     procfs,
 };
-use crate::event::{Detail, Event, Exec, Text, text};
+use crate::event::{Detail, Event, ExeFacts, Exec, Text, text};
 
 pub const DEFAULT_CAPACITY: usize = 262_144;
 
@@ -75,6 +75,9 @@ pub struct Process {
     pub exe_ino: u64,
     /// `u32::MAX` when unknown.
     pub exe_nlink: u32,
+    /// The executable's inode as exec saw it (`None` for a process
+    /// that started before the agent).
+    pub exe_facts: Option<ExeFacts>,
     pub from_memfd: bool,
     pub container: Option<Container>,
     pub cgroup_id: u64,
@@ -117,6 +120,7 @@ impl Process {
             loginuid: ev.task.loginuid,
             exe_ino: 0,
             exe_nlink: u32::MAX,
+            exe_facts: None,
             from_memfd: false,
             container: None,
             cgroup_id: ev.task.cgroup_id,
@@ -325,6 +329,7 @@ impl ProcessTable {
             loginuid: ev.task.loginuid,
             exe_ino: file.ino,
             exe_nlink: x.exe_nlink,
+            exe_facts: x.exe_facts,
             from_memfd,
             container: container::from_cgroup(x.cgroup_leaf.as_ref(), x.cgroup_parent.as_ref()),
             cgroup_id: ev.task.cgroup_id,

@@ -124,6 +124,8 @@ pub fn read_process(pid: u32, boot_wall_ns: u64) -> Option<Process> {
         loginuid,
         exe_ino: 0,
         exe_nlink: u32::MAX,
+        // Whether the file has an overlayfs upper copy is not in /proc.
+        exe_facts: None,
         from_memfd,
         container: container::from_cgroup(leaf.as_ref(), parent.as_ref()),
         cgroup_id: 0,

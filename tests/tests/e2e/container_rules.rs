@@ -119,3 +119,90 @@ fn container_rules_fire_on_real_containers() {
     let _ = fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// "Program written in the container executed", on overlayfs roots: a
+/// container that copies a program in and runs it, changes an image
+/// program in place (chmod copies it up) or hard-links one, on an image
+/// and on podman's overlay over a directory (`--rootfs DIR:O`), is
+/// reported; one that runs its image's programs is not.
+#[test]
+fn a_program_written_in_a_container_is_reported() {
+    let dir = std::env::temp_dir().join(format!("mamori-upper-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    let image = podman::image();
+    let overlay = format!("{}:O", rootfs.display());
+    let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
+    let rule = "Program written in the container executed";
+    let run = |name: &str, root: &[&str], script: &str| {
+        let cid = dir.join(format!("{name}.cid"));
+        let mut args = vec!["--cidfile", cid.to_str().unwrap()];
+        args.extend_from_slice(root);
+        args.extend(["/bin/sh", "-c", script]);
+        podman::try_run(&args);
+        let id = fs::read_to_string(&cid).expect("podman wrote no container id");
+        id.trim()[..12].to_owned()
+    };
+    let mut failures = Vec::new();
+    let attacks = [
+        (
+            "copied",
+            vec![image],
+            "cp /bin/busybox /tmp/dropped && /tmp/dropped true",
+            "/tmp/dropped",
+        ),
+        (
+            "changed",
+            vec![image],
+            "chmod 700 /bin/busybox && /bin/busybox true",
+            "/bin/busybox",
+        ),
+        (
+            "linked",
+            vec![image],
+            "ln /bin/busybox /tmp/linked && /tmp/linked true",
+            "/tmp/linked",
+        ),
+        (
+            "rootfs-overlay",
+            vec!["--rootfs", overlay.as_str()],
+            "cp /bin/busybox /tmp/dropped && /tmp/dropped true",
+            "/tmp/dropped",
+        ),
+    ];
+    for (name, root, script, exe) in &attacks {
+        let id = run(name, root, script);
+        match agent.wait_alert_where(rule, |f| f["container.id"] == id.as_str()) {
+            None => failures.push(format!("{name}: no alert for container {id}")),
+            Some(a) if a["output_fields"]["proc.exepath"] != *exe => {
+                failures.push(format!("{name}: {}", a["output_fields"]));
+            }
+            Some(_) => {}
+        }
+    }
+    // The image's own programs, on both roots: quiet.
+    let quiet = [
+        run(
+            "image",
+            &[image],
+            "/bin/busybox true && /bin/cat /etc/passwd",
+        ),
+        run(
+            "rootfs-image",
+            &["--rootfs", overlay.as_str()],
+            "/bin/busybox true",
+        ),
+    ];
+    let (_, alerts) = agent.stop_with_alerts();
+    for id in &quiet {
+        if let Some(a) = alerts
+            .iter()
+            .find(|a| a["rule"] == rule && a["output_fields"]["container.id"] == id.as_str())
+        {
+            failures.push(format!("an image program was reported: {a}"));
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -92,3 +92,61 @@ fn falcos_api_server_rule_fires_on_a_container_that_contacts_it() {
         assert!(!v.is_null() || k == "user.loginuid", "{k} is <NA>: {f}");
     }
 }
+
+/// "Drop and execute new binary in container" (`proc.is_exe_upper_layer`):
+/// a container from an image copies a program in and runs it (fires, with
+/// the executable's times filled); one that runs its image's program does
+/// not.
+#[test]
+fn falcos_drop_and_execute_rule_fires_on_a_program_written_in_a_container() {
+    let Some(stable) = falco_stable() else { return };
+    let image = podman::image();
+    let agent = Agent::start(&["-r", stable.to_str().unwrap()]);
+    let dir = std::env::temp_dir().join(format!("mamori-parity-drop-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let run = |name: &str, script: &str| {
+        let cid = dir.join(format!("{name}.cid"));
+        podman::try_run(&[
+            "--cidfile",
+            cid.to_str().unwrap(),
+            image,
+            "/bin/sh",
+            "-c",
+            script,
+        ]);
+        fs::read_to_string(&cid).expect("podman wrote no container id")
+    };
+    let exe = format!("/tmp/dropped-{}", std::process::id());
+    run("dropped", &format!("cp /bin/busybox {exe} && {exe} true"));
+    let quiet = run("image", "/bin/busybox true");
+    let rule = "Drop and execute new binary in container";
+    let alert = agent.wait_alert_where(rule, |f| f["proc.exepath"] == exe.as_str());
+    let (_, alerts) = agent.stop_with_alerts();
+    let _ = fs::remove_dir_all(&dir);
+    let alert = alert.unwrap_or_else(|| panic!("no '{rule}' for {exe}"));
+    let f = &alert["output_fields"];
+    for k in [
+        "proc.exe_ino.ctime",
+        "proc.exe_ino.mtime",
+        "container.start_ts",
+        "proc.cwd",
+    ] {
+        assert!(
+            f[k].is_i64() || f[k].is_u64() || f[k].is_string(),
+            "{k} is <NA>: {f}"
+        );
+    }
+    assert_eq!(
+        f["proc.exe_ino.ctime_duration_proc_start"]
+            .as_i64()
+            .map(|d| d >= 0),
+        Some(true),
+        "{f}"
+    );
+    assert!(
+        !alerts
+            .iter()
+            .any(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/bin/busybox"),
+        "an image program was reported (container {quiet})"
+    );
+}
