@@ -22,8 +22,7 @@ pub enum Fill {
 
 const RUNTIME: &str = "for containers of podman, containerd and CRI-O whose state the agent can read (their state directories or CRI socket)";
 const POD: &str = "for pods run by containerd (asked through its CRI socket) and CRI-O";
-const NO_IPS: &str =
-    "the container runtimes' state the agent reads does not give addresses or CNI results";
+const CNI: &str = "from the CNI plugins' result cache (/var/lib/cni/results): pods of containerd and CRI-O, podman containers on CNI networks; not host-network containers or netavark networks";
 const NO_API: &str =
     "deprecated in Falco; needs the Kubernetes API server, which the agent does not ask";
 const EXE_FACTS: &str = "for processes started while the agent runs (read from the executable's inode at exec, not for those found in /proc at start); the layers where the kernel's BTF has overlayfs";
@@ -55,7 +54,7 @@ impl Fill {
                 "with the names rules compare it with (= or in), looked up through the host's resolver every 30 s; other names are not known",
             ),
             F::ContainerIp | F::ContainerCniJson | F::K8sPodIp | F::K8sPodCniJson => {
-                Fill::Never(NO_IPS)
+                Fill::Partial(CNI)
             }
             F::K8sRcName | F::K8sRsName | F::K8sSvcName | F::K8sDeploymentName => {
                 Fill::Never(NO_API)
@@ -78,9 +77,10 @@ impl Fill {
             | F::ContainerDuration
             | F::ContainerHostPid
             | F::ContainerHostNetwork
-            | F::ContainerHostIpc
-            | F::ContainerLabel
-            | F::ContainerLabels => Fill::Partial(RUNTIME),
+            | F::ContainerHostIpc => Fill::Partial(RUNTIME),
+            F::ContainerLabel | F::ContainerLabels => Fill::Partial(
+                "for containers of containerd and CRI-O (their CRI labels); podman's are not read",
+            ),
             F::K8sNsName
             | F::K8sPodName
             | F::K8sPodId

@@ -272,7 +272,8 @@ impl Cri {
                         image: image.into(),
                     }),
                     command: command.iter().map(|s| (*s).to_owned()).collect(),
-                    labels: HashMap::new(),
+                    // A container label, as a kubelet sets its own.
+                    labels: HashMap::from([("team".to_owned(), "payments".to_owned())]),
                 }),
                 sandbox_config: Some(pod.1.clone()),
             },

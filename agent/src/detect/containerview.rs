@@ -47,6 +47,16 @@ pub fn field<'a>(m: &'a Metadata, field: F, arg: &FieldArg, now_ns: u64) -> Opti
             text(&id[..12.min(id.len())])?
         }
         F::K8sPodLabel => label(&pod?.labels, arg)?,
+        F::ContainerIp => text(m.ips.first()?)?,
+        F::ContainerCniJson => text(&m.cni_json)?,
+        F::K8sPodIp => {
+            pod?;
+            text(m.ips.first()?)?
+        }
+        F::K8sPodCniJson => {
+            pod?;
+            text(&m.cni_json)?
+        }
         F::K8sPodLabels => labels(&pod?.labels)?,
         _ => return None,
     })

@@ -290,6 +290,9 @@ impl Containers {
                 if let Some(cri) = cri {
                     m = cri.enrich(&id, m);
                 }
+                if let Some(m) = &mut m {
+                    super::cni::attach(&root, &id, m);
+                }
                 in_flight.fetch_sub(1, Relaxed);
                 let _ = tx.send((id, m));
             });

@@ -206,8 +206,9 @@ pub struct PodSandboxMetadata {
     pub attempt: u32,
 }
 
-/// Adds what the runtime's CRI service knows to `m`: the container's name
-/// and image as Kubernetes created it, and its pod with the pod's labels.
+/// Adds what the runtime's CRI service knows to `m`: the container's name,
+/// image and labels as Kubernetes created them, and its pod with the pod's
+/// labels.
 /// Returns whether the runtime knew the container.
 pub async fn enrich(client: &Client, full_id: &str, m: &mut Metadata) -> Result<bool, Error> {
     let Some((c, sandbox_id)) = client.container_status(full_id).await? else {
@@ -229,6 +230,15 @@ pub async fn enrich(client: &Client, full_id: &str, m: &mut Metadata) -> Result<
         m.created_ns = Some(c.created_at as u64);
     }
     let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+    if m.labels.is_empty() {
+        let mut labels: Vec<(String, String)> = c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        m.labels = labels;
+    }
     let sandbox_id = sandbox_id
         .or_else(|| m.pod.as_ref().map(|p| p.sandbox_id.clone()))
         .unwrap_or_default();

@@ -7,6 +7,7 @@
 //! evaluated with the process still known).
 
 pub mod agent_self;
+pub mod cni;
 pub mod container;
 pub mod cri;
 pub mod fds;

@@ -36,6 +36,11 @@ pub struct Metadata {
     /// ns since the epoch.
     pub created_ns: Option<u64>,
     pub pod: Option<Pod>,
+    /// Addresses from the CNI result cache (IPv4 first); a pod's are its
+    /// sandbox's (see [`super::cni`]).
+    pub ips: Vec<String>,
+    /// The CNI result(s) as JSON, empty when unknown.
+    pub cni_json: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

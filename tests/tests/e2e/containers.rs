@@ -39,7 +39,8 @@ fn rules(dir: &Path) -> PathBuf {
     container.mount.dest[/tmp]=%container.mount.dest[/tmp]
     container.host_network=%container.host_network
     k8s.pod.name=%k8s.pod.name k8s.ns.name=%k8s.ns.name k8s.pod.uid=%k8s.pod.uid
-    k8s.pod.labels=%k8s.pod.labels k8s.pod.label[app]=%k8s.pod.label[app])
+    k8s.pod.labels=%k8s.pod.labels k8s.pod.label[app]=%k8s.pod.label[app]
+    container.label[team]=%container.label[team] container.ip=%container.ip)
   priority: WARNING
 "#,
     )
@@ -247,6 +248,9 @@ fn a_pod_container_has_its_kubernetes_metadata() {
     assert_eq!(f["k8s.pod.uid"], "7c6f2a51-0d3e-4b8e-9a61-5f2d8c1e4b7a");
     assert_eq!(f["k8s.pod.labels"], "app:web,tier:front");
     assert_eq!(f["k8s.pod.label[app]"], "web");
+    assert_eq!(f["container.label[team]"], "payments");
+    // A host-network pod has no address of its own.
+    assert_eq!(f["container.ip"], Value::Null);
     assert_eq!(f["container.name"], "app");
     assert_eq!(f["container.type"], "containerd");
     assert_eq!(
@@ -258,4 +262,57 @@ fn a_pod_container_has_its_kubernetes_metadata() {
     assert_eq!(f["proc.name"], "busybox");
     cri.remove_pod(&pod.0);
     assert!(agent.stop().success());
+}
+
+/// `container.ip` and `container.cni.json` of a podman container on its
+/// default (CNI) network are the address the container itself has.
+#[test]
+fn a_containers_address_comes_from_its_network() {
+    let dir = std::env::temp_dir().join(format!("mamori-cip-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("rules.yaml");
+    fs::write(
+        &rules,
+        "- rule: Networked container\n  desc: d\n  \
+         condition: evt.type in (execve, execveat) and container.id != host and proc.args contains mamori-cip\n  \
+         output: \"%container.ip %container.cni.json %container.id\"\n  priority: NOTICE\n",
+    )
+    .unwrap();
+    let agent = Agent::start(&["-r", rules.to_str().unwrap()]);
+    let cid = dir.join("c.cid");
+    // The container prints its own address, then runs the marked command.
+    let out = podman::try_run_on(
+        "bridge",
+        &[
+            "--cidfile",
+            cid.to_str().unwrap(),
+            podman::image(),
+            "/bin/sh",
+            "-c",
+            "ip -4 -o addr show eth0; sh -c 'true mamori-cip'",
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let own = printed
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("the container printed no address: {printed}"))
+        .to_owned();
+    let id = fs::read_to_string(&cid).unwrap();
+    let id = &id.trim()[..12];
+    let alert = agent.wait_alert_where("Networked container", |f| f["container.id"] == id);
+    let _ = fs::remove_dir_all(&dir);
+    let f = alert.expect("no alert for the networked container")["output_fields"].clone();
+    assert_eq!(f["container.ip"], own.as_str(), "{f}");
+    let cni: Value =
+        serde_json::from_str(f["container.cni.json"].as_str().unwrap_or("null")).unwrap();
+    assert!(
+        cni["ips"][0]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&format!("{own}/"))),
+        "{cni}"
+    );
 }
