@@ -10,19 +10,29 @@ use mamori_e2e::{agent::Agent, hosts::Hosts, podman};
 
 /// Falco's stable rules file, when present.
 fn falco_stable() -> Option<PathBuf> {
+    falco_files().map(|f| f[0].clone())
+}
+
+/// Falco's three published files (stable, incubating, sandbox), when present.
+fn falco_files() -> Option<[PathBuf; 3]> {
     let dir = std::env::var("MAMORI_FALCO_RULES_DIR").map_or_else(
         |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/falco-rules"),
         PathBuf::from,
     );
-    let file = dir.join("falco_rules.yaml");
-    if file.exists() {
-        Some(file)
+    let files = [
+        "falco_rules.yaml",
+        "falco-incubating_rules.yaml",
+        "falco-sandbox_rules.yaml",
+    ]
+    .map(|f| dir.join(f));
+    if files.iter().all(|f| f.exists()) {
+        Some(files)
     } else {
         // Straight to stderr: the test harness would hide a println.
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "parity: skipped, Falco's rules are not in {} (set MAMORI_FALCO_RULES_DIR to a directory holding falco_rules.yaml)",
+            "parity: skipped, Falco's rules are not in {} (set MAMORI_FALCO_RULES_DIR to a directory holding falco_rules.yaml, falco-incubating_rules.yaml, falco-sandbox_rules.yaml)",
             dir.display()
         );
         None
@@ -152,4 +162,60 @@ fn falcos_drop_and_execute_rule_fires_on_a_program_written_in_a_container() {
             .any(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/bin/busybox"),
         "an image program was reported (container {quiet})"
     );
+}
+
+/// Falco's files overlap: with `rule_matching=all` one exec of a dropped
+/// netcat with `-e` in a container raises the stable "Netcat Remote Code
+/// Execution in Container" and "Drop and execute new binary in container"
+/// and the incubating "Launch Suspicious Network Tool in Container", in
+/// load order, once each; with `first` only the first.
+#[test]
+fn overlapping_falco_rules_all_fire_with_rule_matching_all() {
+    let Some(files) = falco_files() else { return };
+    let image = podman::image();
+    let dir = std::env::temp_dir().join(format!("mamori-parity-all-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let rules: Vec<&str> = files
+        .iter()
+        .flat_map(|f| ["-r", f.to_str().unwrap()])
+        .collect();
+    let want = [
+        "Netcat Remote Code Execution in Container",
+        "Drop and execute new binary in container",
+        "Launch Suspicious Network Tool in Container",
+    ];
+    for (mode, expected) in [("all", &want[..]), ("first", &want[..1])] {
+        let mut args = rules.clone();
+        let matching = format!("rule_matching={mode}");
+        args.extend(["-o", matching.as_str()]);
+        let agent = Agent::start(&args);
+        let cid = dir.join(format!("{mode}.cid"));
+        podman::try_run(&[
+            "--cidfile",
+            cid.to_str().unwrap(),
+            image,
+            "/bin/sh",
+            "-c",
+            "cp /bin/busybox /tmp/nc && /tmp/nc -e /bin/sh 127.0.0.1 1",
+        ]);
+        agent.wait_alert_where(expected[expected.len() - 1], |f| {
+            f["proc.exepath"] == "/tmp/nc"
+        });
+        let (_, alerts) = agent.stop_with_alerts();
+        // The alerts of the nc exec (one event: one time).
+        let of_nc: Vec<&serde_json::Value> = alerts
+            .iter()
+            .filter(|a| want.contains(&a["rule"].as_str().unwrap_or_default()))
+            .collect();
+        let time = of_nc
+            .first()
+            .map(|a| a["output_fields"]["evt.time"].clone());
+        let fired: Vec<&str> = of_nc
+            .iter()
+            .filter(|a| Some(a["output_fields"]["evt.time"].clone()) == time)
+            .map(|a| a["rule"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(fired, expected, "rule_matching={mode}");
+    }
+    let _ = fs::remove_dir_all(&dir);
 }
