@@ -506,49 +506,13 @@ impl View<'_> {
                 Some(c) => Value::str(c.runtime.as_bytes()),
                 None => Value::str(b"host"),
             },
-            // The rest comes from the runtime (absent for host processes).
-            F::ContainerName
-            | F::ContainerImage
-            | F::ContainerImageId
-            | F::ContainerImageRepository
-            | F::ContainerImageTag
-            | F::ContainerImageDigest
-            | F::ContainerPrivileged
-            | F::ContainerMounts
-            | F::ContainerMount
-            | F::ContainerMountSource
-            | F::ContainerMountDest
-            | F::ContainerMountMode
-            | F::ContainerMountRdwr
-            | F::ContainerMountPropagation
-            | F::ContainerStartTs
-            | F::ContainerDuration
-            | F::ContainerIp
-            | F::ContainerCniJson
-            | F::ContainerHostPid
-            | F::ContainerHostNetwork
-            | F::ContainerHostIpc
-            | F::ContainerLabel
-            | F::ContainerLabels
-            | F::K8sNsName
-            | F::K8sPodName
-            | F::K8sPodId
-            | F::K8sPodUid
-            | F::K8sPodSandboxId
-            | F::K8sPodFullSandboxId
-            | F::K8sPodLabel
-            | F::K8sPodLabels
-            | F::K8sPodIp
-            | F::K8sPodCniJson
-            | F::K8sRcName
-            | F::K8sRsName
-            | F::K8sSvcName
-            | F::K8sDeploymentName => {
+            // Every other container.* and k8s.* field comes from the
+            // runtime's metadata (absent for host processes).
+            _ => {
                 let c = self.container()?;
                 let m = self.state.containers.metadata(&c.full_id)?;
                 return containerview::field(m, field, arg, ev.time_ns);
             }
-            _ => return None,
         })
     }
 }
