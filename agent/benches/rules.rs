@@ -149,6 +149,24 @@ fn connect_event(pid: u32, comm: &str, port: u16) -> Event {
     }
 }
 
+/// Runs `n` events of `set` through the detector and prints a table row:
+/// alerts, ns per event, events per second.
+fn mix_row(name: &str, detector: &mut Detector, state: &mut State, set: &[Event], n: usize) {
+    let mut alerts = 0u64;
+    let start = Instant::now();
+    for ev in set.iter().cycle().take(n) {
+        detector.process(state, black_box(ev), |a| {
+            alerts += 1;
+            black_box(a);
+        });
+    }
+    let per_event = start.elapsed().as_nanos() as f64 / n as f64;
+    println!(
+        "| {name} | {n} | {alerts} | {per_event:.0} | {:.0} |",
+        1e9 / per_event
+    );
+}
+
 fn main() {
     // Falco's stable rules (not in this repository): MAMORI_BENCH_RULES
     // names rules files, else MAMORI_FALCO_RULES_DIR or
@@ -297,24 +315,12 @@ fn main() {
     println!();
     println!("| mix | events | alerts | ns/event | events/s (one core) |");
     println!("| --- | --- | --- | --- | --- |");
+    let n: usize = std::env::var("MAMORI_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000_000);
     for (name, set) in [("all", &mix), ("non-alerting", &quiet)] {
-        let n: usize = std::env::var("MAMORI_BENCH_N")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3_000_000);
-        let mut alerts = 0u64;
-        let start = Instant::now();
-        for ev in set.iter().cycle().take(n) {
-            detector.process(&mut state, black_box(ev), |a| {
-                alerts += 1;
-                black_box(a);
-            });
-        }
-        let per_event = start.elapsed().as_nanos() as f64 / n as f64;
-        println!(
-            "| {name} | {n} | {alerts} | {per_event:.0} | {:.0} |",
-            1e9 / per_event
-        );
+        mix_row(name, &mut detector, &mut state, set, n);
     }
     // Falco's `rule_matching: all`: every matching rule of an event alerts,
     // so an alerting event is evaluated against all its bucket's rules.
@@ -330,20 +336,7 @@ fn main() {
         ("all, rule_matching=all", &mix),
         ("non-alerting, rule_matching=all", &quiet),
     ] {
-        let n = 3_000_000;
-        let mut alerts = 0u64;
-        let start = Instant::now();
-        for ev in set.iter().cycle().take(n) {
-            every.process(&mut state, black_box(ev), |a| {
-                alerts += 1;
-                black_box(a);
-            });
-        }
-        let per_event = start.elapsed().as_nanos() as f64 / n as f64;
-        println!(
-            "| {name} | {n} | {alerts} | {per_event:.0} | {:.0} |",
-            1e9 / per_event
-        );
+        mix_row(name, &mut every, &mut state, set, n);
     }
     // The rule engine alone: the same events against the state as it
     // stands, which the events do not change (no process, fd or
