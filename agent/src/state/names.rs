@@ -18,7 +18,7 @@ use std::{
 };
 
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 /// How often every name is looked up again (a short TTL: addresses of
 /// cloud endpoints and Kubernetes services move).
@@ -41,6 +41,9 @@ struct Inner {
     wanted: Mutex<BTreeSet<String>>,
     by_ip: RwLock<HashMap<IpAddr, Vec<Arc<str>>>>,
     changed: Notify,
+    /// Names whose last lookup failed (each warned of once until it
+    /// resolves again).
+    failing: Mutex<BTreeSet<String>>,
     /// Lookups that failed (no such name, resolver unreachable).
     failed: AtomicU64,
     /// Names the rules named beyond [`MAX_NAMES`].
@@ -93,11 +96,28 @@ impl Names {
             let lookup = tokio::net::lookup_host((name.as_str(), 0));
             let addrs: BTreeSet<IpAddr> = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
                 Ok(Ok(a)) => a.map(|s| canonical(s.ip())).take(MAX_ADDRS).collect(),
-                _ => {
+                answer => {
                     self.0.failed.fetch_add(1, Relaxed);
+                    let mut failing = self.0.failing.lock().unwrap_or_else(|e| e.into_inner());
+                    if failing.insert(name.clone()) {
+                        let why = match answer {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timed out".into(),
+                        };
+                        warn!(
+                            name,
+                            error = why,
+                            "a domain name in the rules does not resolve: fd.*ip.name never matches it until it does"
+                        );
+                    }
                     continue;
                 }
             };
+            self.0
+                .failing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
             let name: Arc<str> = name.into();
             for ip in addrs {
                 by_ip.entry(ip).or_default().push(name.clone());
@@ -113,7 +133,7 @@ impl Names {
             self.refresh().await;
             let n = self.0.wanted.lock().map(|w| w.len()).unwrap_or(0);
             if n > 0 {
-                info!(names = n, "domain names in the rules resolved");
+                debug!(names = n, "domain names in the rules resolved");
             }
             tokio::select! {
                 () = tokio::time::sleep(REFRESH) => {}
