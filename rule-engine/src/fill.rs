@@ -3,9 +3,18 @@
 //! reports it (naming rule, field and reason), and `mamori fields` shows
 //! every field's state.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
-use crate::fields::Field;
+use crate::{
+    check::CExpr,
+    collect::Collected,
+    compile::Slots,
+    diag::{Diagnostics, SourceFile},
+    fields::{Field, FieldDef},
+    ruleset::Rule,
+};
 
 /// Whether mamori gives a field a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -113,11 +122,66 @@ pub struct Unfilled {
     pub reason: &'static str,
 }
 
+/// Finds the fields each rule reads (in its condition, exceptions or
+/// output) that mamori never fills, and warns of those of enabled rules.
+pub(crate) fn unfilled_uses(
+    files: &[SourceFile],
+    collected: &Collected,
+    rules: &[Rule],
+    conditions: &[Option<CExpr>],
+    slots: &Slots,
+    diags: &mut Diagnostics,
+) -> Vec<Unfilled> {
+    let mut out = Vec::new();
+    for ((def, rule), cond) in collected.rules.iter().zip(rules).zip(conditions) {
+        if cond.is_none() {
+            continue;
+        }
+        let mut in_cond = BTreeSet::new();
+        if let Some(c) = cond {
+            condition_fields(c, &mut in_cond);
+        }
+        let in_output: BTreeSet<Field> = rule
+            .format
+            .iter()
+            .flat_map(|f| f.slots())
+            .filter_map(|s| slots.list.get(s as usize).map(|x| x.0))
+            .collect();
+        for field in in_cond.union(&in_output) {
+            let Some(reason) = Fill::of(*field).never() else {
+                continue;
+            };
+            let name = FieldDef::get(*field).name;
+            let in_condition = in_cond.contains(field);
+            let effect = if in_condition {
+                "a comparison that needs its value never holds"
+            } else {
+                "the output shows <NA> for it"
+            };
+            // A disabled rule is listed, not warned of: enabling it later
+            // (in another file) warns then.
+            if rule.enabled {
+                diags.warn(
+                    &files[def.file],
+                    def.pos,
+                    Some(format!("rule '{}'", def.name)),
+                    format!("uses {name}, which mamori does not fill ({reason}): {effect}"),
+                );
+            }
+            out.push(Unfilled {
+                rule: def.name.clone(),
+                enabled: rule.enabled,
+                field: name,
+                in_condition,
+                reason,
+            });
+        }
+    }
+    out
+}
+
 /// The fields a checked condition reads.
-pub(crate) fn condition_fields(
-    c: &crate::check::CExpr,
-    out: &mut std::collections::BTreeSet<Field>,
-) {
+pub(crate) fn condition_fields(c: &CExpr, out: &mut BTreeSet<Field>) {
     use crate::check::{CExpr, CRhs};
     match c {
         CExpr::And(v) | CExpr::Or(v) => v.iter().for_each(|x| condition_fields(x, out)),

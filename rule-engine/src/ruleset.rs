@@ -10,8 +10,8 @@ use crate::{
     compile::{self, Node, Slots},
     diag::{Diagnostic, Diagnostics, SourceFile},
     eval::{Cache, Extract, eval},
-    fields::{Field, FieldArg, FieldDef},
-    fill::{Fill, Unfilled, condition_fields},
+    fields::{Field, FieldArg},
+    fill::{self, Unfilled},
     format::{Format, Rendered},
     guard::{self, Bits, Guards},
     prefilter::{OpenPrefilter, admits_failure, rule_guard},
@@ -44,7 +44,7 @@ pub struct Rule {
     /// File and line of the definition.
     pub file: String,
     pub line: u32,
-    format: Option<Format>,
+    pub(crate) format: Option<Format>,
 }
 
 /// Counts for `rules validate`.
@@ -131,7 +131,7 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
         .map(|def| compile_rule(files, def, &mut checker, &mut slots, &names, &mut diags))
         .unzip();
     warn_unused(files, &collected, &checker, &mut diags);
-    let unfilled = unfilled_uses(files, &collected, &rules, &conditions, &slots, &mut diags);
+    let unfilled = fill::unfilled_uses(files, &collected, &rules, &conditions, &slots, &mut diags);
     let Index {
         buckets,
         guards,
@@ -273,64 +273,6 @@ fn compile_rule(
         format,
     };
     (rule, cond)
-}
-
-/// Finds the fields each rule reads (in its condition, exceptions or
-/// output) that mamori never fills, and warns of those of enabled rules.
-fn unfilled_uses(
-    files: &[SourceFile],
-    collected: &Collected,
-    rules: &[Rule],
-    conditions: &[Option<CExpr>],
-    slots: &Slots,
-    diags: &mut Diagnostics,
-) -> Vec<Unfilled> {
-    let mut out = Vec::new();
-    for ((def, rule), cond) in collected.rules.iter().zip(rules).zip(conditions) {
-        if cond.is_none() {
-            continue;
-        }
-        let mut in_cond = BTreeSet::new();
-        if let Some(c) = cond {
-            condition_fields(c, &mut in_cond);
-        }
-        let in_output: BTreeSet<Field> = rule
-            .format
-            .iter()
-            .flat_map(|f| f.slots())
-            .filter_map(|s| slots.list.get(s as usize).map(|x| x.0))
-            .collect();
-        for field in in_cond.union(&in_output) {
-            let Some(reason) = Fill::of(*field).never() else {
-                continue;
-            };
-            let name = FieldDef::get(*field).name;
-            let in_condition = in_cond.contains(field);
-            let effect = if in_condition {
-                "a comparison that needs its value never holds"
-            } else {
-                "the output shows <NA> for it"
-            };
-            // A disabled rule is listed, not warned of: enabling it later
-            // (in another file) warns then.
-            if rule.enabled {
-                diags.warn(
-                    &files[def.file],
-                    def.pos,
-                    Some(format!("rule '{}'", def.name)),
-                    format!("uses {name}, which mamori does not fill ({reason}): {effect}"),
-                );
-            }
-            out.push(Unfilled {
-                rule: def.name.clone(),
-                enabled: rule.enabled,
-                field: name,
-                in_condition,
-                reason,
-            });
-        }
-    }
-    out
 }
 
 /// Warns of macros and lists no rule uses.
