@@ -39,6 +39,20 @@ fn falco_files() -> Option<[PathBuf; 3]> {
     }
 }
 
+/// Runs `script` in a container of `image` (podman writes its id to
+/// `cidfile`); returns the id.
+fn run_script(cidfile: &std::path::Path, image: &str, script: &str) -> String {
+    podman::try_run(&[
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        image,
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    fs::read_to_string(cidfile).expect("podman wrote no container id")
+}
+
 /// "Contact K8S API Server From Container" (`fd.sip.name =
 /// kubernetes.default.svc.cluster.local`): a container connects to the
 /// address the API server's name has in the host's resolver files.
@@ -117,21 +131,10 @@ fn falcos_drop_and_execute_rule_fires_on_a_program_written_in_a_container() {
     let agent = Agent::start(&["-r", stable.to_str().unwrap()]);
     let dir = std::env::temp_dir().join(format!("mamori-parity-drop-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
-    let run = |name: &str, script: &str| {
-        let cid = dir.join(format!("{name}.cid"));
-        podman::try_run(&[
-            "--cidfile",
-            cid.to_str().unwrap(),
-            image,
-            "/bin/sh",
-            "-c",
-            script,
-        ]);
-        fs::read_to_string(&cid).expect("podman wrote no container id")
-    };
     let exe = format!("/tmp/dropped-{}", std::process::id());
-    run("dropped", &format!("cp /bin/busybox {exe} && {exe} true"));
-    let quiet = run("image", "/bin/busybox true");
+    let script = format!("cp /bin/busybox {exe} && {exe} true");
+    run_script(&dir.join("dropped.cid"), image, &script);
+    let quiet = run_script(&dir.join("image.cid"), image, "/bin/busybox true");
     let rule = "Drop and execute new binary in container";
     let alert = agent.wait_alert_where(rule, |f| f["proc.exepath"] == exe.as_str());
     let (_, alerts) = agent.stop_with_alerts();
@@ -189,15 +192,11 @@ fn overlapping_falco_rules_all_fire_with_rule_matching_all() {
         let matching = format!("rule_matching={mode}");
         args.extend(["-o", matching.as_str()]);
         let agent = Agent::start(&args);
-        let cid = dir.join(format!("{mode}.cid"));
-        podman::try_run(&[
-            "--cidfile",
-            cid.to_str().unwrap(),
+        run_script(
+            &dir.join(format!("{mode}.cid")),
             image,
-            "/bin/sh",
-            "-c",
             "cp /bin/busybox /tmp/nc && /tmp/nc -e /bin/sh 127.0.0.1 1",
-        ]);
+        );
         agent.wait_alert_where(expected[expected.len() - 1], |f| {
             f["proc.exepath"] == "/tmp/nc"
         });
