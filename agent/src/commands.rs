@@ -26,7 +26,11 @@ struct RulesReport {
     /// Diagnostics (errors first), for people.
     diagnostics: Vec<String>,
     summary: String,
+    /// Errors and warnings.
+    counts: (usize, usize),
     ok: bool,
+    /// The rules, when they load.
+    ruleset: Option<mamori_rules::RuleSet>,
 }
 
 impl RulesReport {
@@ -48,14 +52,12 @@ impl RulesReport {
             "unfilled_fields": r.unfilled,
         });
         let summary = format!(
-            "{} file(s): {} rules ({} enabled), {} macros, {} lists; {} error(s), {} warning(s)",
+            "{} file(s): {} rules ({} enabled), {} macros, {} lists",
             files.len(),
             r.stats.rules,
             r.stats.enabled_rules,
             r.stats.macros,
             r.stats.lists,
-            errors.len(),
-            warnings.len()
         );
         Ok(Self {
             json,
@@ -66,15 +68,40 @@ impl RulesReport {
                 .chain(unfilled_summary(&r.unfilled))
                 .collect(),
             summary,
+            counts: (errors.len(), warnings.len()),
             ok: errors.is_empty(),
+            ruleset: r.ruleset,
         })
+    }
+
+    /// Checks `append_output` entries against the rules: a bad entry is an
+    /// error, a field mamori never fills a warning.
+    fn append_output(&mut self, entries: &[mamori_rules::AppendOutput]) {
+        let Some(rules) = &mut self.ruleset else {
+            return;
+        };
+        let (errors, warnings) = match rules.append_output(entries) {
+            Ok(w) => (Vec::new(), w),
+            Err(e) => (vec![e], Vec::new()),
+        };
+        self.ok &= errors.is_empty();
+        self.counts.0 += errors.len();
+        self.counts.1 += warnings.len();
+        self.diagnostics
+            .extend(errors.iter().chain(&warnings).cloned());
+        for (key, list) in [("errors", errors), ("warnings", warnings)] {
+            if let Some(a) = self.json[key].as_array_mut() {
+                a.extend(list.into_iter().map(serde_json::Value::from));
+            }
+        }
     }
 
     fn print(&self) {
         for d in &self.diagnostics {
             eprintln!("{d}");
         }
-        println!("{}", self.summary);
+        let (errors, warnings) = self.counts;
+        println!("{}; {errors} error(s), {warnings} warning(s)", self.summary);
     }
 }
 
@@ -177,8 +204,9 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
     } else {
         s.rules.iter().map(|p| p.display().to_string()).collect()
     };
-    let report = RulesReport::load(&s.rules)?;
-    let matching = match s.rule_matching {
+    let mut report = RulesReport::load(&s.rules)?;
+    report.append_output(&s.rules_options.append_output);
+    let matching = match s.rules_options.mode {
         MatchMode::First => "first",
         MatchMode::All => "all",
     };

@@ -223,9 +223,16 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         },
         record: args.record.clone(),
         config_file: args.config.clone(),
-        rule_matching: match file.rule_matching {
-            Some(config::RuleMatching::All) => mamori_rules::MatchMode::All,
-            Some(config::RuleMatching::First) | None => mamori_rules::MatchMode::First,
+        rules_options: mamori::rules_files::LoadOptions {
+            mode: match file.rule_matching {
+                Some(config::RuleMatching::All) => mamori_rules::MatchMode::All,
+                Some(config::RuleMatching::First) | None => mamori_rules::MatchMode::First,
+            },
+            append_output: file
+                .append_output
+                .iter()
+                .map(config::AppendOutput::to_rules)
+                .collect(),
         },
         fd_table_bytes: file
             .state

@@ -132,7 +132,7 @@ pub fn agent_lists(files: Vec<Vec<u8>>, dirs: Vec<Vec<u8>>) -> SourceFile {
 /// Loads the rules (the built-in defaults when no paths are given). Errors
 /// stop the start with every diagnostic; warnings are logged.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    load_with(paths, None, MatchMode::First).map(|(rules, _)| rules)
+    load_with(paths, None, &LoadOptions::default()).map(|(rules, _)| rules)
 }
 
 /// What identifies a set of rules files by their contents, in order (the
@@ -151,13 +151,23 @@ pub fn digest(files: &[SourceFile]) -> String {
         .collect()
 }
 
+/// How the agent's configuration shapes a load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `rule_matching`.
+    pub mode: MatchMode,
+    /// `append_output`, applied in order after the rules compile.
+    pub append_output: Vec<mamori_rules::AppendOutput>,
+}
+
 /// [`load`], with `last` (the agent's own lists) loaded after the files
-/// and matching `mode`; also returns the files' [`digest`].
+/// and the configuration's `options`; also returns the files' [`digest`].
 pub fn load_with(
     paths: &[PathBuf],
     last: Option<&SourceFile>,
-    mode: MatchMode,
+    options: &LoadOptions,
 ) -> anyhow::Result<(RuleSet, String)> {
+    let mode = options.mode;
     let files: Vec<SourceFile> = read(paths)?.into_iter().chain(last.cloned()).collect();
     let digest = digest(&files);
     let result = mamori_rules::load(&files, mode, &crate::event::TYPE_NAMES);
@@ -173,9 +183,15 @@ pub fn load_with(
         .filter(|d| d.severity == Severity::Error)
         .map(ToString::to_string)
         .collect();
-    let Some(rules) = result.ruleset else {
+    let Some(mut rules) = result.ruleset else {
         anyhow::bail!("the rules do not load:\n{}", errors.join("\n"));
     };
+    for w in rules
+        .append_output(&options.append_output)
+        .map_err(anyhow::Error::msg)?
+    {
+        warn!("{w}");
+    }
     let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
     info!(
         files = ?names,

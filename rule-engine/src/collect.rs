@@ -29,6 +29,14 @@ impl Text {
         }
     }
 
+    /// Text from outside any rules file (the agent's configuration).
+    pub fn plain(s: &str) -> Self {
+        Self {
+            text: s.to_owned(),
+            parts: Vec::new(),
+        }
+    }
+
     /// Appends a fragment, separated by a space (Falco's textual append).
     pub fn append(&mut self, s: &Scalar, file: usize) {
         self.text.push(' ');

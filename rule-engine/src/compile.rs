@@ -35,6 +35,20 @@ impl Slots {
         *self.tests.entry(key).or_insert(next)
     }
 
+    /// The slots of a compiled ruleset, to add more (`append_output`).
+    pub fn from_list(list: Vec<(Field, FieldArg)>) -> Self {
+        let map = list
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i as u16))
+            .collect();
+        Self {
+            map,
+            list,
+            tests: HashMap::default(),
+        }
+    }
+
     pub fn slot(&mut self, field: Field, arg: &FieldArg) -> u16 {
         if let Some(&s) = self.map.get(&(field, arg.clone())) {
             return s;

@@ -144,7 +144,7 @@ pub(crate) fn unfilled_uses(
         let in_output: BTreeSet<Field> = rule
             .format
             .iter()
-            .flat_map(|f| f.slots())
+            .flat_map(crate::format::Format::slots)
             .filter_map(|s| slots.list.get(s as usize).map(|x| x.0))
             .collect();
         for field in in_cond.union(&in_output) {

@@ -65,6 +65,8 @@ pub struct Format {
     /// Room for a typical rendered message, reserved up front.
     capacity: usize,
     fields: usize,
+    /// `append_output`'s `extra_fields`: in the output fields only.
+    extra: Vec<(String, Format)>,
 }
 
 /// A rendered output: the message and each field's value, in order.
@@ -129,44 +131,84 @@ impl Format {
             if !lit.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut lit)));
             }
-            let first = !pieces
-                .iter()
-                .any(|p| matches!(p, Piece::Field { name, .. } if name == spec));
             pieces.push(Piece::Field {
                 name: spec.to_owned(),
                 operand,
                 ty,
-                first,
+                first: false,
             });
             i = end;
         }
         if !lit.is_empty() {
             pieces.push(Piece::Text(lit));
         }
-        let mut capacity = 0;
-        let mut fields = 0;
-        for p in &pieces {
+        let mut f = Self {
+            pieces,
+            capacity: 0,
+            fields: 0,
+            extra: Vec::new(),
+        };
+        f.measure();
+        Ok(f)
+    }
+
+    /// Marks each field's first use and sizes the rendering.
+    fn measure(&mut self) {
+        let (mut capacity, mut fields) = (0, 0);
+        let mut seen = std::collections::HashSet::new();
+        for p in &mut self.pieces {
             match p {
                 Piece::Text(t) => capacity += t.len(),
-                Piece::Field { first, .. } => {
+                Piece::Field { name, first, .. } => {
+                    *first = seen.insert(name.clone());
                     capacity += 32;
                     fields += usize::from(*first);
                 }
             }
         }
-        Ok(Self {
-            pieces,
-            capacity,
-            fields,
-        })
+        self.capacity = capacity;
+        self.fields = fields + self.extra.len();
+    }
+
+    /// The field of a format that is one field and nothing else.
+    pub(crate) fn lone_field(&self) -> Option<(&Operand, FieldType)> {
+        match self.pieces.as_slice() {
+            [Piece::Field { operand, ty, .. }] => Some((operand, *ty)),
+            _ => None,
+        }
+    }
+
+    /// `append_output`: `text` after the message (a space between), and
+    /// `fields` in the output fields only.
+    pub(crate) fn append(&mut self, text: Option<Format>, fields: Vec<(String, Format)>) {
+        if let Some(t) = text {
+            self.pieces.push(Piece::Text(" ".into()));
+            self.pieces.extend(t.pieces);
+        }
+        for (name, f) in fields {
+            let shown = self
+                .pieces
+                .iter()
+                .any(|p| matches!(p, Piece::Field { name: n, .. } if *n == name));
+            if !shown && !self.extra.iter().any(|(n, _)| *n == name) {
+                self.extra.push((name, f));
+            }
+        }
+        self.measure();
     }
 
     /// The slots of the fields the format shows.
-    pub(crate) fn slots(&self) -> impl Iterator<Item = u16> + '_ {
-        self.pieces.iter().filter_map(|p| match p {
-            Piece::Field { operand, .. } => Some(operand.slot),
-            Piece::Text(_) => None,
-        })
+    pub(crate) fn slots(&self) -> Vec<u16> {
+        let mut out: Vec<u16> = self
+            .pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Field { operand, .. } => Some(operand.slot),
+                Piece::Text(_) => None,
+            })
+            .collect();
+        out.extend(self.extra.iter().flat_map(|(_, f)| f.slots()));
+        out
     }
 
     /// Renders with the event's values.
@@ -195,6 +237,14 @@ impl Format {
                     }
                 }
             }
+        }
+        for (name, f) in &self.extra {
+            let v = match f.lone_field() {
+                Some((o, ty)) => operand(o, slots, ex, cache)
+                    .map_or(OutputValue::Missing, |v| output_value(&v, ty)),
+                None => OutputValue::Str(f.render(slots, ex, cache).message),
+            };
+            fields.push((name.clone(), v));
         }
         // Falco trims the text; most formats need no copy for it.
         let trimmed = message.trim();

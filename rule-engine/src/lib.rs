@@ -7,6 +7,7 @@
 //! (append/override applied) → [`check::CExpr`] (macros, lists, fields,
 //! types resolved) → [`compile::Node`] (indexed by event type) → [`RuleSet`].
 
+pub mod append;
 pub mod check;
 pub mod collect;
 pub mod compile;
@@ -28,6 +29,7 @@ pub mod yaml;
 
 mod ruleset;
 
+pub use append::{AppendOutput, ExtraField};
 pub use diag::{Diagnostic, Severity, SourceFile};
 pub use eval::{Cache, Extract};
 pub use fields::{Field, FieldArg, FieldClass};

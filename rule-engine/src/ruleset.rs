@@ -494,6 +494,19 @@ impl RuleSet {
         out
     }
 
+    /// Applies Falco's `append_output` entries to the rules' outputs;
+    /// returns warnings (a field mamori never fills), or the error of an
+    /// entry naming its key.
+    pub fn append_output(
+        &mut self,
+        entries: &[crate::AppendOutput],
+    ) -> Result<Vec<String>, String> {
+        let mut slots = Slots::from_list(std::mem::take(&mut self.slots));
+        let result = crate::append::apply(entries, &mut self.rules, &self.collected, &mut slots);
+        self.slots = slots.list;
+        result
+    }
+
     /// Number of (rule, type) pairs indexed.
     pub fn indexed(&self) -> usize {
         self.buckets.iter().map(Vec::len).sum()

@@ -62,8 +62,8 @@ pub struct RunSettings {
     pub record: Option<PathBuf>,
     /// The configuration file, when one was given (watched for tampering).
     pub config_file: Option<PathBuf>,
-    /// `rule_matching`: the first matching rule alerts, or all of them.
-    pub rule_matching: mamori_rules::MatchMode,
+    /// `rule_matching` and `append_output`.
+    pub rules_options: rules_files::LoadOptions,
 }
 
 /// Channel depths between stages: deep enough to absorb a burst, bounded
@@ -85,7 +85,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let (files, dirs) = crate::state::agent_self::own_paths(&own_files(&settings));
     let agent_lists = rules_files::agent_lists(files, dirs);
     let (rules, digest) =
-        rules_files::load_with(&settings.rules, Some(&agent_lists), settings.rule_matching)?;
+        rules_files::load_with(&settings.rules, Some(&agent_lists), &settings.rules_options)?;
     metrics.set_rules(&digest, enabled_rules(&rules));
     let rules = Arc::new(rules);
     // Before the kernel programs: a spool that cannot be opened stops the
@@ -146,7 +146,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 
     let mut reloader = Reloader::new(
         settings.rules.clone(),
-        settings.rule_matching,
+        settings.rules_options.clone(),
         agent_lists,
         rules_tx,
         metrics.clone(),

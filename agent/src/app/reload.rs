@@ -7,7 +7,7 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use mamori_rules::{MatchMode, RuleSet, SourceFile};
+use mamori_rules::{RuleSet, SourceFile};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -18,7 +18,7 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Reloader {
     paths: Vec<PathBuf>,
-    mode: MatchMode,
+    options: rules_files::LoadOptions,
     /// The agent's own lists, loaded after the files each time.
     agent_lists: SourceFile,
     seen: Vec<(PathBuf, u64, i64, u64)>,
@@ -33,7 +33,7 @@ pub struct Reloader {
 impl Reloader {
     pub fn new(
         paths: Vec<PathBuf>,
-        mode: MatchMode,
+        options: rules_files::LoadOptions,
         agent_lists: SourceFile,
         tx: watch::Sender<Arc<RuleSet>>,
         metrics: Arc<Metrics>,
@@ -41,7 +41,7 @@ impl Reloader {
         let seen = rules_files::fingerprint(&paths);
         Self {
             paths,
-            mode,
+            options,
             agent_lists,
             seen,
             tx,
@@ -60,10 +60,11 @@ impl Reloader {
     pub async fn reload(&mut self, capture: &mut Capture, why: &str) {
         self.seen = rules_files::fingerprint(&self.paths);
         let paths = self.paths.clone();
-        let (last, mode) = (self.agent_lists.clone(), self.mode);
-        let loaded =
-            tokio::task::spawn_blocking(move || rules_files::load_with(&paths, Some(&last), mode))
-                .await;
+        let (last, options) = (self.agent_lists.clone(), self.options.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            rules_files::load_with(&paths, Some(&last), &options)
+        })
+        .await;
         let (rules, digest) = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

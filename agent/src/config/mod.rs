@@ -23,6 +23,10 @@ pub struct File {
     /// Falco's `rule_matching`: `first` (default) alerts the first rule
     /// that matches an event, `all` every one, in load order.
     pub rule_matching: Option<RuleMatching>,
+    /// Falco's `append_output`: text and fields added to the outputs of
+    /// the rules each entry matches.
+    #[serde(default)]
+    pub append_output: Vec<AppendOutput>,
     #[serde(default)]
     pub outputs: Outputs,
     #[serde(default)]
@@ -31,6 +35,58 @@ pub struct File {
     pub containers: Containers,
     #[serde(default)]
     pub state: StateLimits,
+}
+
+/// An entry of `append_output`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendOutput {
+    #[serde(default, rename = "match")]
+    pub matches: AppendMatch,
+    pub extra_output: Option<String>,
+    /// Field names, or one-key maps `name: format` (checked by
+    /// [`validate`], so that a bad one names its key).
+    #[serde(default)]
+    pub extra_fields: Vec<serde_json::Value>,
+}
+
+/// `append_output[].match`: every condition given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendMatch {
+    pub rule: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl AppendOutput {
+    /// The entry as the rule engine takes it.
+    pub fn to_rules(&self) -> mamori_rules::AppendOutput {
+        mamori_rules::AppendOutput {
+            rule: self.matches.rule.clone(),
+            source: self.matches.source.clone(),
+            tags: self.matches.tags.clone(),
+            extra_output: self.extra_output.clone(),
+            extra_fields: self.extra_fields.iter().filter_map(extra_field).collect(),
+        }
+    }
+}
+
+/// A field name, or a map of one `name: format`.
+fn extra_field(v: &serde_json::Value) -> Option<mamori_rules::ExtraField> {
+    use mamori_rules::ExtraField;
+    match v {
+        serde_json::Value::String(name) => Some(ExtraField::Field(name.clone())),
+        serde_json::Value::Object(map) if map.len() == 1 => {
+            let (name, format) = map.iter().next()?;
+            Some(ExtraField::Named {
+                name: name.clone(),
+                format: format.as_str()?.to_owned(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Memory limits of the agent's tables.
@@ -267,6 +323,17 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<File, Error> {
 
 /// Checks of values that their types do not express.
 fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
+    for e in &file.append_output {
+        if let Some(bad) = e.extra_fields.iter().find(|f| extra_field(f).is_none()) {
+            return Err(Error::Invalid {
+                path: path.to_owned(),
+                key: "append_output.extra_fields",
+                message: format!(
+                    "{bad} is neither a field name nor a map of one `name: format` (a string)"
+                ),
+            });
+        }
+    }
     if file.state.fd_table_mib == Some(0) {
         return Err(Error::Invalid {
             path: path.to_owned(),
@@ -330,6 +397,43 @@ mod tests {
             f.containers.cri_sockets,
             vec![PathBuf::from("/run/k3s/containerd/containerd.sock")]
         );
+    }
+
+    #[test]
+    fn append_output_entries_read_as_falco_writes_them() {
+        let f = load_with(
+            None,
+            &[
+                "append_output=[{match: {source: syscall, tags: [T1059]}, extra_output: 'pid=%proc.pid', extra_fields: [proc.ppid, {team: '%proc.env[TEAM]'}]}]".into(),
+            ],
+        )
+        .unwrap();
+        let e = f.append_output[0].to_rules();
+        assert_eq!(e.source.as_deref(), Some("syscall"));
+        assert_eq!(e.tags, ["T1059"]);
+        assert_eq!(e.extra_output.as_deref(), Some("pid=%proc.pid"));
+        assert_eq!(
+            e.extra_fields,
+            [
+                mamori_rules::ExtraField::Field("proc.ppid".into()),
+                mamori_rules::ExtraField::Named {
+                    name: "team".into(),
+                    format: "%proc.env[TEAM]".into()
+                }
+            ]
+        );
+        let e = parse(
+            "append_output:\n  - extra_fields: [{a: x, b: y}]\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("append_output.extra_fields"), "{e}");
+        let e = parse(
+            "append_output:\n  - match: {rules: x}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rules"), "{e}");
     }
 
     #[test]
