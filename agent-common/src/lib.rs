@@ -486,7 +486,9 @@ pub struct Settings {
     pub env_bytes: u32,
     /// Bytes of the command line to capture at exec (at most `MAX_STR`).
     pub args_bytes: u32,
-    pub _pad: u32,
+    /// Bytes of the data of socket sends and receives to capture
+    /// (`evt.buffer`; at most `MAX_BYTES`, 0 disables).
+    pub buffer_bytes: u32,
 }
 
 const _: () = {

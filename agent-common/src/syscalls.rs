@@ -24,8 +24,10 @@
 //! | pidfd_send_signal, pidfd_getfd | the pid the fd names (`KernelId`: a pidfd or a `/proc/PID` directory; absent when neither) |
 //! | bpf (`*_GET_FD_BY_ID`, map update/delete/freeze, link update/detach) | the map's, link's or program's id (`KernelId`, from the object behind the fd) |
 //! | execve, execveat (failed only) | filename (user), argv (user list) |
-//! | connect, bind, sendto | sockaddr (user bytes), socket [`crate::SockTuple`] |
-//! | accept, accept4, listen, recvfrom, socket | socket [`crate::SockTuple`] |
+//! | connect, bind | sockaddr (user bytes), socket [`crate::SockTuple`] |
+//! | sendto | sockaddr (user bytes), socket [`crate::SockTuple`], data (user bytes, when `Settings::buffer_bytes`) |
+//! | recvfrom, sendmsg, recvmsg | socket [`crate::SockTuple`], data (user bytes, the first buffer; when `Settings::buffer_bytes`) |
+//! | accept, accept4, listen, socket | socket [`crate::SockTuple`] |
 //! | everything else | none (arguments are in the body) |
 //!
 //! The syscalls whose path strings [`crate::path_args`] names (unlink,

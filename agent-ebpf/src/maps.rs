@@ -100,7 +100,7 @@ pub static SETTINGS: Settings = Settings {
     cgroup_subsys: u32::MAX,
     env_bytes: 0,
     args_bytes: mamori_common::MAX_STR as u32,
-    _pad: 0,
+    buffer_bytes: 0,
 };
 
 /// One of each wire record. Never read: it puts the wire types in the

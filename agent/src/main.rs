@@ -206,6 +206,10 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
     if let Some(env) = file.capture.env_bytes {
         capture.env_bytes = env;
     }
+    capture.buffer_bytes = file
+        .capture
+        .buffer_bytes
+        .unwrap_or(capture::DEFAULT_BUFFER_BYTES);
     capture.bpf_stats = file.capture.bpf_stats.unwrap_or(false);
     capture.watch_unimplemented = file.capture.watch_unimplemented.unwrap_or(false);
     Ok(RunSettings {

@@ -97,7 +97,7 @@ field_table! {
     EvtArg = "evt.arg", Str, EventArg, "A syscall argument by name (evt.arg.flags) or index (evt.arg[0]), rendered as text.";
     EvtRawArg = "evt.rawarg", Int, EventArg, "A syscall argument's raw numeric value.";
     EvtArgs = "evt.args", Str, None, "All syscall arguments as name=value text.";
-    EvtBuffer = "evt.buffer", Bytes, None, "I/O buffer of read/write events (not captured: absent).";
+    EvtBuffer = "evt.buffer", Bytes, None, "The first bytes of the data of a socket send or receive (sendto, recvfrom, sendmsg, recvmsg: capture.buffer_bytes, default 80).";
 
     ProcPid = "proc.pid", Int, None, "Process id (host pid namespace).";
     ProcPpid = "proc.ppid", Int, None, "Parent process id.";

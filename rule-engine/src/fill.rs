@@ -44,7 +44,9 @@ impl Fill {
         use Field as F;
         match f {
             F::EvtCpu => Fill::Never("the CPU of an event is not recorded"),
-            F::EvtBuffer => Fill::Never("read and write buffers are not captured"),
+            F::EvtBuffer => Fill::Partial(
+                "for sendto, recvfrom, sendmsg and recvmsg (their first buffer): the first capture.buffer_bytes bytes (default 80), when the rules the agent starts with read evt.buffer; not for read, write or io_uring",
+            ),
             F::ProcIsExeWritable
             | F::ProcIsExeUpperLayer
             | F::ProcIsExeLowerLayer

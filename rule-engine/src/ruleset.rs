@@ -99,6 +99,8 @@ pub struct RuleSet {
     prefilter: OpenPrefilter,
     /// Event types some rule may match when the call failed.
     failures_read: BTreeSet<&'static str>,
+    /// The fields enabled rules read, in conditions or outputs.
+    fields_read: BTreeSet<Field>,
 }
 
 /// Loads rules files in order: later files refine earlier ones.
@@ -142,7 +144,16 @@ pub fn load(files: &[SourceFile], mode: MatchMode, event_types: &[&'static str])
         slots.slot(Field::FdName, &FieldArg::None),
         slots.slot(Field::EvtRawRes, &FieldArg::None),
     );
+    let mut fields_read = BTreeSet::new();
+    for (rule, cond) in rules.iter().zip(&conditions) {
+        if let (true, Some(c)) = (rule.enabled, cond) {
+            fill::condition_fields(c, &mut fields_read);
+            let shown = rule.format.iter().flat_map(Format::slots);
+            fields_read.extend(shown.filter_map(|s| slots.list.get(s as usize).map(|x| x.0)));
+        }
+    }
     let ruleset = (!diags.has_errors()).then(|| RuleSet {
+        fields_read,
         guard_slots,
         guards,
         rules,
@@ -445,6 +456,12 @@ impl RuleSet {
     /// [`crate::prefilter::admits_failure`]).
     pub fn failures_read(&self) -> &BTreeSet<&'static str> {
         &self.failures_read
+    }
+
+    /// Whether an enabled rule reads `field` (the agent captures some
+    /// costly values, such as socket data for `evt.buffer`, only then).
+    pub fn reads(&self, field: Field) -> bool {
+        self.fields_read.contains(&field)
     }
 
     /// Absolute paths that enabled rules compare `field` with whole (`=`,

@@ -1,6 +1,8 @@
 //! Falco's `append_output`: extra text and fields on the outputs of the
 //! rules an entry matches.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
 mod common;
 
 use common::{Ev, ruleset};

@@ -147,9 +147,7 @@ fn the_fields_mamori_does_not_fill_are_these() {
         .map(|u| (u.field, u.rule.as_str()))
         .collect();
     got.sort();
-    let mut want = vec![("evt.buffer", "Java Process Class File Download")];
-    want.sort();
-    assert_eq!(got, want);
+    assert_eq!(got, Vec::<(&str, &str)>::new());
 }
 
 /// The event types each stable rule is indexed under, as Falco indexes

@@ -526,7 +526,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
   priority: info
 - rule: disabled
   desc: d
-  condition: evt.type = recvfrom and evt.buffer bcontains cafebabe
+  condition: evt.type = recvfrom and proc.fdopencount > 100
   output: "o"
   priority: info
   enabled: false
@@ -546,7 +546,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
     assert!(about("thread.cap_inheritable")[0].contains("<NA>"), "{w:?}");
     // A disabled rule is listed, not warned of; partly filled fields are
     // not warned of.
-    assert!(about("evt.buffer").is_empty(), "{w:?}");
+    assert!(about("proc.fdopencount").is_empty(), "{w:?}");
     assert!(about("k8s.pod.name").is_empty(), "{w:?}");
     let listed: Vec<(&str, &str, bool, bool)> = r
         .unfilled
@@ -558,7 +558,7 @@ fn rules_that_use_fields_mamori_never_fills_are_reported() {
         [
             ("by cpu", "evt.cpu", true, true),
             ("shown only", "thread.cap_inheritable", true, false),
-            ("disabled", "evt.buffer", false, true),
+            ("disabled", "proc.fdopencount", false, true),
         ]
     );
 }

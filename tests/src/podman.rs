@@ -23,7 +23,7 @@ pub fn busybox_rootfs(dir: &Path) {
         .find(|p| Path::new(p).exists())
         .expect("busybox-static is installed by cargo xtask setup");
     fs::copy(busybox, bin.join("busybox")).unwrap();
-    for tool in ["sh", "cat", "true", "sleep", "ls"] {
+    for tool in ["sh", "cat", "true", "sleep", "ls", "tar"] {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(tool));
     }
     for d in ["etc", "proc", "sys", "dev", "tmp"] {

@@ -197,6 +197,16 @@ async fn start_capture(
     let mut opts = settings.capture.clone();
     opts.syscalls = kernel_syscalls(rules, settings.record.is_some());
     opts.prefilter = kernel_prefilter(rules, &opts.syscalls, unfiltered);
+    // Socket data is private and costs a copy per send or receive: only
+    // for rules that read it.
+    if !rules.reads(mamori_rules::Field::EvtBuffer) {
+        opts.buffer_bytes = 0;
+    } else if opts.buffer_bytes > 0 {
+        info!(
+            bytes = opts.buffer_bytes,
+            "evt.buffer: sends and receives carry the first bytes of their data"
+        );
+    }
     if opts.prefilter.filter.active != 0 {
         info!(
             terms = opts

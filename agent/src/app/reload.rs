@@ -9,7 +9,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use mamori_rules::{RuleSet, SourceFile};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::kernel_scope;
 use crate::{capture::Capture, rules_files, telemetry::metrics::Metrics};
@@ -94,6 +94,11 @@ impl Reloader {
             return;
         }
         kernel_scope::report_rules_that_cannot_fire(&rules, &capture.report().unavailable);
+        if rules.reads(mamori_rules::Field::EvtBuffer) && capture.report().buffer_bytes == 0 {
+            warn!(
+                "the new rules read evt.buffer, but socket data is captured only when the rules the agent starts with read it: restart the agent for evt.buffer to have a value"
+            );
+        }
         self.metrics.rules_reload(true);
         self.metrics
             .set_rules(&digest, super::enabled_rules(&rules));

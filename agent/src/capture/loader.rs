@@ -54,6 +54,9 @@ pub struct AttachReport {
     /// Watch calls of unimplemented syscalls anyway, through `raw_sys_exit`
     /// on every syscall of the host (`capture.watch_unimplemented`).
     pub watch_unimplemented: bool,
+    /// Bytes of socket data sends and receives carry (`evt.buffer`; 0:
+    /// none). Fixed at load.
+    pub buffer_bytes: u32,
     /// Whether the kernel runs 32-bit syscalls (watched by `raw_sys_exit`
     /// when a rule asks for `compat_syscall`).
     pub ia32: super::ia32::Ia32,
@@ -84,7 +87,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         cgroup_subsys,
         env_bytes: opts.env_bytes,
         args_bytes: opts.args_bytes,
-        _pad: 0,
+        buffer_bytes: opts.buffer_bytes,
     };
     let cpus = aya::util::nr_cpus()
         .map_err(|(path, e)| CaptureError::Cpus(format!("{path}: {e}")))?
@@ -101,6 +104,7 @@ pub fn load(opts: &Options) -> Result<Loaded, CaptureError> {
         missing_members: resolved.missing_optional,
         cgroup_hierarchy,
         watch_unimplemented: opts.watch_unimplemented,
+        buffer_bytes: opts.buffer_bytes,
         ia32: super::ia32::detect(),
         ..Default::default()
     };

@@ -57,6 +57,9 @@ pub struct Options {
     pub env_bytes: u32,
     /// Command-line bytes captured at exec.
     pub args_bytes: u32,
+    /// Bytes of socket data captured per send or receive (`evt.buffer`;
+    /// 0: none).
+    pub buffer_bytes: u32,
     /// Which opens the kernel may drop before building a record.
     pub prefilter: KernelFilter,
     /// Turn on the kernel's BPF run-time statistics while capturing.
@@ -65,6 +68,10 @@ pub struct Options {
     /// of a program on every syscall of the host.
     pub watch_unimplemented: bool,
 }
+
+/// Bytes of socket data kept for `evt.buffer` unless configured: Falco's
+/// default snap length.
+pub const DEFAULT_BUFFER_BYTES: u32 = 80;
 
 /// The open prefilter in the kernel's form (built by `app::prefilter`):
 /// the masks and the names they look up. The default filters nothing.
@@ -95,6 +102,7 @@ impl Default for Options {
             poll_interval: Duration::from_millis(10),
             env_bytes: 4096,
             args_bytes: mamori_common::MAX_STR as u32,
+            buffer_bytes: 0,
             prefilter: KernelFilter::none(),
             bpf_stats: false,
             watch_unimplemented: false,

@@ -203,6 +203,9 @@ pub struct Capture {
     pub env_bytes: Option<u32>,
     /// Bytes of the command line captured at exec (1 to 4096).
     pub args_bytes: Option<u32>,
+    /// Bytes of socket data captured per send or receive for rules that
+    /// read `evt.buffer` (0 to 128; default 80, Falco's snap length).
+    pub buffer_bytes: Option<u32>,
     /// Turn on the kernel's BPF run-time statistics, for
     /// `mamori_bpf_program_*` (a few ns per program run; for measuring).
     pub bpf_stats: Option<bool>,
@@ -357,6 +360,15 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
             path: path.to_owned(),
             key: "capture.args_bytes",
             message: format!("{args} is not between 1 and {}", mamori_common::MAX_STR),
+        });
+    }
+    if let Some(b) = file.capture.buffer_bytes
+        && b > mamori_common::MAX_BYTES as u32
+    {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            key: "capture.buffer_bytes",
+            message: format!("{b} is above the limit of {}", mamori_common::MAX_BYTES),
         });
     }
     if let Some(env) = file.capture.env_bytes

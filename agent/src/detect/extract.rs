@@ -1,10 +1,8 @@
 //! Field values for rules: one event seen with the agent's state.
 //!
 //! Fields the agent cannot know are `None` (Falco's `<NA>`), never a
-//! made-up value. Not filled yet (issue 16): the overlayfs layer flags,
-//! the executable's inode times and writability, the standard streams'
-//! `proc.std*` fields, `proc.fdopencount`, `thread.cap_inheritable`,
-//! `evt.cpu`, `evt.buffer`, container and pod IPs.
+//! made-up value. Which fields are never or only partly filled, and why,
+//! is `mamori_rules::fill` (`mamori fields` shows it).
 
 use std::borrow::Cow;
 
@@ -295,7 +293,8 @@ impl View<'_> {
             F::EvtHostname => Value::str(self.hostname.as_bytes()),
             F::EvtSource => Value::str(b"syscall"),
             F::EvtDir => Value::str(b"<"),
-            F::EvtCpu | F::EvtBuffer => return None,
+            F::EvtCpu => return None,
+            F::EvtBuffer => Value::str(ev.buffer()?),
             F::EvtRes => match names::result(ev.ret) {
                 Cow::Borrowed(s) => Value::str(s.as_bytes()),
                 Cow::Owned(s) => Value::owned(s),

@@ -287,6 +287,20 @@ impl Event {
             .map(|(_, at_exit)| at_exit)
     }
 
+    /// The first bytes of the data a socket send or receive moved
+    /// (`evt.buffer`), when the kernel was asked for them.
+    pub fn buffer(&self) -> Option<&[u8]> {
+        let at = match self.ty.name() {
+            "sendto" => 2,
+            "recvfrom" | "sendmsg" | "recvmsg" => 1,
+            _ => return None,
+        };
+        match self.params().get(at)? {
+            Param::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
     /// The kernel object id the call carries ([`Param::Id`]): the pid a
     /// pidfd names, the bpf object a `bpf` call took or changed.
     pub fn kernel_id(&self) -> Option<u32> {

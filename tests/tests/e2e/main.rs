@@ -10,6 +10,7 @@
 
 mod alerts;
 mod benign;
+mod buffer;
 mod cli;
 mod container_rules;
 mod containers;

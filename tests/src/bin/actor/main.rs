@@ -7,6 +7,7 @@
 )]
 
 mod bpf;
+mod process;
 mod race;
 mod uring;
 
@@ -15,26 +16,9 @@ use std::{
     os::unix::ffi::OsStrExt,
 };
 
+use process::process_op;
 use race::race_unlink;
 use uring::uring_op;
-
-/// The environment entries one `exec-env` argument stands for.
-fn env_entries(a: &[u8]) -> Vec<CString> {
-    let text = String::from_utf8_lossy(a).into_owned();
-    if let Some(n) = text.strip_prefix('@') {
-        let n: usize = n.parse().expect("@N");
-        return (0..n).map(|i| cstr(format!("E{i}=").as_bytes())).collect();
-    }
-    match text.split_once("=@") {
-        Some((var, spec)) => {
-            let (n, c) = spec.split_once('*').expect("VAR=@N*C");
-            let (c, suffix) = c.split_once('|').unwrap_or((c, ""));
-            let value = c.repeat(n.parse().expect("N")) + suffix;
-            vec![cstr(format!("{var}={value}").as_bytes())]
-        }
-        None => vec![cstr(a)],
-    }
-}
 
 fn cstr(s: &[u8]) -> CString {
     CString::new(s).unwrap()
@@ -47,6 +31,9 @@ fn main() {
         .collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let action = String::from_utf8(arg(0)).unwrap();
+    if process_op(&action, &args) {
+        return;
+    }
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
         match action.as_str() {
@@ -252,6 +239,29 @@ fn main() {
                 let s = std::net::TcpStream::connect((to.as_str(), port)).unwrap();
                 drop(s);
             }
+            // recv-from PORT / recv-msg PORT: TCP connect to
+            // 127.0.0.1:PORT, one recvfrom(2) / recvmsg(2) of what it sends
+            "recv-from" | "recv-msg" => {
+                use std::os::fd::AsRawFd;
+                let port: u16 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
+                let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let mut buf = [0_u8; 256];
+                let n = if action == "recv-from" {
+                    let (p, len) = (buf.as_mut_ptr().cast(), buf.len());
+                    let null = std::ptr::null_mut();
+                    libc::recvfrom(s.as_raw_fd(), p, len, 0, null, null.cast())
+                } else {
+                    let mut iov = libc::iovec {
+                        iov_base: buf.as_mut_ptr().cast(),
+                        iov_len: buf.len(),
+                    };
+                    let mut msg: libc::msghdr = std::mem::zeroed();
+                    msg.msg_iov = &mut iov;
+                    msg.msg_iovlen = 1;
+                    libc::recvmsg(s.as_raw_fd(), &mut msg, 0)
+                };
+                assert!(n > 0, "nothing received");
+            }
             // redirect PORT: TCP connect to 127.0.0.1:PORT, then dup2 the
             // socket onto stdin and stdout (a reverse shell's set-up)
             "redirect" => {
@@ -425,86 +435,6 @@ fn main() {
                 for fd in fds {
                     libc::close(fd);
                 }
-            }
-            // setuid UID
-            "setuid" => {
-                let uid: u32 = String::from_utf8(arg(1)).unwrap().parse().unwrap();
-                assert_eq!(libc::setuid(uid), 0);
-                // one more syscall after the change, to see the new uid in a header
-                let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-                libc::close(fd);
-            }
-            // regain-root: become nobody keeping root as the saved uid, then
-            // take root back (what an exploited setuid program does)
-            "regain-root" => {
-                assert_eq!(libc::setresuid(65534, 65534, 0), 0);
-                assert_eq!(libc::setresuid(0, 0, 0), 0);
-            }
-            // ptrace: fork a sleeper, attach to it, detach, kill it
-            "ptrace" => {
-                let child = libc::fork();
-                if child == 0 {
-                    libc::sleep(10);
-                    libc::_exit(0);
-                }
-                assert_eq!(libc::ptrace(libc::PTRACE_ATTACH, child, 0, 0), 0);
-                let mut status = 0;
-                libc::waitpid(child, &mut status, 0);
-                libc::ptrace(libc::PTRACE_DETACH, child, 0, 0);
-                libc::kill(child, libc::SIGKILL);
-                libc::waitpid(child, &mut status, 0);
-                println!("{child}");
-            }
-            // memfd-exec PROGRAM: copy PROGRAM into a memfd and execute it from there
-            "memfd-exec" => {
-                let bytes = std::fs::read(OsStr::from_bytes(&arg(1))).unwrap();
-                let fd = libc::memfd_create(c"mamori-test".as_ptr(), 0);
-                assert!(fd >= 0);
-                assert_eq!(
-                    libc::write(fd, bytes.as_ptr().cast(), bytes.len()),
-                    bytes.len() as isize
-                );
-                let argv = [c"fileless".as_ptr(), std::ptr::null()];
-                let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-                libc::syscall(
-                    libc::SYS_execveat,
-                    fd,
-                    c"".as_ptr(),
-                    argv.as_ptr(),
-                    envp.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                );
-                panic!("execveat failed");
-            }
-            // exec PATH ARGS...: execve
-            "exec" => {
-                let path = cstr(&arg(1));
-                let owned: Vec<CString> = args[2..].iter().map(|a| cstr(a)).collect();
-                let mut argv: Vec<*const libc::c_char> = vec![path.as_ptr()];
-                argv.extend(owned.iter().map(|a| a.as_ptr()));
-                argv.push(std::ptr::null());
-                let envp = [c"MAMORI_TEST=1".as_ptr(), std::ptr::null()];
-                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                if arg(1).starts_with(b"/nonexistent") {
-                    return; // the failure is the point
-                }
-                panic!("execve failed");
-            }
-            // exec-env PATH VAR=VALUE...: execve PATH with exactly this
-            // environment, in this order (duplicates kept); `VAR=@N*C|S`
-            // is VAR= followed by N copies of C, then S (`|S` optional);
-            // `@N` alone is N entries `E<i>=`
-            "exec-env" => {
-                let path = cstr(&arg(1));
-                let mut owned: Vec<CString> = Vec::new();
-                for a in &args[2..] {
-                    owned.extend(env_entries(a));
-                }
-                let mut envp: Vec<*const libc::c_char> = owned.iter().map(|a| a.as_ptr()).collect();
-                envp.push(std::ptr::null());
-                let argv = [path.as_ptr(), std::ptr::null()];
-                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                panic!("execve failed");
             }
             // chmod-setuid PATH: chmod 04755
             "chmod-setuid" => assert_eq!(libc::chmod(cstr(&arg(1)).as_ptr(), 0o4755), 0),

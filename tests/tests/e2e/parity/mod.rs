@@ -8,13 +8,15 @@ use std::{fs, net::TcpListener, path::PathBuf};
 
 use mamori_e2e::{agent::Agent, hosts::Hosts, podman};
 
+mod triggers;
+
 /// Falco's stable rules file, when present.
 fn falco_stable() -> Option<PathBuf> {
     falco_files().map(|f| f[0].clone())
 }
 
 /// Falco's three published files (stable, incubating, sandbox), when present.
-fn falco_files() -> Option<[PathBuf; 3]> {
+pub(super) fn falco_files() -> Option<[PathBuf; 3]> {
     let dir = std::env::var("MAMORI_FALCO_RULES_DIR").map_or_else(
         |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/falco-rules"),
         PathBuf::from,
@@ -217,4 +219,34 @@ fn overlapping_falco_rules_all_fire_with_rule_matching_all() {
         assert_eq!(fired, expected, "rule_matching={mode}");
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// "Java Process Class File Download" (sandbox, disabled in Falco's file:
+/// enabled by a file after it, as a user would): `evt.buffer` holds the
+/// start of a class file a process named java receives with recvfrom(2).
+#[test]
+fn falcos_java_class_download_rule_fires_on_a_class_file_received() {
+    let Some(files) = falco_files() else { return };
+    let dir = std::env::temp_dir().join(format!("mamori-parity-java-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let enable = dir.join("enable.yaml");
+    let rule = "Java Process Class File Download";
+    fs::write(&enable, format!("- rule: {rule}\n  enabled: true\n")).unwrap();
+    let java = dir.join("java");
+    fs::copy(mamori_e2e::sibling_binary("mamori-actor"), &java).unwrap();
+    let agent = Agent::start(&[
+        "-r",
+        files[2].to_str().unwrap(),
+        "-r",
+        enable.to_str().unwrap(),
+    ]);
+    let port = crate::buffer::serve(crate::buffer::CLASS).to_string();
+    let pid = crate::buffer::run_as(&java, &["recv-from", &port]);
+    let alert = agent.wait_alert_where(rule, |f| f["proc.exepath"] == java.to_str().unwrap());
+    let _ = fs::remove_dir_all(&dir);
+    let alert = alert.unwrap_or_else(|| panic!("no '{rule}' for pid {pid}"));
+    let f = &alert["output_fields"];
+    assert_eq!(f["fd.rport"].as_u64(), port.parse().ok(), "{f}");
+    assert_eq!(f["evt.type"], "recvfrom", "{f}");
 }
