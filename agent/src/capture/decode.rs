@@ -95,7 +95,10 @@ pub fn decode(bytes: &[u8], clock: &Clock) -> Result<Event, Error> {
         EventKind::Syscall => {
             let sc = syscalls::by_nr(h.syscall_nr).ok_or(Error::UnknownSyscall(h.syscall_nr))?;
             let body: SyscallBody = read(bytes, body_at).ok_or_else(short)?;
-            let params = params(bytes, body_at + size_of::<SyscallBody>(), h.nparams)?;
+            let mut params = params(bytes, body_at + size_of::<SyscallBody>(), h.nparams)?;
+            if sc.nr == syscalls::CONNECT {
+                complete_connect(&mut params);
+            }
             (
                 EventType::Syscall(sc),
                 Detail::Syscall {
@@ -380,3 +383,30 @@ fn exe_facts(b: &ExecBody, file: &Param) -> Option<ExeFacts> {
 #[cfg(test)]
 #[path = "decode_tests.rs"]
 mod tests;
+
+/// A connect that failed leaves the socket without its peer's port (the
+/// kernel clears it): the tuple takes the address and port the caller
+/// asked for, as Falco reports them.
+fn complete_connect(params: &mut [Param]) {
+    let [Param::Bytes(addr), Param::Sock(t), ..] = params else {
+        return;
+    };
+    let family = match addr.get(..2) {
+        Some(f) => u16::from_le_bytes([f[0], f[1]]),
+        None => return,
+    };
+    let (ip, at) = match family {
+        2 => (4, 4),
+        10 => (16, 8),
+        _ => return,
+    };
+    let (Some(port), Some(raddr)) = (addr.get(2..4), addr.get(at..at + ip)) else {
+        return;
+    };
+    if t.family != family || t.rport != 0 {
+        return;
+    }
+    t.rport = u16::from_be_bytes([port[0], port[1]]);
+    t.raddr = [0; 16];
+    t.raddr[..ip].copy_from_slice(raddr);
+}

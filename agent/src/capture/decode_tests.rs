@@ -438,3 +438,25 @@ fn kernel_ids_decode_and_a_short_one_is_an_error() {
         .finish();
     assert!(decode(&short, &clock()).is_err());
 }
+
+#[test]
+fn a_failed_connect_has_the_peer_it_asked_for() {
+    // AF_INET 198.51.100.1:443; the kernel cleared the port on failure.
+    let addr = vec![2, 0, 1, 187, 198, 51, 100, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    let tuple = |rport: u16, raddr: [u8; 4]| {
+        let mut t = SockTuple {
+            family: 2,
+            rport,
+            ..SockTuple::default()
+        };
+        t.raddr[..4].copy_from_slice(&raddr);
+        t
+    };
+    let mut params = vec![Param::Bytes(addr.clone()), Param::Sock(tuple(0, [0; 4]))];
+    complete_connect(&mut params);
+    assert!(matches!(&params[1], Param::Sock(t) if *t == tuple(443, [198, 51, 100, 1])));
+    // A connected socket's own tuple stands.
+    let mut params = vec![Param::Bytes(addr), Param::Sock(tuple(80, [10, 0, 0, 1]))];
+    complete_connect(&mut params);
+    assert!(matches!(&params[1], Param::Sock(t) if *t == tuple(80, [10, 0, 0, 1])));
+}
