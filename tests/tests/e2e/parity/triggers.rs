@@ -22,7 +22,8 @@ enum How {
     /// A script run by busybox `sh` on the host. `b NAME ARGS` runs busybox
     /// under the name NAME (its applet NAME, or "applet not found": the
     /// exec is what counts), `as NAME APPLET ARGS` runs busybox named NAME
-    /// as APPLET, `$A` is the test actor, `$D` a scratch directory.
+    /// as APPLET, `$A` is the test actor (a copy any user may run), `$D` a
+    /// scratch directory.
     Host(&'static str),
     /// A script run by `sh` as the entry process of a container of the
     /// test image, with these podman options; `b` and `as` as on the host.
@@ -411,7 +412,7 @@ fn run(how: &How, marker: &str, bin: &Path, scratch: &Path, api_port: u16) {
                 .env("MAMORI_PARITY", marker)
                 .env("B", bin)
                 .env("D", scratch)
-                .env("A", mamori_e2e::sibling_binary("mamori-actor"))
+                .env("A", bin.join("mamori-actor"))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(fs::File::create(&log).unwrap())
@@ -492,6 +493,13 @@ fn every_enabled_rule_of_falcos_files_fires_on_real_behaviour() {
     for tool in HOST_TOOLS {
         fs::copy("/bin/busybox", bin.join(tool)).unwrap();
     }
+    // Beside the tools: scripts run it as other users, who may not enter
+    // the build directory (a clone in a private temporary directory).
+    fs::copy(
+        mamori_e2e::sibling_binary("mamori-actor"),
+        bin.join("mamori-actor"),
+    )
+    .unwrap();
     // "Contact K8S API Server From Container": the API server's name in the
     // host's resolver files, a listener at its address.
     let _hosts = Hosts::with("127.88.0.9 kubernetes.default.svc.cluster.local\n");
@@ -599,6 +607,10 @@ fn every_enabled_rule_of_falcos_files_fires_on_real_behaviour() {
         })
         .flatten()
         .collect();
+    // Straight to stderr, so that it shows when the test passes too (the
+    // harness keeps what `eprintln!` writes).
+    use std::io::Write;
+    let mut err = std::io::stderr();
     for (file, rules) in &per_file {
         let (skipped, tried): (Vec<&String>, Vec<&String>) =
             rules.iter().partition(|r| cannot.contains_key(r.as_str()));
@@ -606,7 +618,8 @@ fn every_enabled_rule_of_falcos_files_fires_on_real_behaviour() {
             .iter()
             .filter(|r| missing.contains(&r.as_str()))
             .count();
-        eprintln!(
+        let _ = writeln!(
+            err,
             "parity: {file}: {} enabled rules, {} fired on real behaviour, {failed} did not, {} cannot fire here",
             rules.len(),
             tried.len() - failed,
@@ -614,7 +627,7 @@ fn every_enabled_rule_of_falcos_files_fires_on_real_behaviour() {
         );
     }
     for (rule, why) in &cannot {
-        eprintln!("parity: cannot fire here: '{rule}': {why}");
+        let _ = writeln!(err, "parity: cannot fire here: '{rule}': {why}");
     }
     assert!(
         missing.is_empty(),
