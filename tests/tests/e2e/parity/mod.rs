@@ -8,6 +8,7 @@ use std::{fs, net::TcpListener, path::PathBuf};
 
 use mamori_e2e::{agent::Agent, hosts::Hosts, podman};
 
+mod table;
 mod triggers;
 
 /// Falco's stable rules file, when present.
