@@ -21,6 +21,7 @@ pub mod es;
 pub mod expect;
 pub mod hosts;
 pub mod http;
+pub mod k8s;
 pub mod podman;
 
 use mamori::{

@@ -76,3 +76,23 @@ pub fn exec(program: PathBuf, args: &[String]) -> anyhow::Result<()> {
     let err = Command::new(&program).args(args).current_dir(root()).exec();
     Err(err).with_context(|| format!("cannot run {}", program.display()))
 }
+
+/// Runs `program args` without echoing; returns stdout, or fails with the
+/// command and its stderr.
+pub fn quiet(program: impl AsRef<Path>, args: &[&str]) -> anyhow::Result<String> {
+    let program = program.as_ref();
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}): {}",
+            program.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -6,6 +6,8 @@
 //! - `test`: setup, fmt check, clippy, unit tests, end-to-end tests.
 //! - `es build|start|stop|status`: the real Elasticsearch node the tests
 //!   use (from Maven Central, run as user `mamori-es`).
+//! - `k8s up|down|status|kubectl ARGS`: a real single-node Kubernetes
+//!   cluster (built from the Go module proxy, in its own namespaces).
 //! - `bench capture|rules`: capture overhead on syscall loops; rule
 //!   evaluation throughput.
 
@@ -13,6 +15,7 @@ mod bench;
 mod cmd;
 mod es;
 mod image;
+mod k8s;
 mod pin;
 mod setup;
 mod test;
@@ -57,6 +60,13 @@ enum Command {
     },
     /// The test Elasticsearch node: `build`, `start`, `stop` or `status`.
     Es { what: String },
+    /// The test Kubernetes cluster: `up`, `down`, `status`, `build`, or
+    /// `kubectl ARGS` (as its admin, in its network namespace).
+    K8s {
+        what: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The container image (static musl binary, FROM scratch), built
     /// offline with podman.
     Image,
@@ -93,6 +103,12 @@ fn main() -> anyhow::Result<()> {
                 setup::run()?;
             }
             es::run(&what)
+        }
+        Command::K8s { what, args } => {
+            if what == "up" || what == "build" {
+                setup::run()?;
+            }
+            k8s::run(&what, &args)
         }
         Command::Image => {
             setup::run()?;

@@ -1,8 +1,10 @@
 //! `cargo xtask test`: lints, unit tests, the fuzz targets built, then the
 //! end-to-end tests, which load the real programs and so run as root, one
-//! at a time, and after them the check that every default rule fired.
+//! at a time; then the Kubernetes tests on a real single-node cluster
+//! (built once into a cache, brought up for them and torn down after,
+//! whatever their result); and the check that every default rule fired.
 
-use crate::{cmd, es};
+use crate::{cmd, es, k8s};
 
 pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     if lint {
@@ -47,6 +49,9 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     // A real Elasticsearch node for the output tests (some tests start
     // their own, from the same installed launcher).
     es::build()?;
+    // The cluster's binaries and helm (the chart tests run helm); slow
+    // only the first time on a machine.
+    k8s::build()?;
     let url = es::start()?;
     // SAFETY: single-threaded; read by the test processes.
     unsafe { std::env::set_var("MAMORI_TEST_ES_URL", &url) };
@@ -56,12 +61,22 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&fired);
     // SAFETY: single-threaded; read by the test processes.
     unsafe { std::env::set_var("MAMORI_E2E_FIRED", &fired) };
-    let mut e2e = vec!["test", "--release", "--package", "mamori-e2e"];
+    let mut e2e = vec![
+        "test",
+        "--release",
+        "--package",
+        "mamori-e2e",
+        "--lib",
+        "--test",
+        "capture",
+        "--test",
+        "e2e",
+    ];
     if let Some(f) = filter {
         e2e.push(f);
     }
     e2e.extend(["--", "--test-threads=1"]);
-    let result = cmd::cargo(&e2e);
+    let result = cmd::cargo(&e2e).and_then(|()| kubernetes(filter));
     es::stop()?;
     result?;
     if filter.is_some() {
@@ -69,6 +84,32 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     every_default_rule_fired(&fired)
+}
+
+/// The Kubernetes tests, on a cluster brought up for them and torn down
+/// after, pass or fail.
+fn kubernetes(filter: Option<&str>) -> anyhow::Result<()> {
+    let node = k8s::up()?;
+    // SAFETY: single-threaded; read by the test processes.
+    unsafe { std::env::set_var("MAMORI_TEST_K8S", node) };
+    let mut args = vec![
+        "test",
+        "--release",
+        "--package",
+        "mamori-e2e",
+        "--test",
+        "kubernetes",
+    ];
+    if let Some(f) = filter {
+        args.push(f);
+    }
+    args.extend(["--", "--test-threads=1"]);
+    let result = cmd::cargo(&args);
+    if result.is_err() {
+        eprintln!("k8s: the tests failed; the node's logs are in {node}/log");
+    }
+    let down = k8s::down();
+    result.and(down)
 }
 
 /// Every rule of the default rules fired in some end-to-end test of this

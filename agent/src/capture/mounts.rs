@@ -1,14 +1,16 @@
-//! The pseudo file systems eBPF tracing needs. Some hosts (these machines
-//! included) boot without tracefs mounted; the agent mounts what is missing.
+//! The pseudo file system eBPF tracing needs: tracefs, where tracepoints
+//! are named. Some hosts (these machines included) boot without it; the
+//! agent mounts it then. Nothing else is mounted: the agent pins nothing
+//! (no bpffs) and reads nothing from debugfs, so where the host has tracefs
+//! the agent needs no CAP_SYS_ADMIN.
 
 use std::{ffi::CString, fs, io, path::Path};
 
 /// `(file system type, mount point)` the agent needs.
-const NEEDED: &[(&str, &str)] = &[
-    ("tracefs", "/sys/kernel/tracing"),
-    ("debugfs", "/sys/kernel/debug"),
-    ("bpf", "/sys/fs/bpf"),
-];
+const NEEDED: &[(&str, &str)] = &[("tracefs", "/sys/kernel/tracing")];
+/// tracefs where older setups have it (debugfs mounted, tracefs below it);
+/// aya looks there too.
+const ALSO: &[(&str, &str)] = &[("tracefs", "/sys/kernel/debug/tracing")];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot mount {fstype} on {target}: {source}")]
@@ -19,13 +21,16 @@ pub struct MountError {
     source: io::Error,
 }
 
-/// Mounts tracefs, debugfs and bpffs where they are missing. Returns the
-/// ones it mounted.
+/// Mounts tracefs where it is missing. Returns what it mounted.
 pub fn ensure() -> Result<Vec<&'static str>, MountError> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut mounted = Vec::new();
     for &(fstype, target) in NEEDED {
-        if is_mounted(&mountinfo, fstype, target) {
+        if is_mounted(&mountinfo, fstype, target)
+            || ALSO
+                .iter()
+                .any(|&(t, at)| t == fstype && is_mounted(&mountinfo, t, at))
+        {
             continue;
         }
         mount(fstype, target).map_err(|source| MountError {

@@ -1,8 +1,10 @@
-//! The Kubernetes manifests: valid against Kubernetes' own schemas
-//! (`kubernetes-validate --strict`, installed by `cargo xtask setup`), the
-//! config in their ConfigMap accepted by `mamori config check`, and the
-//! DaemonSet wired to what the agent needs. No cluster can run here, so
-//! this is as far as the manifests can be tested.
+//! The Helm chart and the plain manifests rendered from it: `helm lint`,
+//! the manifests identical to what the chart renders, both valid against
+//! Kubernetes' own schemas (`kubernetes-validate --strict`, installed by
+//! `cargo xtask setup`) with the chart's options on and off, the config in
+//! their ConfigMap accepted by `mamori config check`, and the DaemonSet
+//! wired to what the agent needs. The `kubernetes` test binary runs them
+//! on a real node.
 
 use std::{
     fs,
@@ -14,11 +16,49 @@ use mamori_e2e::sibling_binary;
 use serde_json::Value;
 
 const VALIDATOR: &str = "/var/lib/mamori-tools/venv/bin/kubernetes-validate";
+/// Built by `cargo xtask test` (`cargo xtask k8s build`).
+const HELM: &str = "/var/lib/mamori-tools/bin/helm";
 /// The oldest Kubernetes the manifests promise to work with.
 const KUBERNETES: &str = "1.30.0";
 
 fn manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
+}
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/mamori")
+}
+
+/// `helm ARGS`, which must succeed; its stdout.
+fn helm(args: &[&str]) -> String {
+    let out = Command::new(HELM)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{HELM}: {e} (cargo xtask k8s build installs it)"));
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The chart rendered as release `mamori` in namespace `mamori`, with
+/// `--set` values.
+fn render(sets: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "mamori",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "mamori",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    helm(&args)
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -45,10 +85,17 @@ fn documents() -> Vec<Value> {
         .iter()
         .flat_map(|f| {
             let text = fs::read_to_string(f).unwrap();
-            text.split("\n---\n")
-                .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
-                .collect::<Vec<_>>()
+            parse_all(&text)
         })
+        .collect()
+}
+
+/// The documents of a multi-document YAML text (empty ones left out).
+fn parse_all(text: &str) -> Vec<Value> {
+    text.split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .map(|d| serde_saphyr::from_str::<Value>(d).unwrap())
+        .filter(|d| !d.is_null())
         .collect()
 }
 
@@ -61,7 +108,7 @@ fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
 #[test]
 fn the_manifests_pass_kubernetes_schemas_strictly() {
     let files = yaml_files(&manifests());
-    assert!(files.len() >= 5, "{files:?}");
+    assert!(files.len() >= 3, "{files:?}");
     let out = validate(&files);
     assert!(
         out.status.success(),
@@ -74,7 +121,7 @@ fn the_manifests_pass_kubernetes_schemas_strictly() {
     // something): a misspelt field and a wrong type.
     let dir = std::env::temp_dir().join(format!("mamori-deploy-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
-    let ds = fs::read_to_string(manifests().join("daemonset.yaml")).unwrap();
+    let ds = fs::read_to_string(manifests().join("mamori.yaml")).unwrap();
     for (from, to) in [
         ("hostPID: true", "hostPID: \"yes\""),
         ("priorityClassName:", "priorityClasName:"),
@@ -164,7 +211,7 @@ fn the_daemonset_gives_the_agent_what_it_needs() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for needed in ["BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE"] {
+    for needed in ["BPF", "PERFMON", "SYS_PTRACE"] {
         assert!(caps.contains(&needed), "{needed} missing from {caps:?}");
     }
     assert_eq!(c["securityContext"]["privileged"], false);
@@ -211,4 +258,115 @@ fn the_daemonset_gives_the_agent_what_it_needs() {
         .unwrap();
     assert!(volume["hostPath"]["path"].is_string(), "{volume}");
     assert_eq!(c["args"][0], "run");
+}
+
+#[test]
+fn the_chart_passes_helm_lint_and_the_manifests_are_what_it_renders() {
+    helm(&["lint", "--strict", chart().to_str().unwrap()]);
+    let file = fs::read_to_string(manifests().join("mamori.yaml")).unwrap();
+    let (header, body) = file.split_at(file.find("---").unwrap());
+    assert!(header.contains("cargo xtask k8s manifests"), "{header}");
+    assert!(
+        body == render(&[]),
+        "deploy/kubernetes/mamori.yaml differs from what the chart renders: \
+         run `cargo xtask k8s manifests` and commit the result"
+    );
+}
+
+/// Every option the README names renders something Kubernetes accepts,
+/// and does what it says.
+#[test]
+fn the_charts_options_render_valid_manifests() {
+    let dir = std::env::temp_dir().join(format!("mamori-chart-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let variants: &[(&str, &[&str])] = &[
+        ("privileged", &["privileged=true"]),
+        (
+            "rules-configmap",
+            &["rules.existingConfigMap=site-rules", "rules.default=false"],
+        ),
+        (
+            "outputs",
+            &[
+                "elasticsearch.enabled=false",
+                "metrics.serviceMonitor.enabled=true",
+                "metrics.service.enabled=false",
+            ],
+        ),
+        (
+            "placement",
+            &[
+                "image.repository=registry.example/sec/mamori",
+                "image.tag=9.9.9",
+                "nodeSelector.kubernetes\\.io/os=linux",
+                "priorityClassName=",
+                "resources.limits.memory=1Gi",
+                "elasticsearch.caKey=",
+                "elasticsearch.existingSecret=es-creds",
+            ],
+        ),
+    ];
+    let mut rendered = std::collections::HashMap::new();
+    for (name, sets) in variants {
+        let text = render(sets);
+        // The validator knows no ServiceMonitor (a CRD): checked below.
+        let docs: Vec<Value> = parse_all(&text);
+        let known: Vec<String> = text
+            .split("\n---\n")
+            .filter(|d| !d.contains("kind: ServiceMonitor"))
+            .map(str::to_owned)
+            .collect();
+        let file = dir.join(format!("{name}.yaml"));
+        fs::write(&file, known.join("\n---\n")).unwrap();
+        let out = validate(&[file]);
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rendered.insert(*name, docs);
+    }
+    let _ = fs::remove_dir_all(&dir);
+    let container = |docs: &[Value]| {
+        find(docs, "DaemonSet", "mamori")["spec"]["template"]["spec"]["containers"][0].clone()
+    };
+
+    let c = container(&rendered["privileged"]);
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert!(c["securityContext"].get("capabilities").is_none());
+
+    let docs = &rendered["rules-configmap"];
+    assert!(
+        !docs.iter().any(|d| d["metadata"]["name"] == "mamori-rules"),
+        "no rules ConfigMap of its own"
+    );
+    let ds = find(docs, "DaemonSet", "mamori");
+    assert!(ds.to_string().contains("\"site-rules\""), "{ds}");
+    let config = find(docs, "ConfigMap", "mamori-config")["data"]["mamori.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!config.contains("mamori_rules.yaml"), "{config}");
+
+    let docs = &rendered["outputs"];
+    let config = find(docs, "ConfigMap", "mamori-config")["data"]["mamori.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!config.contains("elasticsearch"), "{config}");
+    let monitor = find(docs, "ServiceMonitor", "mamori");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert!(!docs.iter().any(|d| d["kind"] == "Service"));
+    assert!(!container(docs).to_string().contains("spool"));
+
+    let docs = &rendered["placement"];
+    let c = container(docs);
+    assert_eq!(c["image"], "registry.example/sec/mamori:9.9.9");
+    assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
+    let pod = &find(docs, "DaemonSet", "mamori")["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert!(pod.get("priorityClassName").is_none());
+    assert!(!pod.to_string().contains("es-secret"), "no CA mounted");
+    assert!(c.to_string().contains("\"es-creds\""), "{c}");
 }

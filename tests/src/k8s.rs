@@ -1,0 +1,149 @@
+//! The real single-node cluster `cargo xtask test` brings up
+//! (`cargo xtask k8s up`; `MAMORI_TEST_K8S` names its node directory):
+//! kubectl as its admin inside the node's network namespace, and the
+//! waiting a test does for what the cluster does asynchronously.
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// What `cargo xtask k8s up` made (see xtask/src/k8s).
+pub struct Cluster {
+    pub dir: PathBuf,
+    kubectl: PathBuf,
+}
+
+/// The node's name and address (xtask/src/k8s/mod.rs).
+pub const NODE_NAME: &str = "mamori-node";
+pub const NODE_IP: &str = "10.250.0.1";
+
+impl Cluster {
+    pub fn from_env() -> Self {
+        let dir = std::env::var("MAMORI_TEST_K8S").unwrap_or_else(|_| {
+            panic!("MAMORI_TEST_K8S is not set: run these tests with `cargo xtask test` (it brings the cluster up), or `cargo xtask k8s up` and export MAMORI_TEST_K8S=/var/lib/mamori-k8s/node")
+        });
+        let dir = PathBuf::from(dir);
+        let kubectl = dir.join("../bin/kubectl");
+        assert!(
+            dir.join("ns/net").exists() && kubectl.exists(),
+            "no cluster at {}: `cargo xtask k8s up`",
+            dir.display()
+        );
+        Self { dir, kubectl }
+    }
+
+    /// `kubectl ARGS` (stdin from `input`), whatever its exit.
+    pub fn try_kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut c = self.command();
+        c.args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("nsenter and kubectl run");
+        if let Some(text) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// `kubectl ARGS`, which must succeed; its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_with(args, None)
+    }
+
+    pub fn kubectl_with(&self, args: &[&str], input: Option<&str>) -> String {
+        let out = self.try_kubectl(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn apply(&self, yaml: &str) {
+        self.kubectl_with(&["apply", "-f", "-"], Some(yaml));
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut full = args.to_vec();
+        full.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&full)).unwrap()
+    }
+
+    /// The kubectl command line, in the node's network namespace.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.dir.join("ns/net").display()))
+            .arg("--")
+            .arg(&self.kubectl)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.dir.join("pki/admin.kubeconfig").display()
+            ));
+        c
+    }
+
+    /// `kubectl exec -it POD -- ARGS` at a real terminal (script(1) gives
+    /// kubectl one), with `input` typed into it; returns what it printed.
+    pub fn exec_tty(&self, namespace: &str, pod: &str, input: &str) -> String {
+        let c = self.command();
+        let mut line: Vec<String> = std::iter::once(c.get_program())
+            .chain(c.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        line.extend(
+            ["-n", namespace, "exec", "-it", pod, "--", "sh"]
+                .iter()
+                .map(|s| (*s).to_owned()),
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1) runs");
+        let mut stdin = child.stdin.take().unwrap();
+        // Typed slowly enough for the remote shell to read it line by line.
+        for l in input.lines() {
+            std::thread::sleep(Duration::from_millis(300));
+            writeln!(stdin, "{l}").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        writeln!(stdin, "exit").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Polls `f` until it gives a value or `secs` pass; then panics with `what`
+/// and the last state `f` saw.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out after {secs} s waiting for {what}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}

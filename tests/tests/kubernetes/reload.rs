@@ -1,0 +1,120 @@
+//! Editing the rules ConfigMap reaches the running agent without a
+//! restart: the kubelet swaps the mounted files through a symlink on its
+//! next sync of the pod (up to its sync period, 1 min by default, plus its
+//! cache's delay), and the agent reloads within 2 s of the swap. A broken
+//! edit keeps the running rules and shows in the pod's log and metrics.
+
+use std::time::Instant;
+
+use mamori_e2e::k8s::wait_for;
+
+use crate::{
+    agent::{alerts, cluster, logs, metric, pod},
+    workload::web_pod_name,
+};
+
+fn rules_configmap(rules: &str) -> String {
+    let indented: String = rules.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: mamori-rules, namespace: mamori}}\n\
+         data:\n  local_rules.yaml: |\n{indented}"
+    )
+}
+
+fn probe_rule(path: &str) -> String {
+    format!(
+        "- rule: Kubernetes reload probe\n  desc: opened by the reload test\n  \
+         condition: evt.type in (open, openat, openat2) and fd.name = {path}\n  \
+         output: probe file %fd.name opened by %proc.name\n  priority: WARNING\n"
+    )
+}
+
+/// Opens the probe file in the web pod (every time: `touch` of an existing
+/// file only sets its times).
+fn open_probe(c: &mamori_e2e::k8s::Cluster, pod: &str, path: &str) {
+    c.kubectl(&[
+        "-n",
+        "shop",
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        &format!(": > {path}"),
+    ]);
+}
+
+#[test]
+fn a_rules_configmap_edit_reaches_the_running_agent_and_a_broken_one_is_refused() {
+    let c = cluster();
+    let web = web_pod_name(c);
+    let restarts = |c| pod(c)["status"]["containerStatuses"][0]["restartCount"].clone();
+    let restarts_before = restarts(c);
+    let path = format!("/tmp/mamori-reload-{}", std::process::id());
+
+    let edited = Instant::now();
+    c.apply(&rules_configmap(&probe_rule(&path)));
+    wait_for("the edited rules to fire", 120, || {
+        open_probe(c, &web, &path);
+        let fired = alerts(c).into_iter().any(|a| {
+            a["rule"] == "Kubernetes reload probe" && a["output_fields"]["fd.name"] == path.as_str()
+        });
+        if fired {
+            Ok(())
+        } else {
+            Err(logs(c).lines().rev().take(5).collect::<Vec<_>>().join("\n"))
+        }
+    });
+    let took = edited.elapsed().as_secs_f64();
+    println!("a rules ConfigMap edit fired {took:.1} s after kubectl apply");
+
+    // A broken edit: the agent says where, counts it, and keeps the probe.
+    let failures = metric(c, "mamori_rules_reload_failures_total");
+    let broken = format!(
+        "{}  condition: evt.type = open and not_a_field = 1\n",
+        probe_rule(&path).replace("  condition:", "  old_condition:")
+    );
+    c.apply(&rules_configmap(&broken));
+    wait_for("the broken edit to be refused", 120, || {
+        let now = metric(c, "mamori_rules_reload_failures_total");
+        if now > failures {
+            Ok(())
+        } else {
+            Err(format!("reload failures still {now}"))
+        }
+    });
+    let log = logs(c);
+    let at = log
+        .rfind("rules reload failed")
+        .unwrap_or_else(|| panic!("no reload failure logged:\n{log}"));
+    let refused: String = log[at..].lines().take(4).collect::<Vec<_>>().join("\n");
+    assert!(
+        refused.contains("/etc/mamori/rules.d/local_rules.yaml:6:")
+            && refused.contains("not_a_field"),
+        "names the file, line and field: {refused}"
+    );
+    // The running rules stay: the probe still fires, with no restart.
+    let probes = |c| {
+        alerts(c)
+            .into_iter()
+            .filter(|a| {
+                a["rule"] == "Kubernetes reload probe"
+                    && a["output_fields"]["fd.name"] == path.as_str()
+            })
+            .count()
+    };
+    let before = probes(c);
+    wait_for("the kept rules to fire again", 30, || {
+        open_probe(c, &web, &path);
+        let n = probes(c);
+        if n > before {
+            Ok(())
+        } else {
+            Err(format!("{n} probe alerts, {before} before"))
+        }
+    });
+    assert_eq!(restarts(c), restarts_before, "no restart");
+
+    // Back to the rules the manifests ship.
+    c.apply(&rules_configmap("[]"));
+}
