@@ -154,6 +154,11 @@ impl Node {
         node
     }
 
+    /// The launcher's pid, which leads the node's process group.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The HTTPS front's URL (`https://localhost:PORT`), when started with one.
     pub fn tls_url(&self) -> Option<String> {
         fs::read_to_string(self.home.join("tls-url"))

@@ -21,6 +21,8 @@ pub struct Cluster {
 /// The node's name and address (xtask/src/k8s/mod.rs).
 pub const NODE_NAME: &str = "mamori-node";
 pub const NODE_IP: &str = "10.250.0.1";
+/// Built by `cargo xtask k8s build`.
+pub const HELM: &str = "/var/lib/mamori-tools/bin/helm";
 
 impl Cluster {
     pub fn from_env() -> Self {
@@ -99,6 +101,28 @@ impl Cluster {
         c
     }
 
+    /// `helm ARGS` against the cluster, which must succeed; its stdout.
+    pub fn helm(&self, args: &[&str]) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.dir.join("ns/net").display()))
+            .arg("--")
+            .arg(HELM)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.dir.join("pki/admin.kubeconfig").display()
+            ))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// `kubectl exec -it POD -- ARGS` at a real terminal (script(1) gives
     /// kubectl one), with `input` typed into it; returns what it printed.
     pub fn exec_tty(&self, namespace: &str, pod: &str, input: &str) -> String {
@@ -146,4 +170,45 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<T, Strin
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
     }
+}
+
+/// Forwards TCP connections made to `listen` inside the node's network
+/// namespace to `target` on the host, for as long as the test process
+/// lives: how the node's pods reach the tests' Elasticsearch without the
+/// cluster touching the host's network. The listening socket is made on a
+/// thread moved into the node's namespace, then moved back; sockets keep
+/// the namespace they were made in.
+pub fn forward(cluster: &Cluster, listen: &str, target: &str) {
+    use std::{fs::File, net::TcpListener, os::fd::AsRawFd};
+    let host = File::open("/proc/self/ns/net").unwrap();
+    let node = File::open(cluster.dir.join("ns/net")).unwrap();
+    let (listen, target) = (listen.to_owned(), target.to_owned());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: namespace file descriptors held open; this thread only.
+        let enter = |f: &File| unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(enter(&node), 0, "setns into the node");
+        let listener = TcpListener::bind(&listen);
+        assert_eq!(enter(&host), 0, "setns back to the host");
+        let listener = listener.unwrap_or_else(|e| panic!("listen on {listen} in the node: {e}"));
+        tx.send(()).unwrap();
+        for client in listener.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut s2);
+                    let _ = s2.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut c, mut s) = (client, server);
+                let _ = std::io::copy(&mut s, &mut c);
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    rx.recv().unwrap();
 }

@@ -10,8 +10,6 @@ use serde_json::Value;
 
 /// The image `cargo xtask image` builds, imported into the node.
 const IMAGE: &str = concat!("localhost/mamori:", env!("CARGO_PKG_VERSION"));
-/// Where the node reaches the tests' Elasticsearch.
-pub const ES_URL: &str = "http://10.250.0.1:19200";
 
 fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -30,9 +28,9 @@ pub fn cluster() -> &'static Cluster {
 fn install(c: &Cluster) {
     let dir = repo().join("deploy/kubernetes");
     c.apply(&fs::read_to_string(dir.join("namespace.yaml")).unwrap());
-    // The Secret from literals and a file, as the README says (the test
-    // node speaks plain HTTP: any CA will do).
-    let ca = c.dir.join("pki/ca.crt");
+    // A real Elasticsearch over TLS, wanting the password; the Secret
+    // from a literal and a file, as the README says.
+    let es = crate::elastic::elastic(c);
     let _ = c.try_kubectl(
         &["-n", "mamori", "delete", "secret", "mamori-elasticsearch"],
         None,
@@ -44,15 +42,15 @@ fn install(c: &Cluster) {
         "secret",
         "generic",
         "mamori-elasticsearch",
-        "--from-literal=password=mamori-k8s-test",
-        &format!("--from-file=ca.pem={}", ca.display()),
+        &format!("--from-literal=password={}", crate::elastic::PASSWORD),
+        &format!("--from-file=ca.pem={}", es.ca.display()),
     ]);
     let manifest = fs::read_to_string(dir.join("mamori.yaml")).unwrap();
     let default_url = "url: https://elasticsearch.logging.svc:9200";
     let default_image = "image: \"localhost/mamori:0.1.0\"";
     assert!(manifest.contains(default_url) && manifest.contains(default_image));
     let manifest = manifest
-        .replace(default_url, &format!("url: {ES_URL}"))
+        .replace(default_url, &format!("url: {}", es.url_in_node))
         .replace(default_image, &format!("image: \"{IMAGE}\""));
     c.apply(&manifest);
     wait_for("the agent's pod to be Ready", 180, || {
@@ -110,12 +108,42 @@ pub fn metrics(c: &Cluster) -> String {
     ])
 }
 
-/// The value of metric `name` (no labels).
+/// The value of metric `name`, summed over its series (labels).
 pub fn metric(c: &Cluster, name: &str) -> f64 {
-    metrics(c)
+    let text = metrics(c);
+    let values: Vec<f64> = text
         .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = if rest.starts_with('{') {
+                rest.split_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.trim().parse().ok()
+        })
+        .collect();
+    assert!(!values.is_empty(), "no metric {name}");
+    values.iter().sum()
+}
+
+/// The agent's process on the node (found by its container's cgroup).
+pub fn agent_pid(c: &Cluster) -> u32 {
+    let pod = pod(c);
+    let id = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("containerd://")
+        .to_owned();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .find(|p| {
+            fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|cg| cg.contains(&id))
+                && fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|n| n.trim() == "mamori")
+        })
+        .unwrap_or_else(|| panic!("no mamori process in container {id}"))
 }
 
 /// Capability numbers (linux/capability.h) of those the chart names.
@@ -153,20 +181,7 @@ fn the_daemonset_runs_unprivileged_with_the_capabilities_it_names() {
 
     // The agent's process on the node: its effective capabilities are
     // exactly the named ones.
-    let id = pod["status"]["containerStatuses"][0]["containerID"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("containerd://")
-        .to_owned();
-    let pid = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .find(|p| {
-            fs::read_to_string(format!("/proc/{p}/cgroup")).is_ok_and(|cg| cg.contains(&id))
-                && fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|n| n.trim() == "mamori")
-        })
-        .unwrap_or_else(|| panic!("no mamori process in container {id}"));
+    let pid = agent_pid(c);
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let eff = status
         .lines()
