@@ -153,3 +153,17 @@ impl Harness {
             .collect()
     }
 }
+
+/// `openssl ARGS` in `dir` (test certificates), which must succeed.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (cargo xtask setup installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

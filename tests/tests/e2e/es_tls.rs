@@ -11,7 +11,7 @@ use std::{
 use mamori_e2e::{
     agent::{Agent, free_port},
     es::{Node, by_pid, config, count, marker_rules, scratch, start_agent, wait_until},
-    run_actor,
+    openssl, run_actor,
 };
 
 /// Test certificates made with openssl: a CA, a server certificate for
@@ -21,19 +21,6 @@ struct Certs {
     ca: PathBuf,
     other_ca: PathBuf,
     server_p12: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (cargo xtask setup installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn make_certs(dir: &Path) -> Certs {

@@ -19,12 +19,13 @@ use mamori_e2e::{
     agent::free_port,
     es::{Node, count, search},
     k8s::{Cluster, NODE_IP, NODE_NAME, forward, wait_for},
+    openssl,
 };
 use serde_json::{Value, json};
 
 use crate::{
     agent::{alerts, cluster, pod},
-    workload::web_pod_name,
+    workload::{sh_in_web, web_pod_name},
 };
 
 /// The user the chart's config names, and the password only the Secret has.
@@ -123,19 +124,6 @@ impl Elastic {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA, and a certificate for the node's address signed by it, in the
 /// PKCS#12 store the node's HTTPS front reads.
 fn certificates(dir: &Path) -> (PathBuf, PathBuf) {
@@ -225,17 +213,23 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf) {
 /// A shell in the web pod whose command line carries `marker`: one
 /// "Shell started in a container" alert each.
 fn raise(c: &Cluster, marker: &str) {
-    let web = web_pod_name(c);
-    c.kubectl(&[
-        "-n",
-        "shop",
-        "exec",
-        &web,
-        "--",
-        "sh",
-        "-c",
-        &format!(": {marker}"),
-    ]);
+    sh_in_web(c, &format!(": {marker}"));
+}
+
+/// Waits until the agent printed the alert of `marker` (it was raised).
+fn printed(c: &Cluster, marker: &str) {
+    wait_for("the agent to print the alert", 30, || {
+        let seen = alerts(c).iter().any(|a| {
+            a["output_fields"]["proc.cmdline"]
+                .as_str()
+                .is_some_and(|l| l.contains(marker))
+        });
+        if seen {
+            Ok(())
+        } else {
+            Err(format!("no alert for {marker} yet"))
+        }
+    });
 }
 
 fn by_marker(marker: &str) -> Value {
@@ -292,18 +286,7 @@ fn a_rollout_restart_while_elasticsearch_is_down_loses_nothing() {
     let before = format!("mamori-k8s-before-restart-{}", std::process::id());
     raise(c, &before);
     // Raised (the agent printed it) while the node is down.
-    wait_for("the alert raised before the restart", 30, || {
-        let seen = alerts(c).iter().any(|a| {
-            a["output_fields"]["proc.cmdline"]
-                .as_str()
-                .is_some_and(|l| l.contains(&before))
-        });
-        if seen {
-            Ok(())
-        } else {
-            Err("not yet printed".into())
-        }
-    });
+    printed(c, &before);
     let old = pod(c)["metadata"]["name"].as_str().unwrap().to_owned();
     c.kubectl(&["-n", "mamori", "rollout", "restart", "ds/mamori"]);
     c.kubectl(&[
@@ -318,18 +301,7 @@ fn a_rollout_restart_while_elasticsearch_is_down_loses_nothing() {
     assert_ne!(old, new, "a new pod");
     let after = format!("mamori-k8s-after-restart-{}", std::process::id());
     raise(c, &after);
-    wait_for("the alert raised after the restart", 30, || {
-        let seen = alerts(c).iter().any(|a| {
-            a["output_fields"]["proc.cmdline"]
-                .as_str()
-                .is_some_and(|l| l.contains(&after))
-        });
-        if seen {
-            Ok(())
-        } else {
-            Err("not yet printed".into())
-        }
-    });
+    printed(c, &after);
     es.restart();
     let url2 = es.query_url();
     assert_eq!(url, url2);

@@ -8,7 +8,10 @@ use std::path::Path;
 use mamori_e2e::k8s::wait_for;
 use serde_json::Value;
 
-use crate::{agent::cluster, workload::web_pod_name};
+use crate::{
+    agent::cluster,
+    workload::{sh_in_web, web_pod_name},
+};
 
 #[test]
 fn helm_install_with_an_inline_rule_runs_and_alerts() {
@@ -47,16 +50,7 @@ fn helm_install_with_an_inline_rule_runs_and_alerts() {
     ]);
     let web = web_pod_name(c);
     let fired = wait_for("the inline rule to fire", 60, || {
-        c.kubectl(&[
-            "-n",
-            "shop",
-            "exec",
-            &web,
-            "--",
-            "sh",
-            "-c",
-            &format!(": > {path}"),
-        ]);
+        sh_in_web(c, &format!(": > {path}"));
         let logs = c.kubectl(&["-n", "mamori-helm", "logs", "ds/probe-mamori"]);
         logs.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())

@@ -10,7 +10,7 @@ use mamori_e2e::k8s::wait_for;
 
 use crate::{
     agent::{alerts, cluster, logs, metric, pod},
-    workload::web_pod_name,
+    workload::sh_in_web,
 };
 
 fn rules_configmap(rules: &str) -> String {
@@ -31,23 +31,13 @@ fn probe_rule(path: &str) -> String {
 
 /// Opens the probe file in the web pod (every time: `touch` of an existing
 /// file only sets its times).
-fn open_probe(c: &mamori_e2e::k8s::Cluster, pod: &str, path: &str) {
-    c.kubectl(&[
-        "-n",
-        "shop",
-        "exec",
-        pod,
-        "--",
-        "sh",
-        "-c",
-        &format!(": > {path}"),
-    ]);
+fn open_probe(c: &mamori_e2e::k8s::Cluster, path: &str) {
+    sh_in_web(c, &format!(": > {path}"));
 }
 
 #[test]
 fn a_rules_configmap_edit_reaches_the_running_agent_and_a_broken_one_is_refused() {
     let c = cluster();
-    let web = web_pod_name(c);
     let restarts = |c| pod(c)["status"]["containerStatuses"][0]["restartCount"].clone();
     let restarts_before = restarts(c);
     let path = format!("/tmp/mamori-reload-{}", std::process::id());
@@ -55,7 +45,7 @@ fn a_rules_configmap_edit_reaches_the_running_agent_and_a_broken_one_is_refused(
     let edited = Instant::now();
     c.apply(&rules_configmap(&probe_rule(&path)));
     wait_for("the edited rules to fire", 120, || {
-        open_probe(c, &web, &path);
+        open_probe(c, &path);
         let fired = alerts(c).into_iter().any(|a| {
             a["rule"] == "Kubernetes reload probe" && a["output_fields"]["fd.name"] == path.as_str()
         });
@@ -105,7 +95,7 @@ fn a_rules_configmap_edit_reaches_the_running_agent_and_a_broken_one_is_refused(
     };
     let before = probes(c);
     wait_for("the kept rules to fire again", 30, || {
-        open_probe(c, &web, &path);
+        open_probe(c, &path);
         let n = probes(c);
         if n > before {
             Ok(())

@@ -6,7 +6,7 @@ use std::fs;
 
 use crate::{
     agent::{agent_pid, cluster, metric, pod},
-    workload::web_pod_name,
+    workload::sh_in_web,
 };
 
 /// The agent container's directory in cgroup v1 hierarchy `controller`.
@@ -68,17 +68,10 @@ fn the_agent_stays_within_its_requests_and_limits_under_load() {
 
     // Load: 3,000 execs and 3,000 file opens in the workload pod, and as
     // many alerts (every exec of a shell in a container is one).
-    let web = web_pod_name(c);
-    c.kubectl(&[
-        "-n",
-        "shop",
-        "exec",
-        &web,
-        "--",
-        "sh",
-        "-c",
+    sh_in_web(
+        c,
         "i=0; while [ $i -lt 3000 ]; do /bin/sh -c 'cat /etc/passwd' > /dev/null; i=$((i+1)); done",
-    ]);
+    );
     let secs = started.elapsed().as_secs_f64();
     let cpu_used = (read_u64(&format!("{cpuacct}/cpuacct.usage")) - cpu_before) as f64 / 1e9;
 

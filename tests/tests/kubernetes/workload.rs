@@ -59,6 +59,13 @@ pub fn web_pod_name(c: &Cluster) -> String {
     web_pod(c)["metadata"]["name"].as_str().unwrap().to_owned()
 }
 
+/// `sh -c SCRIPT` in the web pod (`kubectl exec`, no terminal), which
+/// must succeed.
+pub fn sh_in_web(c: &Cluster, script: &str) {
+    let web = web_pod_name(c);
+    c.kubectl(&["-n", "shop", "exec", &web, "--", "sh", "-c", script]);
+}
+
 /// `k8s.pod.labels` as mamori (and Falco) write them: `key:value`, by key.
 fn labels_field(pod: &Value) -> String {
     let labels = pod["metadata"]["labels"].as_object().unwrap();
