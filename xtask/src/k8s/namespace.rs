@@ -22,7 +22,7 @@ pub fn net() -> String {
 
 /// The kubelet's expected values (`setupKernelTunables`): with these read
 /// back, it leaves the host's settings alone.
-const SYSCTLS: &[(&str, &str)] = &[
+pub const SYSCTLS: &[(&str, &str)] = &[
     ("vm/overcommit_memory", "1"),
     ("vm/panic_on_oom", "0"),
     ("kernel/panic", "10"),

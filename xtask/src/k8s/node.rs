@@ -34,6 +34,7 @@ const DAEMONS: &[&str] = &[
 pub fn up() -> anyhow::Result<()> {
     down()?;
     let started = Instant::now();
+    let host = HostView::now();
     let _ = fs::remove_dir_all(NODE_DIR);
     for d in ["log", "pids", "pki", "etc", "cni/conf", "cni/ipam"] {
         fs::create_dir_all(format!("{NODE_DIR}/{d}"))?;
@@ -151,11 +152,55 @@ pub fn up() -> anyhow::Result<()> {
     wait("the default service account", 60, || {
         kubectl(&["get", "serviceaccount", "default", "-o", "name"]).is_ok()
     })?;
+    host.unchanged()?;
     eprintln!(
         "k8s: node {NODE_NAME} Ready in {:.1} s (state in {NODE_DIR}; `cargo xtask k8s kubectl get pods -A`)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What the cluster must not change on the host: the sysctls the kubelet
+/// would set, and the node's own network links (other jobs on the host may
+/// add theirs). Checked once the node is Ready.
+struct HostView {
+    sysctls: Vec<(&'static str, String)>,
+    links: Vec<String>,
+}
+
+impl HostView {
+    fn now() -> Self {
+        let sysctls = namespace::SYSCTLS
+            .iter()
+            .map(|(name, _)| {
+                let v = fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_default();
+                (*name, v.trim().to_owned())
+            })
+            .collect();
+        let mut links: Vec<String> = fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|l| ["node0", "node0-peer", "cni0"].contains(&l.as_str()))
+            .collect();
+        links.sort();
+        Self { sysctls, links }
+    }
+
+    fn unchanged(&self) -> anyhow::Result<()> {
+        let now = Self::now();
+        if now.sysctls != self.sysctls || now.links != self.links {
+            bail!(
+                "k8s: the cluster changed the host: sysctls {:?} -> {:?}, links {:?} -> {:?}",
+                self.sysctls,
+                now.sysctls,
+                self.links,
+                now.links
+            );
+        }
+        Ok(())
+    }
 }
 
 fn etc(f: &str) -> String {
