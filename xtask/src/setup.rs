@@ -11,8 +11,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// Debian packages: LLVM 22 for bpf-linker; podman, runc, containerd (its
-/// CRI plugin, for the Kubernetes tests) and busybox for the container
-/// tests; a JDK and Maven for the test Elasticsearch node; openssl for its
+/// CRI plugin) and busybox for the container tests, and the CNI plugins and
+/// iptables for the Kubernetes node; a JDK and Maven for the test Elasticsearch node; openssl for its
 /// test certificates; musl and LLVM's libunwind for the static binary of
 /// the container image; the everyday tools of the benign-workload test.
 const APT_PACKAGES: &[&str] = &[
@@ -25,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "podman",
     "runc",
     "containerd",
+    "containernetworking-plugins",
+    "iptables",
     "busybox-static",
     "iproute2",
     "curl",
