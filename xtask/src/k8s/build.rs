@@ -115,8 +115,15 @@ fn helm() -> anyhow::Result<()> {
 /// `go` with the cache's module and build caches, at low priority (the
 /// build takes both cores for minutes).
 fn go_command(dir: &Path) -> Command {
+    // Go is preinstalled in /usr/local/go; a PATH without it is common
+    // for non-login shells.
+    let go = if cmd::output("go", &["version"]).is_some() {
+        "go"
+    } else {
+        "/usr/local/go/bin/go"
+    };
     let mut c = Command::new("nice");
-    c.args(["-n", "19", "go"])
+    c.args(["-n", "19", go])
         .current_dir(dir)
         .env("GOMODCACHE", format!("{CACHE}/go/mod"))
         .env("GOCACHE", format!("{CACHE}/go/build"))
