@@ -15,7 +15,9 @@
 //!   after a failed run.
 
 mod build;
+mod cgroups;
 mod chart;
+mod config;
 mod images;
 mod namespace;
 mod node;

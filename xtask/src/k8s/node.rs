@@ -1,9 +1,8 @@
 //! The node's daemons: containerd, etcd, the API server, the controller
 //! manager, the scheduler and the kubelet, each a plain process inside the
 //! node's namespace with its log in `NODE_DIR/log` and its pid in
-//! `NODE_DIR/pids` (so `down` finds them from any shell). Pods go in the
-//! cgroup `/k8stest` of every v1 hierarchy (these machines run cgroups v1
-//! without systemd), which `down` empties and removes.
+//! `NODE_DIR/pids` (so `down` finds them from any shell). Their config
+//! files are written by `config`; the pods' cgroups are `cgroups`'.
 
 use std::{
     fs,
@@ -15,12 +14,8 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use super::{NODE_DIR, NODE_IP, NODE_NAME, build::bin, images, namespace, pki};
+use super::{NODE_DIR, NODE_IP, NODE_NAME, build::bin, cgroups, config, images, namespace, pki};
 
-/// The pods' cgroup parent, in every hierarchy.
-const CGROUP: &str = "k8stest";
-const CGROUPS: &str = "/sys/fs/cgroup";
-const POD_CIDR: &str = "10.244.0.0/24";
 /// Start order; `down` stops them in reverse.
 const DAEMONS: &[&str] = &[
     "containerd",
@@ -45,12 +40,12 @@ pub fn up() -> anyhow::Result<()> {
         pki::kubeconfig(&pki_dir, name)?;
     }
     namespace::create()?;
-    cgroups()?;
-    configs()?;
+    cgroups::create()?;
+    config::write()?;
     spawn(
         "containerd",
         &bin_or("containerd"),
-        &["--config", &etc("containerd.toml")],
+        &["--config", &config::etc("containerd.toml")],
     )?;
     wait("containerd's socket", 30, || {
         namespace::inside(&["test", "-S", "/run/containerd/containerd.sock"]).is_ok()
@@ -131,7 +126,7 @@ pub fn up() -> anyhow::Result<()> {
         "kubelet",
         &bin("kubelet"),
         &[
-            &format!("--config={}", etc("kubelet.yaml")),
+            &format!("--config={}", config::etc("kubelet.yaml")),
             &format!("--kubeconfig={NODE_DIR}/pki/kubelet.kubeconfig"),
             &format!("--root-dir={NODE_DIR}/kubelet"),
             &format!("--hostname-override={NODE_NAME}"),
@@ -201,10 +196,6 @@ impl HostView {
         }
         Ok(())
     }
-}
-
-fn etc(f: &str) -> String {
-    format!("{NODE_DIR}/etc/{f}")
 }
 
 /// A system binary (containerd comes from Debian).
@@ -282,119 +273,9 @@ fn alive(pid: i32) -> bool {
     })
 }
 
-fn signal(pid: i32, sig: i32) {
+pub fn signal(pid: i32, sig: i32) {
     // SAFETY: signalling a process this module started (or its leftovers).
     unsafe { libc::kill(pid, sig) };
-}
-
-/// The v1 hierarchies pods are accounted in.
-fn hierarchies() -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(CGROUPS)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path().to_string_lossy().into_owned())
-        .filter(|p| !p.ends_with("/unified"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn cgroups() -> anyhow::Result<()> {
-    for h in hierarchies() {
-        let dir = format!("{h}/{CGROUP}");
-        fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
-        if h.ends_with("/cpuset") {
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                fs::write(
-                    format!("{dir}/{f}"),
-                    fs::read_to_string(format!("{h}/{f}"))?,
-                )?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn configs() -> anyhow::Result<()> {
-    let p = |f: &str| format!("{NODE_DIR}/pki/{f}");
-    fs::write(
-        etc("containerd.toml"),
-        format!(
-            r#"version = 2
-root = "{NODE_DIR}/containerd"
-state = "/run/containerd"
-[grpc]
-  address = "/run/containerd/containerd.sock"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause}"
-  # root here may not lower oom_score_adj (no CAP_SYS_RESOURCE).
-  restrict_oom_score_adj = true
-  disable_apparmor = true
-  stream_server_address = "127.0.0.1"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        BinaryName = "/usr/sbin/runc"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{NODE_DIR}/cni/conf"
-"#,
-            pause = images::PAUSE,
-        ),
-    )?;
-    fs::write(
-        format!("{NODE_DIR}/cni/conf/10-bridge.conflist"),
-        format!(
-            r#"{{"cniVersion": "0.4.0", "name": "pods", "plugins": [
-  {{"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {{"type": "host-local", "subnet": "{POD_CIDR}", "dataDir": "{NODE_DIR}/cni/ipam",
-            "routes": [{{"dst": "0.0.0.0/0"}}]}}}}]}}
-"#
-        ),
-    )?;
-    fs::write(etc("resolv.conf"), "nameserver 127.0.0.1\n")?;
-    fs::write(
-        etc("kubelet.yaml"),
-        format!(
-            r#"apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: cgroupfs
-cgroupRoot: /{CGROUP}
-containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
-authentication:
-  anonymous: {{enabled: false}}
-  webhook: {{enabled: true}}
-  x509: {{clientCAFile: {ca}}}
-authorization: {{mode: Webhook}}
-tlsCertFile: {crt}
-tlsPrivateKeyFile: {key}
-readOnlyPort: 0
-resolvConf: {resolv}
-clusterDomain: cluster.local
-# These machines: no CAP_SYS_RESOURCE (no negative oom_score_adj), no
-# swap accounting, cgroups v1.
-oomScoreAdj: 0
-failSwapOn: false
-failCgroupV1: false
-# The imported images can never be pulled again: never collect them. Other
-# jobs fill this disk: evict only when it is really full.
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard: {{memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}}
-"#,
-            ca = p("ca.crt"),
-            crt = p("kubelet-serving.crt"),
-            key = p("kubelet-serving.key"),
-            resolv = etc("resolv.conf"),
-        ),
-    )?;
-    Ok(())
 }
 
 /// Stops everything `up` started, whatever state it was left in.
@@ -413,7 +294,7 @@ pub fn down() -> anyhow::Result<()> {
         }
     }
     // The containers themselves, by their cgroups.
-    empty_cgroups()?;
+    cgroups::empty()?;
     namespace::remove()?;
     Ok(())
 }
@@ -434,47 +315,6 @@ fn processes() -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
         .collect()
-}
-
-/// Kills every process under `/k8stest` and removes the tree, deepest
-/// first.
-fn empty_cgroups() -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for h in hierarchies() {
-        let top = format!("{h}/{CGROUP}");
-        if !Path::new(&top).exists() {
-            continue;
-        }
-        let mut dirs = vec![];
-        walk(Path::new(&top), &mut dirs);
-        // Children before parents.
-        dirs.reverse();
-        for d in dirs {
-            loop {
-                let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-                let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
-                if pids.is_empty() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("k8s: processes {pids:?} in {} do not die", d.display());
-                }
-                pids.iter().for_each(|p| signal(*p, libc::SIGKILL));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            fs::remove_dir(&d).with_context(|| format!("removing cgroup {}", d.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    out.push(dir.to_owned());
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            walk(&e.path(), out);
-        }
-    }
 }
 
 /// What runs, how much memory each daemon holds, and whether the node is
