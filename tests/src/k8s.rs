@@ -68,14 +68,7 @@ impl Cluster {
     }
 
     pub fn kubectl_with(&self, args: &[&str], input: Option<&str>) -> String {
-        let out = self.try_kubectl(args, input);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        succeeded("kubectl", args, self.try_kubectl(args, input))
     }
 
     pub fn apply(&self, yaml: &str) {
@@ -90,37 +83,27 @@ impl Cluster {
 
     /// The kubectl command line, in the node's network namespace.
     pub fn command(&self) -> Command {
+        self.as_admin(&self.kubectl)
+    }
+
+    /// `helm ARGS` against the cluster, which must succeed; its stdout.
+    pub fn helm(&self, args: &[&str]) -> String {
+        let out = self.as_admin(HELM.as_ref()).args(args).output().unwrap();
+        succeeded("helm", args, out)
+    }
+
+    /// `program` (kubectl, helm) as the cluster's admin, inside the node's
+    /// network namespace.
+    fn as_admin(&self, program: &std::path::Path) -> Command {
         let mut c = Command::new("nsenter");
         c.arg(format!("--net={}", self.dir.join("ns/net").display()))
             .arg("--")
-            .arg(&self.kubectl)
+            .arg(program)
             .arg(format!(
                 "--kubeconfig={}",
                 self.dir.join("pki/admin.kubeconfig").display()
             ));
         c
-    }
-
-    /// `helm ARGS` against the cluster, which must succeed; its stdout.
-    pub fn helm(&self, args: &[&str]) -> String {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", self.dir.join("ns/net").display()))
-            .arg("--")
-            .arg(HELM)
-            .arg(format!(
-                "--kubeconfig={}",
-                self.dir.join("pki/admin.kubeconfig").display()
-            ))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "helm {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
     }
 
     /// `kubectl exec -it POD -- ARGS` at a real terminal (script(1) gives
@@ -155,6 +138,17 @@ impl Cluster {
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// The stdout of `program args`, which must have succeeded.
+fn succeeded(program: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Polls `f` until it gives a value or `secs` pass; then panics with `what`

@@ -167,3 +167,58 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Signs `dir/NAME.csr` with the CA `dir/ca.pem` (key `dir/ca.key`) for
+/// `san` (`subjectAltName=...`), and stores the certificate with its key
+/// `dir/NAME.key` in `dir/NAME.p12` (password `storepw`), the store the
+/// test Elasticsearch's HTTPS front reads; the store and the CA are made
+/// readable by the node's own user.
+pub fn sign_into_store(dir: &std::path::Path, name: &str, san: &str) {
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName={san}\n")).unwrap();
+    let (csr, pem, key, p12) = (
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.key"),
+        format!("{name}.p12"),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-extfile",
+            "san.ext",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            &pem,
+            "-inkey",
+            &key,
+            "-out",
+            &p12,
+            "-passout",
+            "pass:storepw",
+        ],
+    );
+    for f in [p12.as_str(), "ca.pem"] {
+        let mut p = std::fs::metadata(dir.join(f)).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
+        std::fs::set_permissions(dir.join(f), p).unwrap();
+    }
+}

@@ -11,7 +11,7 @@ use std::{
 use mamori_e2e::{
     agent::{Agent, free_port},
     es::{Node, by_pid, config, count, marker_rules, scratch, start_agent, wait_until},
-    openssl, run_actor,
+    openssl, run_actor, sign_into_store,
 };
 
 /// Test certificates made with openssl: a CA, a server certificate for
@@ -49,47 +49,12 @@ fn make_certs(dir: &Path) -> Certs {
             "server.csr",
         ],
     );
-    fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "san.ext",
-            "-days",
-            "2",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "pkcs12",
-            "-export",
-            "-in",
-            "server.pem",
-            "-inkey",
-            "server.key",
-            "-out",
-            "server.p12",
-            "-passout",
-            "pass:storepw",
-        ],
-    );
-    for f in ["server.p12", "ca.pem", "other-ca.pem"] {
-        let mut p = fs::metadata(dir.join(f)).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
-        fs::set_permissions(dir.join(f), p).unwrap();
-    }
+    sign_into_store(dir, "server", "DNS:localhost");
+    let mut p = fs::metadata(dir.join("other-ca.pem"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
+    fs::set_permissions(dir.join("other-ca.pem"), p).unwrap();
     Certs {
         ca: dir.join("ca.pem"),
         other_ca: dir.join("other-ca.pem"),

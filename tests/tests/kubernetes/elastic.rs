@@ -19,7 +19,7 @@ use mamori_e2e::{
     agent::free_port,
     es::{Node, count, search},
     k8s::{Cluster, NODE_IP, NODE_NAME, forward, wait_for},
-    openssl,
+    openssl, sign_into_store,
 };
 use serde_json::{Value, json};
 
@@ -158,51 +158,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf) {
         "es.csr",
     ]);
     openssl(dir, &a);
-    fs::write(
-        dir.join("san.ext"),
-        format!("subjectAltName=IP:{NODE_IP},DNS:localhost\n"),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "es.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "es.pem",
-            "-extfile",
-            "san.ext",
-            "-days",
-            "2",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "pkcs12",
-            "-export",
-            "-in",
-            "es.pem",
-            "-inkey",
-            "es.key",
-            "-out",
-            "es.p12",
-            "-passout",
-            "pass:storepw",
-        ],
-    );
-    for f in ["es.p12", "ca.pem"] {
-        let mut p = fs::metadata(dir.join(f)).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
-        fs::set_permissions(dir.join(f), p).unwrap();
-    }
+    sign_into_store(dir, "es", &format!("IP:{NODE_IP},DNS:localhost"));
     // The launcher runs as its own user: it must reach the store.
     let mut p = fs::metadata(dir).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
