@@ -17,6 +17,7 @@ mod es;
 mod image;
 mod k8s;
 mod pin;
+mod prometheus;
 mod setup;
 mod test;
 mod toolchain;
@@ -67,6 +68,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Prometheus's Alertmanager and promtool for the tests (built once
+    /// from the Go module proxy).
+    Prometheus,
     /// The container image (static musl binary, FROM scratch), built
     /// offline with podman.
     Image,
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             }
             k8s::run(&what, &args)
         }
+        Command::Prometheus => prometheus::build(),
         Command::Image => {
             setup::run()?;
             image::build()

@@ -4,7 +4,7 @@
 //! (built once into a cache, brought up for them and torn down after,
 //! whatever their result); and the check that every default rule fired.
 
-use crate::{cmd, es, k8s};
+use crate::{cmd, es, k8s, prometheus};
 
 pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     if lint {
@@ -52,6 +52,8 @@ pub fn run(filter: Option<&str>, lint: bool) -> anyhow::Result<()> {
     // The cluster's binaries and helm (the chart tests run helm); slow
     // only the first time on a machine.
     k8s::build()?;
+    // Alertmanager for the on-call output tests, promtool for /metrics.
+    prometheus::build()?;
     let url = es::start()?;
     // SAFETY: single-threaded; read by the test processes.
     unsafe { std::env::set_var("MAMORI_TEST_ES_URL", &url) };

@@ -114,7 +114,7 @@ fn helm() -> anyhow::Result<()> {
 
 /// `go` with the cache's module and build caches, at low priority (the
 /// build takes both cores for minutes).
-fn go_command(dir: &Path) -> Command {
+pub fn go_command(dir: &Path) -> Command {
     // Go is preinstalled in /usr/local/go; a PATH without it is common
     // for non-login shells.
     let go = if cmd::output("go", &["version"]).is_some() {
@@ -139,7 +139,7 @@ fn go(dir: &Path, args: &[&str], packages: &[&str]) -> anyhow::Result<()> {
     checked(c)
 }
 
-fn checked(mut c: Command) -> anyhow::Result<()> {
+pub fn checked(mut c: Command) -> anyhow::Result<()> {
     let shown = format!("{c:?}");
     eprintln!("+ {shown}");
     let status = c

@@ -14,7 +14,7 @@
 //! - `down` stops everything `up` started and removes what it made, even
 //!   after a failed run.
 
-mod build;
+pub mod build;
 mod cgroups;
 mod chart;
 mod config;
