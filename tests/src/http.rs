@@ -6,6 +6,16 @@ use std::time::Duration;
 /// `method url` with an optional body; the status and body, or `None`
 /// when nothing answered.
 pub fn request(method: &str, url: &str, body: Option<&str>) -> Option<(u16, String)> {
+    request_with(method, url, &[], body)
+}
+
+/// [`request`] with extra headers.
+pub fn request_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -16,12 +26,14 @@ pub fn request(method: &str, url: &str, body: Option<&str>) -> Option<(u16, Stri
     } else {
         "application/json"
     };
-    let req = ureq::http::Request::builder()
+    let mut req = ureq::http::Request::builder()
         .method(method)
         .uri(url)
-        .header("Content-Type", content_type)
-        .body(body.unwrap_or("").to_owned())
-        .ok()?;
+        .header("Content-Type", content_type);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(body.unwrap_or("").to_owned()).ok()?;
     let mut resp = agent.run(req).ok()?;
     let status = resp.status().as_u16();
     let text = resp

@@ -109,6 +109,41 @@ pub fn encode(sources: &[Source]) -> String {
     out
 }
 
+/// The same exposition in Prometheus' classic text format (version
+/// 0.0.4), for scrapers and linters that do not ask for OpenMetrics
+/// (`promtool check metrics`, curl): a counter's `# HELP` and `# TYPE` name
+/// its samples (`x_total`), and there is no `# EOF`.
+pub fn classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // A family's HELP comes before its TYPE: held until the type is known.
+    let mut help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = rest.split_once(' ').or(Some((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let named = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            if let Some((_, text)) = help.take().filter(|(h, _)| *h == name) {
+                out.push_str(&format!("# HELP {named} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {named} {kind}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 struct SourceCollector(Source);
 
 impl fmt::Debug for SourceCollector {
@@ -126,6 +161,19 @@ impl Collector for SourceCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_samples() {
+        let om = "# HELP x_events Events seen.\n# TYPE x_events counter\n\
+                  x_events_total{type=\"a\"} 3\n# HELP x_ready Ready.\n# TYPE x_ready gauge\n\
+                  x_ready 1\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP x_events_total Events seen.\n# TYPE x_events_total counter\n\
+             x_events_total{type=\"a\"} 3\n# HELP x_ready Ready.\n# TYPE x_ready gauge\n\
+             x_ready 1\n"
+        );
+    }
 
     #[test]
     fn families_encode_as_openmetrics() {

@@ -18,6 +18,7 @@ use super::metrics::Metrics;
 /// The content type of the exposition (OpenMetrics text, which
 /// Prometheus reads).
 const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Binds first, so the caller learns of a bad address at start-up.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -59,8 +60,26 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
-async fn prometheus(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], m.render())
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the
+/// classic text format, which every tool reads.
+async fn prometheus(
+    State(m): State<Arc<Metrics>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = m.render();
+    if wants_openmetrics {
+        ([(header::CONTENT_TYPE, OPENMETRICS_TEXT)], text)
+    } else {
+        (
+            [(header::CONTENT_TYPE, CLASSIC_TEXT)],
+            super::exposition::classic_text(&text),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -73,9 +92,14 @@ mod tests {
     use super::*;
 
     async fn request(addr: SocketAddr, method: &str, path: &str) -> String {
+        request_with(addr, method, path, "").await
+    }
+
+    async fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(
-            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .unwrap();
@@ -96,9 +120,25 @@ mod tests {
         metrics.set_attached();
         metrics.set_rules("x", 1);
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+        // Without asking: the classic format, counters named by their samples.
         let m = get("/metrics").await;
         assert!(m.contains("mamori_ready 1"), "{m}");
-        assert!(m.to_lowercase().contains(OPENMETRICS_TEXT), "{m}");
+        assert!(m.to_lowercase().contains(CLASSIC_TEXT), "{m}");
+        assert!(!m.contains("# EOF"), "{m}");
+        assert!(
+            m.contains("# TYPE mamori_rules_reload_failures_total counter"),
+            "{m}"
+        );
+        // As Prometheus asks: OpenMetrics.
+        let om = request_with(
+            addr,
+            "GET",
+            "/metrics",
+            "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
+        )
+        .await;
+        assert!(om.to_lowercase().contains(OPENMETRICS_TEXT), "{om}");
+        assert!(om.contains("# EOF"), "{om}");
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         let post = request(addr, "POST", "/metrics").await;
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");

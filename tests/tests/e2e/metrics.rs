@@ -7,6 +7,9 @@ use mamori_e2e::{
     run_actor,
 };
 
+/// Built by `cargo xtask prometheus` (part of `cargo xtask test`).
+const PROMTOOL: &str = "/var/lib/mamori-tools/bin/promtool";
+
 #[test]
 fn metrics_cover_the_pipeline_and_health_is_ok() {
     let agent = Agent::start(&["-r", repo_rules().to_str().unwrap()]);
@@ -43,9 +46,44 @@ fn metrics_cover_the_pipeline_and_health_is_ok() {
     ] {
         assert!(text.contains(family), "{family} missing:\n{text}");
     }
-    // OpenMetrics: every sample belongs to a typed family (a counter's
+    // Prometheus's own checker accepts the default (classic text) format.
+    let promtool = std::process::Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (cargo xtask prometheus builds it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        text.contains("# TYPE mamori_rules_reloads_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    // OpenMetrics when asked for (as Prometheus does): every sample belongs to a typed family (a counter's
     // samples end in `_total`, a histogram's in `_bucket`, `_sum`,
     // `_count`), and the text ends with `# EOF`.
+    let (status, text) = mamori_e2e::http::request_with(
+        "GET",
+        &format!("http://127.0.0.1:{}/metrics", agent.port),
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
     for line in text
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
