@@ -182,6 +182,14 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
             spool_dir: args.spool_dir.clone(),
         },
     )?;
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("(flags)"));
+    let alertmanager = match &file.outputs.alertmanager {
+        Some(c) => mamori::outputs::webhook::configure::alertmanager(c, &config_path)?,
+        None => None,
+    };
     let rules = if !args.rules.is_empty() {
         args.rules.clone()
     } else if !file.rules.is_empty() {
@@ -220,6 +228,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         capture,
         hostname: hostname(),
         elasticsearch,
+        alertmanager,
         cri_sockets: if args.cri_socket.is_empty() {
             file.containers.cri_sockets
         } else {

@@ -16,6 +16,7 @@ use std::{
 };
 
 pub mod agent;
+pub mod alertmanager;
 pub mod containerd;
 pub mod es;
 pub mod expect;
@@ -23,6 +24,7 @@ pub mod hosts;
 pub mod http;
 pub mod k8s;
 pub mod podman;
+pub mod webhook;
 
 use mamori::{
     capture::{AttachReport, Capture, CountersHandle, Options},

@@ -54,6 +54,8 @@ pub struct RunSettings {
     pub capture: capture::Options,
     pub hostname: String,
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
+    /// The Alertmanager output's delivery settings and encoder.
+    pub alertmanager: Option<(outputs::webhook::Settings, outputs::alertmanager::Encoder)>,
     /// CRI sockets for pod metadata (empty: the usual ones).
     pub cri_sockets: Vec<PathBuf>,
     /// Bytes all descriptor tables may hold together (`state.fd_table_mib`).
@@ -90,7 +92,9 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     let rules = Arc::new(rules);
     // Before the kernel programs: a spool that cannot be opened stops the
     // start rather than losing alerts.
-    let elasticsearch = open_elasticsearch(&settings, &metrics)?;
+    let identity = outputs::identity::Identity::detect(&settings.hostname, &host_root());
+    let elasticsearch = open_elasticsearch(&settings, &identity, &metrics)?;
+    let http_outputs = open_http_outputs(&settings, &identity, &metrics)?;
     let unfiltered = settings.record.is_some() || settings.events;
     let mut capture = start_capture(&settings, &rules, unfiltered).await?;
     let counters = capture.counters_handle()?;
@@ -140,6 +144,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         alert_rx,
         settings.sinks,
         elasticsearch,
+        http_outputs,
         metrics.clone(),
         beats.outputs,
     ));
@@ -170,13 +175,14 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
 /// The Elasticsearch output with its spool open, when configured.
 fn open_elasticsearch(
     settings: &RunSettings,
+    identity: &outputs::identity::Identity,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Option<outputs::elasticsearch::Output>> {
     let Some(es) = settings.elasticsearch.clone() else {
         return Ok(None);
     };
     let mapper = outputs::ecs::EcsMapper {
-        identity: outputs::identity::Identity::detect(&settings.hostname, &host_root()),
+        identity: identity.clone(),
         namespace: es.target.namespace().to_owned(),
     };
     let url = es.connection.url.to_string();
@@ -185,6 +191,27 @@ fn open_elasticsearch(
         .context("cannot start the Elasticsearch output")?;
     info!(url, spool, "Elasticsearch output on");
     Ok(Some(out))
+}
+
+/// The HTTP outputs (Alertmanager), their clients built: a bad CA file
+/// stops the start.
+fn open_http_outputs(
+    settings: &RunSettings,
+    identity: &outputs::identity::Identity,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Vec<outputs::webhook::Output>> {
+    let mut out = Vec::new();
+    if let Some((s, encoder)) = settings.alertmanager.clone() {
+        let url = s.endpoint.url.to_string();
+        let min_priority = s.min_priority.as_str();
+        let encoder = outputs::webhook::configure::with_identity(encoder, identity);
+        out.push(
+            outputs::webhook::Output::open(s, encoder, metrics, &settings.hostname)
+                .context("cannot start the Alertmanager output")?,
+        );
+        info!(url, min_priority, "Alertmanager output on");
+    }
+    Ok(out)
 }
 
 /// Loads and attaches the kernel programs with the syscalls and open

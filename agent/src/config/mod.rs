@@ -112,6 +112,42 @@ pub struct Outputs {
     pub stdout: Option<StreamOutput>,
     pub file: Option<FileOutput>,
     pub elasticsearch: Option<ElasticsearchOutput>,
+    pub alertmanager: Option<AlertmanagerOutput>,
+}
+
+/// `outputs.alertmanager`: alerts posted to Prometheus Alertmanager.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerOutput {
+    /// `http://alertmanager:9093` (the API path is added); off when absent.
+    pub url: Option<String>,
+    /// Alerts less severe are not sent. Default `warning`.
+    pub min_priority: Option<String>,
+    /// Fixed labels on every alert (`cluster: prod`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Fields whose values become labels (`fd.name` → `fd_name`).
+    #[serde(default)]
+    pub fields_as_labels: Vec<String>,
+    /// Kibana's base URL: each alert links to itself there.
+    pub kibana_url: Option<String>,
+    /// Sent with every request (`Authorization: Bearer ...`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// PEM CA bundle to trust; the host name is still verified.
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the server certificate (diagnosis only).
+    #[serde(default)]
+    pub tls_insecure: bool,
+    /// Per request. Default 10.
+    pub timeout_s: Option<u64>,
+    /// Alerts per request. Default 100.
+    pub batch_size: Option<usize>,
+    /// Alerts waiting at most; more are dropped and counted. Default 10000.
+    pub queue_size: Option<usize>,
+    /// Raise `mamori internal: output down` after this long unreachable.
+    /// Default 300.
+    pub down_alert_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,7 +269,7 @@ pub enum Error {
     #[error("{path}: `{key}`: {message}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -330,7 +366,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
         if let Some(bad) = e.extra_fields.iter().find(|f| extra_field(f).is_none()) {
             return Err(Error::Invalid {
                 path: path.to_owned(),
-                key: "append_output.extra_fields",
+                key: "append_output.extra_fields".into(),
                 message: format!(
                     "{bad} is neither a field name nor a map of one `name: format` (a string)"
                 ),
@@ -340,7 +376,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     if file.state.fd_table_mib == Some(0) {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            key: "state.fd_table_mib",
+            key: "state.fd_table_mib".into(),
             message: "0 would keep no descriptor: give at least 1".into(),
         });
     }
@@ -349,7 +385,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            key: "capture.ring_mib",
+            key: "capture.ring_mib".into(),
             message: format!("{mib} is not a power of two between 1 and 1024"),
         });
     }
@@ -358,7 +394,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            key: "capture.args_bytes",
+            key: "capture.args_bytes".into(),
             message: format!("{args} is not between 1 and {}", mamori_common::MAX_STR),
         });
     }
@@ -367,7 +403,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            key: "capture.buffer_bytes",
+            key: "capture.buffer_bytes".into(),
             message: format!("{b} is above the limit of {}", mamori_common::MAX_BYTES),
         });
     }
@@ -376,7 +412,7 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
     {
         return Err(Error::Invalid {
             path: path.to_owned(),
-            key: "capture.env_bytes",
+            key: "capture.env_bytes".into(),
             message: format!("{env} is above the limit of {}", mamori_common::MAX_STR),
         });
     }

@@ -1,6 +1,8 @@
 //! Outputs: where alerts go. Each sink renders alerts its own way; none
 //! knows about rules or the kernel.
 
+pub mod alertmanager;
+pub mod backoff;
 pub mod ecs;
 pub mod elasticsearch;
 pub mod event_json;
@@ -10,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod mitre;
 pub mod spool;
+pub mod webhook;
 
 use std::{
     io::{self, Write},
@@ -20,6 +23,14 @@ use tokio::sync::mpsc;
 use tracing::error;
 
 use crate::{alert::Alert, telemetry::metrics::Metrics};
+
+/// The internal alert of an output unreachable for too long (rule name,
+/// description).
+pub const OUTPUT_DOWN: (&str, &str) = (
+    "mamori internal: output down",
+    "An output has failed for longer than its alert threshold; its alerts \
+     wait (Elasticsearch: in the disk spool; HTTP outputs: in memory).",
+);
 
 /// How a stream sink renders alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,13 +97,16 @@ impl Writer {
     }
 }
 
-/// Delivers every alert from `rx` to every stream sink and to
-/// Elasticsearch, until `rx` closes; then lets Elasticsearch drain. A
-/// failing sink is counted and logged; the others go on.
+/// Delivers every alert from `rx` to every stream sink, to Elasticsearch
+/// and to the HTTP outputs, until `rx` closes; then lets the queued ones
+/// drain. A failing sink is counted and logged; the others go on. Every
+/// few seconds the networked outputs are checked for trouble worth an
+/// internal alert (down too long, alerts dropped).
 pub async fn run(
     mut rx: mpsc::Receiver<Alert>,
     sinks: Vec<Sink>,
     elasticsearch: Option<elasticsearch::Output>,
+    http: Vec<webhook::Output>,
     metrics: std::sync::Arc<Metrics>,
     heartbeat: crate::telemetry::liveness::Heartbeat,
 ) {
@@ -116,21 +130,29 @@ pub async fn run(
         }
         None => (None, None),
     };
+    let mut http: Vec<webhook::Running> = http.into_iter().map(webhook::Output::spawn).collect();
+    let mut internal: std::collections::VecDeque<Alert> = Default::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
-        let alert = tokio::select! {
-            a = rx.recv() => match a {
-                Some(a) => a,
-                None => break,
-            },
-            _ = tick.tick() => match down_watch.as_mut().and_then(elasticsearch::DownWatch::check) {
-                Some(internal) => internal,
-                None => {
+        let alert = if let Some(a) = internal.pop_front() {
+            a
+        } else {
+            tokio::select! {
+                a = rx.recv() => match a {
+                    Some(a) => a,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    internal.extend(down_watch.as_mut().and_then(elasticsearch::DownWatch::check));
+                    for h in &mut http {
+                        internal.extend(h.check());
+                    }
                     heartbeat.beat();
                     continue;
                 }
-            },
+            }
         };
+        let alert = std::sync::Arc::new(alert);
         for (sink, w) in &mut writers {
             let mut line = sink.format().render(&alert);
             line.push('\n');
@@ -142,18 +164,27 @@ pub async fn run(
                 }
             }
         }
+        for h in &http {
+            h.offer(&alert);
+        }
         if let Some(tx) = &es_tx {
             // Waits when the spool writer is behind: back-pressure, not loss.
-            if tx.send(std::sync::Arc::new(alert)).await.is_err() {
+            if tx.send(alert).await.is_err() {
                 metrics.output_failed("elasticsearch");
             }
         }
         heartbeat.beat();
     }
     drop(es_tx);
+    // The outputs drain side by side, each within its own timeout.
+    let mut closing = tokio::task::JoinSet::new();
+    for h in http {
+        closing.spawn(h.close());
+    }
     if let Some(task) = es_task {
         let _ = task.await;
     }
+    closing.join_all().await;
 }
 
 /// Alerts queued for the spool writer.

@@ -78,8 +78,14 @@ impl Metrics {
     }
 
     fn output(&self, output: &'static str, status: &'static str) {
+        self.output_add(output, status, 1);
+    }
+
+    /// `n` alerts of `output` with `status` (`sent`, `failed`, `retried`,
+    /// `dropped`).
+    pub fn output_add(&self, output: &'static str, status: &'static str, n: u64) {
         if let Ok(mut m) = self.outputs.lock() {
-            *m.entry((output, status)).or_default() += 1;
+            *m.entry((output, status)).or_default() += n;
         }
     }
 

@@ -8,6 +8,7 @@
 //! run, so it costs nothing here.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod alertmanager;
 mod alerts;
 mod benign;
 mod buffer;

@@ -29,7 +29,7 @@ pub fn settings(
 ) -> Result<Option<Settings>, Error> {
     let invalid = |key: &'static str, message: String| Error::Invalid {
         path: file.to_owned(),
-        key,
+        key: key.into(),
         message,
     };
     let Some(url) = flags.url.clone().or_else(|| c.url.clone()) else {

@@ -29,11 +29,12 @@ use tracing::{error, warn};
 use self::{
     bulk::{Doc, Target},
     client::{Client, Connection},
-    sender::{Backoff, Batching, Sender},
+    sender::{Batching, Sender},
     stats::Stats,
     status::StatusWriter,
 };
 use super::{
+    backoff::Backoff,
     ecs::EcsMapper,
     spool::{self, Spool},
 };
@@ -255,11 +256,7 @@ impl DownWatch {
         let pending = Stats::get(&self.stats.spool_pending);
         Some(Alert::internal(
             crate::time::now_ns(),
-            (
-                "mamori internal: output down",
-                "An output has failed for longer than its alert threshold; \
-                          its alerts wait in the disk spool.",
-            ),
+            super::OUTPUT_DOWN,
             Priority::Error,
             format!(
                 "mamori cannot reach Elasticsearch for {} s; {pending} alerts wait in the spool",

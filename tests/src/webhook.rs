@@ -1,0 +1,136 @@
+//! A webhook receiver for the HTTP output tests: an HTTP server on
+//! loopback that records every request (path, headers, body) and answers
+//! with the status the test sets.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU16, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+};
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<Request>>,
+    status: AtomicU16,
+}
+
+/// Runs until dropped (its runtime with it).
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    /// Listens on 127.0.0.1 (any free port), answering 200.
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Arc::new(Shared {
+            status: AtomicU16::new(200),
+            ..Default::default()
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(record).with_state(shared.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            shared,
+            _runtime: runtime,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Answer with `status` from now on.
+    pub fn answer(&self, status: u16) {
+        self.shared.status.store(status, Ordering::Relaxed);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Waits up to `secs` for the requests to satisfy `pred`; the requests.
+    pub fn wait_for(
+        &self,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&[Request]) -> bool,
+    ) -> Vec<Request> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let r = self.requests();
+            if pred(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}; received: {r:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    shared.requests.lock().unwrap().push(Request {
+        path: uri.path().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK)
+}
