@@ -190,6 +190,10 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         Some(c) => mamori::outputs::webhook::configure::alertmanager(c, &config_path)?,
         None => None,
     };
+    let http = match &file.outputs.http {
+        Some(c) => mamori::outputs::webhook::configure::http(c, &config_path)?,
+        None => None,
+    };
     let rules = if !args.rules.is_empty() {
         args.rules.clone()
     } else if !file.rules.is_empty() {
@@ -229,6 +233,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         hostname: hostname(),
         elasticsearch,
         alertmanager,
+        http,
         cri_sockets: if args.cri_socket.is_empty() {
             file.containers.cri_sockets
         } else {

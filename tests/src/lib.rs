@@ -23,6 +23,7 @@ pub mod expect;
 pub mod hosts;
 pub mod http;
 pub mod k8s;
+pub mod oncall;
 pub mod podman;
 pub mod webhook;
 

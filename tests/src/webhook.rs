@@ -1,9 +1,10 @@
-//! A webhook receiver for the HTTP output tests: an HTTP server on
-//! loopback that records every request (path, headers, body) and answers
-//! with the status the test sets.
+//! A webhook receiver for the HTTP output tests: an HTTP (or HTTPS) server
+//! on loopback that records every request (path, headers, body) and
+//! answers with the status the test sets.
 
 use std::{
     net::SocketAddr,
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU16, Ordering},
@@ -48,6 +49,7 @@ struct Shared {
 /// Runs until dropped (its runtime with it).
 pub struct Receiver {
     pub addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     _runtime: tokio::runtime::Runtime,
 }
@@ -55,6 +57,33 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on 127.0.0.1 (any free port), answering 200.
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// As [`start`](Self::start), over TLS with the certificate chain and
+    /// key in these PEM files.
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        use tokio_rustls::rustls::{
+            self,
+            pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -69,17 +98,27 @@ impl Receiver {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().fallback(record).with_state(shared.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let is_tls = tls.is_some();
+        match tls {
+            None => {
+                runtime.spawn(async move { axum::serve(listener, app).await });
+            }
+            Some(acceptor) => {
+                runtime.spawn(serve_tls(listener, acceptor, app));
+            }
+        }
         Self {
             addr,
+            tls: is_tls,
             shared,
             _runtime: runtime,
         }
     }
 
-    /// `http://127.0.0.1:PORT/path`.
+    /// `http://127.0.0.1:PORT/path` (`https` when serving TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// Answer with `status` from now on.
@@ -110,6 +149,30 @@ impl Receiver {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// Each connection: the TLS handshake (a failed one is dropped), then
+/// HTTP/1.1 over it.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
     }
 }
 

@@ -56,6 +56,8 @@ pub struct RunSettings {
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
     /// The Alertmanager output's delivery settings and encoder.
     pub alertmanager: Option<(outputs::webhook::Settings, outputs::alertmanager::Encoder)>,
+    /// Falco's `http_output`: delivery settings and encoder.
+    pub http: Option<(outputs::webhook::Settings, outputs::falco_http::Encoder)>,
     /// CRI sockets for pod metadata (empty: the usual ones).
     pub cri_sockets: Vec<PathBuf>,
     /// Bytes all descriptor tables may hold together (`state.fd_table_mib`).
@@ -193,8 +195,8 @@ fn open_elasticsearch(
     Ok(Some(out))
 }
 
-/// The HTTP outputs (Alertmanager), their clients built: a bad CA file
-/// stops the start.
+/// The HTTP outputs (Alertmanager, Falco's http_output), their clients
+/// built: a bad CA file stops the start.
 fn open_http_outputs(
     settings: &RunSettings,
     identity: &outputs::identity::Identity,
@@ -210,6 +212,14 @@ fn open_http_outputs(
                 .context("cannot start the Alertmanager output")?,
         );
         info!(url, min_priority, "Alertmanager output on");
+    }
+    if let Some((s, encoder)) = settings.http.clone() {
+        let url = s.endpoint.url.to_string();
+        out.push(
+            outputs::webhook::Output::open(s, encoder, metrics, &settings.hostname)
+                .context("cannot start the HTTP output")?,
+        );
+        info!(url, "HTTP output on");
     }
     Ok(out)
 }

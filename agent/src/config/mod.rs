@@ -113,6 +113,36 @@ pub struct Outputs {
     pub file: Option<FileOutput>,
     pub elasticsearch: Option<ElasticsearchOutput>,
     pub alertmanager: Option<AlertmanagerOutput>,
+    pub http: Option<HttpOutput>,
+}
+
+/// `outputs.http`: Falco's `http_output`, the alert JSON posted to a URL.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOutput {
+    /// Where to post (falcosidekick: `http://falcosidekick:2801/`); off
+    /// when absent.
+    pub url: Option<String>,
+    /// Alerts less severe are not sent. Default `debug` (all, as Falco).
+    pub min_priority: Option<String>,
+    /// Sent with every request (`Authorization: Bearer ...`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// PEM CA bundle to trust; the host name is still verified.
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the server certificate (diagnosis only).
+    #[serde(default)]
+    pub tls_insecure: bool,
+    /// Per request. Default 10.
+    pub timeout_s: Option<u64>,
+    /// Alerts per request: 1 (default) posts each alert as Falco does,
+    /// more post a JSON array.
+    pub batch_size: Option<usize>,
+    /// Alerts waiting at most; more are dropped and counted. Default 10000.
+    pub queue_size: Option<usize>,
+    /// Raise `mamori internal: output down` after this long unreachable.
+    /// Default 300.
+    pub down_alert_s: Option<u64>,
 }
 
 /// `outputs.alertmanager`: alerts posted to Prometheus Alertmanager.

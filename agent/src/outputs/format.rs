@@ -11,6 +11,12 @@ use crate::time::rfc3339_nanos;
 
 /// Falco's alert JSON (`json_output: true`), one line.
 pub fn falco_json(alert: &Alert) -> String {
+    falco_value(alert).to_string()
+}
+
+/// Falco's alert JSON as a value: what its `json_output` prints and its
+/// `http_output` posts.
+pub fn falco_value(alert: &Alert) -> Value {
     let mut fields = Map::new();
     for (name, value) in &alert.output_fields {
         fields.insert(name.clone(), json_value(value));
@@ -29,7 +35,7 @@ pub fn falco_json(alert: &Alert) -> String {
     doc.insert("source".into(), alert.source.as_str().into());
     doc.insert("tags".into(), alert.tags.clone().into());
     doc.insert("time".into(), time.into());
-    Value::Object(doc).to_string()
+    Value::Object(doc)
 }
 
 /// A field value as JSON (`null` when missing).

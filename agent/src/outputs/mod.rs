@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod ecs;
 pub mod elasticsearch;
 pub mod event_json;
+pub mod falco_http;
 pub mod file;
 pub mod format;
 pub mod identity;

@@ -3,55 +3,17 @@
 //! with its labels; a silence stops it; Alertmanager down then up loses
 //! nothing that was meant to page; a full queue drops and says so.
 
-use std::{fs, path::Path};
+use std::fs;
 
 use mamori_e2e::{
-    agent::Agent, alertmanager::Alertmanager, es::scratch, es::wait_until, run_actor,
+    agent::Agent,
+    alertmanager::Alertmanager,
+    es::{scratch, wait_until},
+    oncall::{self, output_count, touch},
+    run_actor,
     webhook::Receiver,
 };
 use serde_json::Value;
-
-/// Two rules on this test's own files: `page-*` (Critical, sent) and
-/// `note-*` (Notice, below the output's default minimum).
-fn rules(dir: &Path) -> String {
-    let d = dir.display();
-    let path = dir.join("rules.yaml");
-    fs::write(
-        &path,
-        format!(
-            "- rule: AM test page\n  desc: the Alertmanager test opened a page file\n  \
-             condition: evt.type in (open, openat, openat2) and proc.name = mamori-actor and fd.name startswith \"{d}/page-\"\n  \
-             output: page file %fd.name opened by %proc.name (proc.pid=%proc.pid)\n  \
-             priority: CRITICAL\n  tags: [filesystem, T1552.001, mitre_credential_access]\n\
-             - rule: AM test note\n  desc: the Alertmanager test opened a note file\n  \
-             condition: evt.type in (open, openat, openat2) and proc.name = mamori-actor and fd.name startswith \"{d}/note-\"\n  \
-             output: note file %fd.name opened by %proc.name (proc.pid=%proc.pid)\n  \
-             priority: NOTICE\n  tags: [filesystem]\n"
-        ),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-/// The agent on the test's rules with `outputs.alertmanager` set to
-/// `section` (YAML lines under it) and `-o` options.
-fn agent(dir: &Path, section: &str, options: &[String]) -> Agent {
-    let cfg = dir.join("mamori.yaml");
-    fs::write(&cfg, format!("outputs:\n  alertmanager:\n{section}")).unwrap();
-    let rules = rules(dir);
-    let mut args = vec!["-c", cfg.to_str().unwrap(), "-r", &rules];
-    for o in options {
-        args.extend(["-o", o]);
-    }
-    Agent::start(&args)
-}
-
-/// A file of the test, created; its path.
-fn touch(dir: &Path, name: &str) -> String {
-    let p = dir.join(name);
-    fs::write(&p, "x").unwrap();
-    p.to_str().unwrap().to_owned()
-}
 
 /// Every alert in every notification the receiver got.
 fn notified(r: &Receiver) -> Vec<Value> {
@@ -69,11 +31,7 @@ fn with_file<'a>(alerts: &'a [Value], path: &str) -> Vec<&'a Value> {
 }
 
 fn sent(agent: &Agent, status: &str) -> f64 {
-    agent
-        .metric(&format!(
-            "mamori_output_alerts_total{{output=\"alertmanager\",status=\"{status}\"}}"
-        ))
-        .unwrap_or(0.0)
+    output_count(agent, "alertmanager", status)
 }
 
 #[test]
@@ -82,8 +40,9 @@ fn a_real_alert_pages_through_alertmanager_with_its_labels() {
     let receiver = Receiver::start();
     let am = Alertmanager::start(&receiver.url("/hook"));
     // The URL only from `-o`: that alone turns the output on.
-    let agent = agent(
+    let agent = oncall::agent(
         &dir,
+        "alertmanager",
         "    fields_as_labels: [fd.name]\n    labels: {cluster: e2e}\n    kibana_url: https://kibana.example:5601\n",
         &[format!("outputs.alertmanager.url={}", am.url())],
     );
@@ -91,8 +50,8 @@ fn a_real_alert_pages_through_alertmanager_with_its_labels() {
     let note_pid = run_actor(&["open", &note], Some(true)).pid;
     let page = touch(&dir, "page-1");
     let pid = run_actor(&["open", &page], Some(true)).pid;
-    assert!(agent.wait_alert("AM test note", note_pid).is_some());
-    assert!(agent.wait_alert("AM test page", pid).is_some());
+    assert!(agent.wait_alert("Test note", note_pid).is_some());
+    assert!(agent.wait_alert("Test page", pid).is_some());
 
     let got = receiver.wait_for(30, "the page at the receiver", |_| {
         !with_file(&notified(&receiver), &page).is_empty()
@@ -103,8 +62,8 @@ fn a_real_alert_pages_through_alertmanager_with_its_labels() {
     let hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let labels = &a["labels"];
     for (k, v) in [
-        ("alertname", "AM test page"),
-        ("rule", "AM test page"),
+        ("alertname", "Test page"),
+        ("rule", "Test page"),
         ("priority", "Critical"),
         ("severity", "critical"),
         ("source", "syscall"),
@@ -123,10 +82,7 @@ fn a_real_alert_pages_through_alertmanager_with_its_labels() {
         ann["summary"],
         format!("page file {page} opened by mamori-actor (proc.pid={pid})")
     );
-    assert_eq!(
-        ann["description"],
-        "the Alertmanager test opened a page file"
-    );
+    assert_eq!(ann["description"], "the output test opened a page file");
     let id = ann["event_id"].as_str().unwrap();
     let link = ann["kibana_url"].as_str().unwrap();
     assert!(
@@ -140,7 +96,7 @@ fn a_real_alert_pages_through_alertmanager_with_its_labels() {
     assert!(
         am.alerts()
             .iter()
-            .all(|a| a["labels"]["rule"] != "AM test note"),
+            .all(|a| a["labels"]["rule"] != "Test note"),
         "{:#?}",
         am.alerts()
     );
@@ -153,8 +109,9 @@ fn a_silence_in_alertmanager_stops_the_page() {
     let dir = scratch("am-silence");
     let receiver = Receiver::start();
     let am = Alertmanager::start(&receiver.url("/hook"));
-    let agent = agent(
+    let agent = oncall::agent(
         &dir,
+        "alertmanager",
         &format!("    url: {}\n    fields_as_labels: [fd.name]\n", am.url()),
         &[],
     );
@@ -187,8 +144,9 @@ fn alertmanager_down_then_up_loses_nothing() {
     let receiver = Receiver::start();
     // Configured, not started: its port refuses connections.
     let mut am = Alertmanager::new(&receiver.url("/hook"));
-    let agent = agent(
+    let agent = oncall::agent(
         &dir,
+        "alertmanager",
         &format!(
             "    url: {}\n    fields_as_labels: [fd.name]\n    down_alert_s: 1\n",
             am.url()
@@ -233,8 +191,9 @@ fn a_full_queue_drops_counts_and_raises_an_internal_alert() {
     let dir = scratch("am-full");
     let receiver = Receiver::start();
     let mut am = Alertmanager::new(&receiver.url("/hook"));
-    let agent = agent(
+    let agent = oncall::agent(
         &dir,
+        "alertmanager",
         &format!(
             "    url: {}\n    fields_as_labels: [fd.name]\n    queue_size: 2\n    batch_size: 1\n",
             am.url()
@@ -247,7 +206,7 @@ fn a_full_queue_drops_counts_and_raises_an_internal_alert() {
         .collect();
     for p in &pages {
         let pid = run_actor(&["open", p], Some(true)).pid;
-        assert!(agent.wait_alert("AM test page", pid).is_some());
+        assert!(agent.wait_alert("Test page", pid).is_some());
     }
     wait_until(30, "the queue-full alert", || {
         agent
@@ -289,7 +248,12 @@ fn refused_alerts_are_counted_and_not_sent_again() {
     // The receiver stands in for Alertmanager's API and refuses.
     let receiver = Receiver::start();
     receiver.answer(400);
-    let agent = agent(&dir, &format!("    url: {}\n", receiver.url("")), &[]);
+    let agent = oncall::agent(
+        &dir,
+        "alertmanager",
+        &format!("    url: {}\n", receiver.url("")),
+        &[],
+    );
     let page = touch(&dir, "page-refused");
     run_actor(&["open", &page], Some(true));
     let got = receiver.wait_for(30, "the refused post", |r| !r.is_empty());
@@ -298,7 +262,7 @@ fn refused_alerts_are_counted_and_not_sent_again() {
     assert!(got[0].header("user-agent").unwrap().starts_with("mamori/"));
     let body = got[0].json();
     assert_eq!(body.as_array().unwrap().len(), 1, "{body:#}");
-    assert_eq!(body[0]["labels"]["rule"], "AM test page");
+    assert_eq!(body[0]["labels"]["rule"], "Test page");
     wait_until(10, "the failure counted", || sent(&agent, "failed") == 1.0);
     // A 400 is not retried: the next request carries only the next alert.
     receiver.answer(200);
@@ -308,7 +272,7 @@ fn refused_alerts_are_counted_and_not_sent_again() {
     assert_eq!(got.len(), 2, "{got:#?}");
     let body = got[1].json();
     assert_eq!(body.as_array().unwrap().len(), 1, "{body:#}");
-    assert_eq!(body[0]["labels"]["rule"], "AM test page");
+    assert_eq!(body[0]["labels"]["rule"], "Test page");
     assert!(
         body[0]["annotations"]["summary"]
             .as_str()

@@ -20,6 +20,7 @@ mod elasticsearch;
 mod es_tls;
 mod evasion;
 mod fds;
+mod http_output;
 mod image;
 mod kibana;
 mod loss;

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use super::{Endpoint, Settings};
 use crate::{
     alert::Priority,
-    config::{AlertmanagerOutput, Error},
-    outputs::{alertmanager, identity::Identity},
+    config::{AlertmanagerOutput, Error, HttpOutput},
+    outputs::{alertmanager, falco_http, identity::Identity},
 };
 
 /// The options every HTTP output has, as written.
@@ -164,6 +164,30 @@ pub fn alertmanager(
     Ok(Some((settings, encoder)))
 }
 
+/// `outputs.http`: `None` when it has no URL (output off).
+pub fn http(c: &HttpOutput, file: &Path) -> Result<Option<(Settings, falco_http::Encoder)>, Error> {
+    let Some(url) = c.url.as_deref() else {
+        return Ok(None);
+    };
+    let common = Common {
+        url,
+        min_priority: c.min_priority.as_deref(),
+        headers: &c.headers,
+        ca_file: c.ca_file.as_deref(),
+        tls_insecure: c.tls_insecure,
+        timeout_s: c.timeout_s,
+        // Falco's way: one alert per request.
+        batch_size: Some(c.batch_size.unwrap_or(1)),
+        queue_size: c.queue_size,
+        down_alert_s: c.down_alert_s,
+    };
+    let s = settings("http", "outputs.http", &common, "", Priority::Debug, file)?;
+    let encoder = falco_http::Encoder {
+        array: s.batch_size > 1,
+    };
+    Ok(Some((s, encoder)))
+}
+
 /// Fills in what makes alert ids (read at start, with the host's facts).
 pub fn with_identity(mut e: alertmanager::Encoder, id: &Identity) -> alertmanager::Encoder {
     e.host_id.clone_from(&id.host_id);
@@ -241,6 +265,35 @@ mod tests {
                 .unwrap_or_else(|| panic!("{yaml} accepted"));
             assert!(e.to_string().contains(&format!("`{key}`")), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn the_http_output_posts_each_alert_to_its_url_as_falco_does() {
+        let parse_http = |yaml: &str| {
+            let f = crate::config::parse(yaml, Path::new("m.yaml")).unwrap();
+            http(f.outputs.http.as_ref().unwrap(), Path::new("m.yaml"))
+        };
+        let (s, e) = parse_http("outputs:\n  http:\n    url: http://sidekick:2801/\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.endpoint.url.as_str(), "http://sidekick:2801/");
+        assert_eq!((s.batch_size, s.min_priority), (1, Priority::Debug));
+        assert!(!e.array);
+        let (s, e) = parse_http("outputs:\n  http: {url: 'https://h/in', batch_size: 50}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.endpoint.url.as_str(), s.batch_size),
+            ("https://h/in", 50)
+        );
+        assert!(e.array);
+        let err = parse_http("outputs:\n  http: {url: 'https://h/in', min_priority: loud}\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("`outputs.http.min_priority`"),
+            "{err}"
+        );
     }
 
     #[test]
