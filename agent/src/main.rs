@@ -234,6 +234,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
         elasticsearch,
         alertmanager,
         http,
+        storm: mamori::outputs::storm::settings(&file.storm_control, &config_path)?,
         cri_sockets: if args.cri_socket.is_empty() {
             file.containers.cri_sockets
         } else {

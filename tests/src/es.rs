@@ -201,7 +201,9 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// A config sending to `url` in `namespace`, spooling in `dir/spool`,
-/// flushing every 100 ms unless `extra` says otherwise.
+/// flushing every 100 ms unless `extra` says otherwise. Storm control is
+/// off: the delivery tests raise a thousand alerts of one rule at once and
+/// count them all.
 pub fn config(dir: &Path, url: &str, namespace: &str, extra: &str) -> PathBuf {
     let path = dir.join("mamori.yaml");
     let flush = if extra.contains("flush_interval_ms") {
@@ -212,7 +214,8 @@ pub fn config(dir: &Path, url: &str, namespace: &str, extra: &str) -> PathBuf {
     fs::write(
         &path,
         format!(
-            "outputs:\n  elasticsearch:\n    url: {url}\n    namespace: {namespace}\n    \
+            "storm_control: {{enabled: false}}\n\
+             outputs:\n  elasticsearch:\n    url: {url}\n    namespace: {namespace}\n    \
              spool_dir: {}\n{flush}{extra}",
             dir.join("spool").display()
         ),

@@ -56,6 +56,8 @@ pub struct RunSettings {
     pub elasticsearch: Option<outputs::elasticsearch::Settings>,
     /// The Alertmanager output's delivery settings and encoder.
     pub alertmanager: Option<(outputs::webhook::Settings, outputs::alertmanager::Encoder)>,
+    /// Storm control in front of the outputs.
+    pub storm: outputs::storm::Settings,
     /// Falco's `http_output`: delivery settings and encoder.
     pub http: Option<(outputs::webhook::Settings, outputs::falco_http::Encoder)>,
     /// CRI sockets for pod metadata (empty: the usual ones).
@@ -144,9 +146,13 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     ));
     let outputs = tokio::spawn(outputs::run(
         alert_rx,
-        settings.sinks,
-        elasticsearch,
-        http_outputs,
+        outputs::Outputs {
+            sinks: settings.sinks,
+            elasticsearch,
+            http: http_outputs,
+            storm: settings.storm.clone(),
+            hostname: settings.hostname.clone(),
+        },
         metrics.clone(),
         beats.outputs,
     ));

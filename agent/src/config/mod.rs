@@ -35,6 +35,35 @@ pub struct File {
     pub containers: Containers,
     #[serde(default)]
     pub state: StateLimits,
+    #[serde(default)]
+    pub storm_control: StormControl,
+}
+
+/// `storm_control`: a token bucket per rule in front of the outputs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StormControl {
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Alerts per second a rule may raise, sustained. Default 10.
+    pub rate: Option<f64>,
+    /// Alerts a rule may raise at once. Default 1000.
+    pub burst: Option<u32>,
+    /// Seconds between summaries of what was held back. Default 60.
+    pub summary_interval_s: Option<u64>,
+    /// Limits of named rules.
+    #[serde(default)]
+    pub rules: std::collections::BTreeMap<String, RuleLimit>,
+}
+
+/// `storm_control.rules.<rule>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleLimit {
+    /// false: this rule is never held back.
+    pub enabled: Option<bool>,
+    pub rate: Option<f64>,
+    pub burst: Option<u32>,
 }
 
 /// An entry of `append_output`.

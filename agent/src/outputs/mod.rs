@@ -13,11 +13,14 @@ pub mod identity;
 pub mod ids;
 pub mod mitre;
 pub mod spool;
+pub mod storm;
 pub mod webhook;
 
 use std::{
     io::{self, Write},
     path::PathBuf,
+    sync::Arc,
+    time::Instant,
 };
 
 use tokio::sync::mpsc;
@@ -98,94 +101,151 @@ impl Writer {
     }
 }
 
-/// Delivers every alert from `rx` to every stream sink, to Elasticsearch
-/// and to the HTTP outputs, until `rx` closes; then lets the queued ones
-/// drain. A failing sink is counted and logged; the others go on. Every
-/// few seconds the networked outputs are checked for trouble worth an
-/// internal alert (down too long, alerts dropped).
+/// Where alerts go, and what comes before them.
+pub struct Outputs {
+    pub sinks: Vec<Sink>,
+    pub elasticsearch: Option<elasticsearch::Output>,
+    pub http: Vec<webhook::Output>,
+    pub storm: storm::Settings,
+    /// For the agent's own alerts (storm summaries).
+    pub hostname: String,
+}
+
+/// Delivers every alert from `rx` that storm control lets through to every
+/// stream sink, to Elasticsearch and to the HTTP outputs, until `rx`
+/// closes; then summarises what storm control held back and lets the
+/// queued outputs drain. A failing sink is counted and logged; the others
+/// go on. Every few seconds the networked outputs are checked for trouble
+/// worth an internal alert (down too long, alerts dropped), and storm
+/// control for summaries due.
 pub async fn run(
     mut rx: mpsc::Receiver<Alert>,
-    sinks: Vec<Sink>,
-    elasticsearch: Option<elasticsearch::Output>,
-    http: Vec<webhook::Output>,
-    metrics: std::sync::Arc<Metrics>,
+    outputs: Outputs,
+    metrics: Arc<Metrics>,
     heartbeat: crate::telemetry::liveness::Heartbeat,
 ) {
-    let mut writers: Vec<(Sink, Writer)> = Vec::new();
-    for sink in sinks {
-        match open(&sink) {
-            Ok(w) => writers.push((sink, w)),
-            Err(e) => {
-                error!(sink = sink.name(), error = %e, "cannot open output");
-                metrics.output_failed(sink.name());
-            }
-        }
-    }
-    let mut down_watch = elasticsearch
+    let mut storm = storm::Storm::new(outputs.storm, &outputs.hostname);
+    let mut down_watch = outputs
+        .elasticsearch
         .as_ref()
         .map(elasticsearch::Output::down_watch);
-    let (es_tx, es_task) = match elasticsearch {
-        Some(out) => {
-            let (tx, rx) = mpsc::channel(ES_QUEUE);
-            (Some(tx), Some(tokio::spawn(out.run(rx))))
-        }
-        None => (None, None),
-    };
-    let mut http: Vec<webhook::Running> = http.into_iter().map(webhook::Output::spawn).collect();
-    let mut internal: std::collections::VecDeque<Alert> = Default::default();
+    let mut fanout = Fanout::start(
+        outputs.sinks,
+        outputs.elasticsearch,
+        outputs.http,
+        metrics.clone(),
+    );
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
-        let alert = if let Some(a) = internal.pop_front() {
-            a
-        } else {
-            tokio::select! {
-                a = rx.recv() => match a {
-                    Some(a) => a,
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    internal.extend(down_watch.as_mut().and_then(elasticsearch::DownWatch::check));
-                    for h in &mut http {
-                        internal.extend(h.check());
+        tokio::select! {
+            a = rx.recv() => match a {
+                Some(a) => {
+                    if storm.admit(&a, Instant::now()) == storm::Verdict::Suppressed {
+                        metrics.suppressed(&a.rule);
+                    } else {
+                        fanout.deliver(a).await;
                     }
-                    heartbeat.beat();
-                    continue;
                 }
-            }
-        };
-        let alert = std::sync::Arc::new(alert);
-        for (sink, w) in &mut writers {
-            let mut line = sink.format().render(&alert);
-            line.push('\n');
-            match w.write_line(line.as_bytes()) {
-                Ok(()) => metrics.output_sent(sink.name()),
-                Err(e) => {
-                    metrics.output_failed(sink.name());
-                    error!(sink = sink.name(), error = %e, "output write failed");
+                None => break,
+            },
+            _ = tick.tick() => {
+                let mut internal: Vec<Alert> = storm.summaries(Instant::now(), false);
+                internal.extend(down_watch.as_mut().and_then(elasticsearch::DownWatch::check));
+                for h in &mut fanout.http {
+                    internal.extend(h.check());
                 }
-            }
-        }
-        for h in &http {
-            h.offer(&alert);
-        }
-        if let Some(tx) = &es_tx {
-            // Waits when the spool writer is behind: back-pressure, not loss.
-            if tx.send(alert).await.is_err() {
-                metrics.output_failed("elasticsearch");
+                for a in internal {
+                    fanout.deliver(a).await;
+                }
             }
         }
         heartbeat.beat();
     }
-    drop(es_tx);
-    // The outputs drain side by side, each within its own timeout.
-    let mut closing = tokio::task::JoinSet::new();
-    for h in http {
-        closing.spawn(h.close());
+    for a in storm.summaries(Instant::now(), true) {
+        fanout.deliver(a).await;
     }
-    if let Some(task) = es_task {
-        let _ = task.await;
+    fanout.close().await;
+}
+
+/// The outputs, open.
+struct Fanout {
+    writers: Vec<(Sink, Writer)>,
+    http: Vec<webhook::Running>,
+    es_tx: Option<mpsc::Sender<Arc<Alert>>>,
+    es_task: Option<tokio::task::JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Fanout {
+    fn start(
+        sinks: Vec<Sink>,
+        elasticsearch: Option<elasticsearch::Output>,
+        http: Vec<webhook::Output>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut writers = Vec::new();
+        for sink in sinks {
+            match open(&sink) {
+                Ok(w) => writers.push((sink, w)),
+                Err(e) => {
+                    error!(sink = sink.name(), error = %e, "cannot open output");
+                    metrics.output_failed(sink.name());
+                }
+            }
+        }
+        let (es_tx, es_task) = match elasticsearch {
+            Some(out) => {
+                let (tx, rx) = mpsc::channel(ES_QUEUE);
+                (Some(tx), Some(tokio::spawn(out.run(rx))))
+            }
+            None => (None, None),
+        };
+        Self {
+            writers,
+            http: http.into_iter().map(webhook::Output::spawn).collect(),
+            es_tx,
+            es_task,
+            metrics,
+        }
     }
-    closing.join_all().await;
+
+    async fn deliver(&mut self, alert: Alert) {
+        let alert = Arc::new(alert);
+        for (sink, w) in &mut self.writers {
+            let mut line = sink.format().render(&alert);
+            line.push('\n');
+            match w.write_line(line.as_bytes()) {
+                Ok(()) => self.metrics.output_sent(sink.name()),
+                Err(e) => {
+                    self.metrics.output_failed(sink.name());
+                    error!(sink = sink.name(), error = %e, "output write failed");
+                }
+            }
+        }
+        for h in &self.http {
+            h.offer(&alert);
+        }
+        if let Some(tx) = &self.es_tx {
+            // Waits when the spool writer is behind: back-pressure, not loss.
+            if tx.send(alert).await.is_err() {
+                self.metrics.output_failed("elasticsearch");
+            }
+        }
+    }
+
+    /// Lets the queued outputs drain, side by side, each within its own
+    /// timeout.
+    async fn close(self) {
+        drop(self.es_tx);
+        let mut closing = tokio::task::JoinSet::new();
+        for h in self.http {
+            closing.spawn(h.close());
+        }
+        if let Some(task) = self.es_task {
+            let _ = task.await;
+        }
+        closing.join_all().await;
+    }
 }
 
 /// Alerts queued for the spool writer.

@@ -21,6 +21,8 @@ use super::exposition::{self, Families, Source, escape};
 pub struct Metrics {
     events: HashMap<&'static str, AtomicU64>,
     alerts: Mutex<BTreeMap<(String, Priority), u64>>,
+    /// Alerts held back by storm control, per rule.
+    suppressed: Mutex<BTreeMap<String, u64>>,
     outputs: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     attached: AtomicBool,
     rules_loaded: AtomicBool,
@@ -66,6 +68,13 @@ impl Metrics {
     pub fn alert(&self, rule: &str, priority: Priority) {
         if let Ok(mut m) = self.alerts.lock() {
             *m.entry((rule.to_owned(), priority)).or_default() += 1;
+        }
+    }
+
+    /// An alert of `rule` storm control held back.
+    pub fn suppressed(&self, rule: &str) {
+        if let Ok(mut m) = self.suppressed.lock() {
+            *m.entry(rule.to_owned()).or_default() += 1;
         }
     }
 
@@ -174,6 +183,20 @@ impl Metrics {
             "mamori_alerts",
             "Alerts raised, per rule and priority.",
             alerts,
+        )?;
+        let suppressed: Vec<_> = self
+            .suppressed
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(rule, v)| ([("rule", escape(rule))], *v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.counters(
+            "mamori_alerts_suppressed",
+            "Alerts raised but held back by storm control, per rule.",
+            suppressed,
         )?;
         let outputs: Vec<_> = self
             .outputs

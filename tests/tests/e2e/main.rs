@@ -32,3 +32,4 @@ mod prefilter;
 mod reload;
 mod replay;
 mod status;
+mod storm;
