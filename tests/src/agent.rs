@@ -15,10 +15,20 @@ pub struct Agent {
     child: Child,
     pub port: u16,
     alerts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// When each alert line was read (ns since the epoch), for the
+    /// latency benchmark.
+    arrivals: Arc<Mutex<Vec<u64>>>,
     /// Reads stdout into `alerts`; ends at the agent's exit.
     reader: Option<std::thread::JoinHandle<()>>,
     /// The agent's log, when captured (`start_logged`).
     log: Arc<Mutex<String>>,
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The repository's `rules/` directory.
@@ -135,6 +145,8 @@ impl Agent {
         }
         let alerts = Arc::new(Mutex::new(Vec::new()));
         let sink = alerts.clone();
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let arrived = arrivals.clone();
         let out = child.stdout.take().unwrap();
         let mut fired = FiredLog::open(args);
         let reader = std::thread::spawn(move || {
@@ -145,13 +157,16 @@ impl Agent {
                 if let Some(log) = &mut fired {
                     log.note(&v);
                 }
-                sink.lock().unwrap().push(v);
+                let mut sink = sink.lock().unwrap();
+                sink.push(v);
+                arrived.lock().unwrap().push(now_ns());
             }
         });
         let mut agent = Agent {
             child,
             port,
             alerts,
+            arrivals,
             reader: Some(reader),
             log,
         };
@@ -197,6 +212,17 @@ impl Agent {
     /// Every alert so far.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
         self.alerts.lock().unwrap().clone()
+    }
+
+    /// Every alert so far with when its line was read (ns since the epoch).
+    pub fn alerts_with_arrival(&self) -> Vec<(serde_json::Value, u64)> {
+        let alerts = self.alerts.lock().unwrap();
+        let arrivals = self.arrivals.lock().unwrap();
+        alerts
+            .iter()
+            .cloned()
+            .zip(arrivals.iter().copied())
+            .collect()
     }
 
     /// The value of an unlabelled metric from `/metrics`.

@@ -25,6 +25,8 @@ pub struct Request {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When it was received (ns since the epoch).
+    pub received_ns: u64,
 }
 
 impl Request {
@@ -194,6 +196,7 @@ async fn record(
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        received_ns: crate::agent::now_ns(),
     });
     StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK)
 }

@@ -125,7 +125,7 @@ pub fn stop() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn running_url() -> Option<String> {
+pub fn running_url() -> Option<String> {
     let pid: u32 = std::fs::read_to_string(pid_file())
         .ok()?
         .trim()

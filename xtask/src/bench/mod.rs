@@ -13,6 +13,9 @@
 //! delivery: `cargo bench -p mamori --bench delivery` with the test
 //! Elasticsearch node running: ECS mapping, spool write and read rates,
 //! alerts per second into Elasticsearch.
+//!
+//! latency: syscall → alert line, → searchable in Elasticsearch, → webhook
+//! through a real Alertmanager, p50 and p99, idle and busy.
 
 mod capacity;
 mod capture;
@@ -44,8 +47,41 @@ pub fn run(what: &str, quick: bool) -> anyhow::Result<()> {
             crate::es::stop()?;
             r
         }
-        other => bail!("unknown benchmark `{other}` (capture, capacity, rules, state, delivery)"),
+        "latency" => latency(quick),
+        other => bail!(
+            "unknown benchmark `{other}` (capture, capacity, rules, state, delivery, latency)"
+        ),
     }
+}
+
+/// Syscall → alert line, searchable in Elasticsearch, webhook through
+/// Alertmanager: the `mamori-latency` program of the test crate (it shares
+/// the tests' Alertmanager and receiver), with the test Elasticsearch node.
+fn latency(quick: bool) -> anyhow::Result<()> {
+    crate::prometheus::build()?;
+    cmd::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "mamori-e2e",
+        "--bin",
+        "mamori-latency",
+    ])?;
+    // A node already running (a test run's) is used and left running.
+    let started = crate::es::running_url().is_none();
+    let url = crate::es::start()?;
+    // SAFETY: single-threaded; read by the bench process.
+    unsafe {
+        std::env::set_var("MAMORI_BENCH_ES_URL", url);
+        if quick {
+            std::env::set_var("MAMORI_BENCH_SAMPLES", "10");
+        }
+    }
+    let r = cmd::run(cmd::root().join("target/release/mamori-latency"), &[]);
+    if started {
+        crate::es::stop()?;
+    }
+    r
 }
 
 /// The hidden `cargo xtask bench-workload KIND ARG` entry: runs loop KIND

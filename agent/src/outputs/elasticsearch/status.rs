@@ -112,6 +112,7 @@ fn document(s: &Samples, before: Option<&(u64, Samples)>, now_ns: u64, who: Who<
             json!({
                 "sent": count(by(s, "sent")),
                 "failed": count(by(s, "failed")),
+                "dropped": count(by(s, "dropped")),
                 "sent_per_s": rate(&|x: &Samples| by(x, "sent")),
             }),
         );
@@ -165,6 +166,7 @@ fn document(s: &Samples, before: Option<&(u64, Samples)>, now_ns: u64, who: Who<
             "alerts": {
                 "total": count(s.sum("mamori_alerts_total")),
                 "per_s": rate(&total("mamori_alerts_total")),
+                "suppressed": count(s.sum("mamori_alerts_suppressed_total")),
             },
             "outputs": outputs,
             "spool": {
@@ -191,6 +193,9 @@ mod tests {
         mamori_alerts_total{rule=\"a\",priority=\"Warning\"} 3\n\
         mamori_alerts_total{rule=\"b\",priority=\"Error\"} 2\n\
         mamori_output_alerts_total{output=\"stdout\",status=\"sent\"} 5\n\
+        mamori_output_alerts_total{output=\"alertmanager\",status=\"sent\"} 2\n\
+        mamori_output_alerts_total{output=\"alertmanager\",status=\"dropped\"} 3\n\
+        mamori_alerts_suppressed_total{rule=\"a\"} 40\n\
         mamori_elasticsearch_indexed_total 8\n\
         mamori_elasticsearch_duplicates_total 1\n\
         mamori_elasticsearch_dead_lettered_total 2\n\
@@ -241,6 +246,9 @@ mod tests {
             "created or already there"
         );
         assert_eq!(s["outputs"]["elasticsearch"]["failed"], 2);
+        assert_eq!(s["outputs"]["alertmanager"]["sent"], 2);
+        assert_eq!(s["outputs"]["alertmanager"]["dropped"], 3);
+        assert_eq!(s["alerts"]["suppressed"], 40);
         assert_eq!(s["spool"]["pending"], 7);
         assert_eq!(s["interval_s"], 30);
     }
