@@ -198,6 +198,18 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
                 es.spool_dir.display()
             )
         }))
+        .chain(s.alertmanager.as_ref().map(|(am, _)| {
+            format!(
+                "alertmanager {} (min priority {})",
+                am.endpoint.url, am.min_priority
+            )
+        }))
+        .chain(s.http.as_ref().map(|(h, _)| {
+            format!(
+                "http {} (min priority {}, {} per request)",
+                h.endpoint.url, h.min_priority, h.batch_size
+            )
+        }))
         .collect();
     let rules: Vec<String> = if s.rules.is_empty() {
         vec!["(built-in)".into()]

@@ -291,6 +291,10 @@ fn the_charts_options_render_valid_manifests() {
                 "elasticsearch.enabled=false",
                 "metrics.serviceMonitor.enabled=true",
                 "metrics.service.enabled=false",
+                "outputs.alertmanager.url=http://alertmanager-operated.monitoring:9093",
+                "outputs.alertmanager.labels.cluster=prod",
+                "outputs.alertmanager.kibanaUrl=https://kibana.example:5601",
+                "outputs.http.url=http://falcosidekick:2801/",
             ],
         ),
         (
@@ -355,6 +359,37 @@ fn the_charts_options_render_valid_manifests() {
         .unwrap()
         .to_owned();
     assert!(!config.contains("elasticsearch"), "{config}");
+    // The paging outputs, as the agent reads them.
+    let dir = std::env::temp_dir().join(format!("mamori-chart-out-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("mamori.yaml"), &config).unwrap();
+    let out = Command::new(sibling_binary("mamori"))
+        .args(["config", "check", "-c"])
+        .arg(dir.join("mamori.yaml"))
+        .args(["-o", "rules=[]"])
+        .output()
+        .unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{config}\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "alertmanager http://alertmanager-operated.monitoring:9093/api/v2/alerts (min priority Warning)"
+        ) && stdout.contains("http http://falcosidekick:2801/ (min priority Debug, 1 per request)"),
+        "{stdout}"
+    );
+    assert!(
+        config.contains("labels: {\"cluster\":\"prod\"}"),
+        "{config}"
+    );
+    assert!(
+        config.contains("kibana_url: https://kibana.example:5601"),
+        "{config}"
+    );
     let monitor = find(docs, "ServiceMonitor", "mamori");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert!(!docs.iter().any(|d| d["kind"] == "Service"));

@@ -52,6 +52,26 @@ outputs:
     spool_max_mib: {{ .spoolMaxMiB }}
 {{- end }}
 {{- end }}
+{{- with .Values.outputs.alertmanager }}
+{{- if .url }}
+  alertmanager:
+    url: {{ .url }}
+    min_priority: {{ .minPriority }}
+{{- with .labels }}
+    labels: {{ toJson . }}
+{{- end }}
+{{- with .kibanaUrl }}
+    kibana_url: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.outputs.http }}
+{{- if .url }}
+  http:
+    url: {{ .url }}
+    min_priority: {{ .minPriority }}
+{{- end }}
+{{- end }}
 {{- with .Values.alertContext }}
 append_output:
   - extra_fields: {{ toJson . }}
