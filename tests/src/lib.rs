@@ -85,10 +85,18 @@ fn start() -> Harness {
     }
 }
 
-/// Path of a binary built beside the test (`target/<profile>/<name>`).
+/// Path of a binary built beside the test (`target/<profile>/<name>`):
+/// tests run from `target/<profile>/deps`, this crate's programs from
+/// `target/<profile>`.
 pub fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|p| p.parent()).unwrap().join(name)
+    let dir = exe.parent().unwrap();
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap()
+    } else {
+        dir
+    };
+    dir.join(name)
 }
 
 /// Outcome of an actor run.
