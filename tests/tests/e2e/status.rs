@@ -1,7 +1,8 @@
 //! The agent's status documents in a real Elasticsearch node: written
 //! every interval with what `/metrics` says, stopped while the agent is
 //! frozen (SIGSTOP) and when it stops, and the shipped search for silent
-//! agents finds the host then, and not while the agent runs.
+//! agents finds the host then, and not while the agent runs; so does the
+//! shipped Kibana table of agents by when they were last heard from.
 
 use mamori_e2e::{
     es::{self, config, count, marker_rules, scratch, shared_url, start_agent, wait_until},
@@ -37,6 +38,55 @@ fn silent_hosts(url: &str, index: &str, silent_for: &str) -> Vec<String> {
 }
 
 /// The newest status document of `index`.
+/// Hosts in the order the shipped Kibana table "agents, least recently
+/// heard from first" lists them in `index`, each with its last status
+/// (ms since the epoch): its aggregation, read from the saved object.
+fn least_recently_heard(url: &str, index: &str) -> Vec<(String, f64)> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kibana/mamori.ndjson");
+    let objects = std::fs::read_to_string(path).unwrap();
+    let vis: Value = objects
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|o| o["id"] == "mamori-agents-last-heard")
+        .expect("the saved visualization");
+    let state: Value =
+        serde_json::from_str(vis["attributes"]["visState"].as_str().unwrap()).unwrap();
+    let aggs = state["aggs"].as_array().unwrap();
+    let metric = aggs.iter().find(|a| a["schema"] == "metric").unwrap();
+    let bucket = aggs.iter().find(|a| a["schema"] == "bucket").unwrap();
+    assert_eq!(
+        (metric["type"].as_str(), bucket["type"].as_str()),
+        (Some("max"), Some("terms"))
+    );
+    assert_eq!(bucket["params"]["orderBy"], metric["id"]);
+    let body = json!({
+        "size": 0,
+        "query": {"term": {"event.dataset": "mamori.status"}},
+        "aggs": {"hosts": {
+            "terms": {
+                "field": bucket["params"]["field"],
+                "size": bucket["params"]["size"],
+                "order": {"last": bucket["params"]["order"]},
+            },
+            "aggs": {"last": {"max": {"field": metric["params"]["field"]}}},
+        }},
+    });
+    let _ = es::http("POST", &format!("{url}/{index}/_refresh"), None);
+    let v = es::json("POST", &format!("{url}/{index}/_search"), Some(&body));
+    v["aggregations"]["hosts"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["key"].as_str().unwrap().to_owned(),
+                b["last"]["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn latest(url: &str, index: &str) -> Value {
     let _ = es::http("POST", &format!("{url}/{index}/_refresh"), None);
     let body = json!({"size": 1, "sort": [{"@timestamp": "desc"}]}).to_string();
@@ -131,6 +181,15 @@ fn a_silent_agent_is_found_by_its_missing_status_documents() {
     }
     assert!(agent.stop().success());
     silent_after("stopped", &mut failures);
+    // Kibana's table lists the host first, last heard from over 5 s ago.
+    let table = least_recently_heard(&url, &index);
+    let now_ms = mamori_e2e::agent::now_ns() as f64 / 1e6;
+    match table.first() {
+        Some((h, last)) if *h == host && now_ms - last > 5_000.0 => {}
+        other => failures.push(format!(
+            "Kibana's least-recently-heard table does not show the stopped agent first: {other:?}"
+        )),
+    }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
