@@ -7,7 +7,7 @@ use std::{
     path::Path,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU16, Ordering},
+        atomic::{AtomicU16, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -46,6 +46,8 @@ impl Request {
 struct Shared {
     requests: Mutex<Vec<Request>>,
     status: AtomicU16,
+    /// Milliseconds to wait before answering.
+    delay_ms: AtomicU64,
 }
 
 /// Runs until dropped (its runtime with it).
@@ -128,6 +130,11 @@ impl Receiver {
         self.shared.status.store(status, Ordering::Relaxed);
     }
 
+    /// Answer each request (recorded at once) only after `ms`.
+    pub fn delay(&self, ms: u64) {
+        self.shared.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -198,5 +205,9 @@ async fn record(
         body: String::from_utf8_lossy(&body).into_owned(),
         received_ns: crate::agent::now_ns(),
     });
+    let delay = shared.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK)
 }

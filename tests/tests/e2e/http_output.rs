@@ -209,3 +209,32 @@ fn batches_go_over_tls_trusting_the_configured_ca_only() {
     assert_eq!(output_count(&agent, "http", "sent"), 0.0);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn a_receiver_slower_than_the_timeout_gets_the_alert_again() {
+    let dir = scratch("http-timeout");
+    let receiver = Receiver::start();
+    receiver.delay(3_000);
+    let agent = oncall::agent(
+        &dir,
+        "http",
+        &format!("    url: {}\n    timeout_s: 1\n", receiver.url("/slow")),
+        &[],
+    );
+    let page = touch(&dir, "page-slow");
+    run_actor(&["open", &page], Some(true));
+    wait_until(30, "the timed-out request retried", || {
+        output_count(&agent, "http", "retried") >= 1.0
+    });
+    receiver.delay(0);
+    wait_until(30, "the alert delivered", || {
+        output_count(&agent, "http", "sent") == 1.0
+    });
+    // At least once: the receiver saw the timed-out request too, and every
+    // copy is the same alert.
+    let got = receiver.requests();
+    assert!(got.len() >= 2, "{got:#?}");
+    assert!(got.iter().all(|r| r.json() == got[0].json()));
+    assert_eq!(got[0].json()["output_fields"]["fd.name"], page.as_str());
+    assert!(agent.stop().success());
+}
