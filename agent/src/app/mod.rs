@@ -11,6 +11,7 @@
 pub mod kernel_scope;
 mod limits;
 mod names;
+mod open_outputs;
 pub mod prefilter;
 pub mod reload;
 pub mod replay;
@@ -97,8 +98,8 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     // Before the kernel programs: a spool that cannot be opened stops the
     // start rather than losing alerts.
     let identity = outputs::identity::Identity::detect(&settings.hostname, &host_root());
-    let elasticsearch = open_elasticsearch(&settings, &identity, &metrics)?;
-    let http_outputs = open_http_outputs(&settings, &identity, &metrics)?;
+    let elasticsearch = open_outputs::elasticsearch(&settings, &identity, &metrics)?;
+    let http_outputs = open_outputs::http(&settings, &identity, &metrics)?;
     let unfiltered = settings.record.is_some() || settings.events;
     let mut capture = start_capture(&settings, &rules, unfiltered).await?;
     let counters = capture.counters_handle()?;
@@ -178,56 +179,6 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
     drop(capture); // detaches the programs
     info!("stopped");
     Ok(())
-}
-
-/// The Elasticsearch output with its spool open, when configured.
-fn open_elasticsearch(
-    settings: &RunSettings,
-    identity: &outputs::identity::Identity,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Option<outputs::elasticsearch::Output>> {
-    let Some(es) = settings.elasticsearch.clone() else {
-        return Ok(None);
-    };
-    let mapper = outputs::ecs::EcsMapper {
-        identity: identity.clone(),
-        namespace: es.target.namespace().to_owned(),
-    };
-    let url = es.connection.url.to_string();
-    let spool = es.spool_dir.display().to_string();
-    let out = outputs::elasticsearch::Output::open(es, mapper, metrics)
-        .context("cannot start the Elasticsearch output")?;
-    info!(url, spool, "Elasticsearch output on");
-    Ok(Some(out))
-}
-
-/// The HTTP outputs (Alertmanager, Falco's http_output), their clients
-/// built: a bad CA file stops the start.
-fn open_http_outputs(
-    settings: &RunSettings,
-    identity: &outputs::identity::Identity,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Vec<outputs::webhook::Output>> {
-    let mut out = Vec::new();
-    if let Some((s, encoder)) = settings.alertmanager.clone() {
-        let url = s.endpoint.url.to_string();
-        let min_priority = s.min_priority.as_str();
-        let encoder = outputs::webhook::configure::with_identity(encoder, identity);
-        out.push(
-            outputs::webhook::Output::open(s, encoder, metrics, &settings.hostname)
-                .context("cannot start the Alertmanager output")?,
-        );
-        info!(url, min_priority, "Alertmanager output on");
-    }
-    if let Some((s, encoder)) = settings.http.clone() {
-        let url = s.endpoint.url.to_string();
-        out.push(
-            outputs::webhook::Output::open(s, encoder, metrics, &settings.hostname)
-                .context("cannot start the HTTP output")?,
-        );
-        info!(url, "HTTP output on");
-    }
-    Ok(out)
 }
 
 /// Loads and attaches the kernel programs with the syscalls and open
