@@ -23,6 +23,24 @@ pub struct Common<'a> {
     pub down_alert_s: Option<u64>,
 }
 
+/// The [`Common`] part of an output's section (`AlertmanagerOutput`,
+/// `HttpOutput`: the same delivery keys), with its URL and batch size.
+macro_rules! common {
+    ($c:expr, $url:expr, $batch:expr) => {
+        Common {
+            url: $url,
+            min_priority: $c.min_priority.as_deref(),
+            headers: &$c.headers,
+            ca_file: $c.ca_file.as_deref(),
+            tls_insecure: $c.tls_insecure,
+            timeout_s: $c.timeout_s,
+            batch_size: $batch,
+            queue_size: $c.queue_size,
+            down_alert_s: $c.down_alert_s,
+        }
+    };
+}
+
 /// A bad value of `<section>.<key>`.
 fn invalid(file: &Path, section: &str, key: &str, message: String) -> Error {
     Error::Invalid {
@@ -108,17 +126,7 @@ pub fn alertmanager(
     let Some(url) = c.url.as_deref() else {
         return Ok(None);
     };
-    let common = Common {
-        url,
-        min_priority: c.min_priority.as_deref(),
-        headers: &c.headers,
-        ca_file: c.ca_file.as_deref(),
-        tls_insecure: c.tls_insecure,
-        timeout_s: c.timeout_s,
-        batch_size: c.batch_size,
-        queue_size: c.queue_size,
-        down_alert_s: c.down_alert_s,
-    };
+    let common = common!(c, url, c.batch_size);
     let settings = settings(
         "alertmanager",
         SECTION,
@@ -169,18 +177,8 @@ pub fn http(c: &HttpOutput, file: &Path) -> Result<Option<(Settings, falco_http:
     let Some(url) = c.url.as_deref() else {
         return Ok(None);
     };
-    let common = Common {
-        url,
-        min_priority: c.min_priority.as_deref(),
-        headers: &c.headers,
-        ca_file: c.ca_file.as_deref(),
-        tls_insecure: c.tls_insecure,
-        timeout_s: c.timeout_s,
-        // Falco's way: one alert per request.
-        batch_size: Some(c.batch_size.unwrap_or(1)),
-        queue_size: c.queue_size,
-        down_alert_s: c.down_alert_s,
-    };
+    // Falco's way: one alert per request.
+    let common = common!(c, url, Some(c.batch_size.unwrap_or(1)));
     let s = settings("http", "outputs.http", &common, "", Priority::Debug, file)?;
     let encoder = falco_http::Encoder {
         array: s.batch_size > 1,
