@@ -233,12 +233,25 @@ pub fn config_check(s: &crate::app::RunSettings, as_json: bool) -> anyhow::Resul
                     "health_addr": s.health_addr.map(|a| a.to_string()),
                     "ring_mib": s.capture.ring_bytes >> 20,
                     "cri_sockets": s.cri_sockets,
+                    "rules_configmap": s.rules_configmap.as_ref().map(|c| json!({
+                        "name": c.name,
+                        "namespace": c.namespace,
+                        "directory": c.directory,
+                    })),
                 },
                 "rules": report.json,
             })
         );
     } else {
         println!("rules: {} (rule matching: {matching})", rules.join(", "));
+        if let Some(c) = &s.rules_configmap {
+            println!(
+                "rules ConfigMap: {}/{} through the Kubernetes API, in place of {}",
+                c.namespace.as_deref().unwrap_or("(the pod's namespace)"),
+                c.name,
+                c.directory.display()
+            );
+        }
         println!("outputs: {}", outputs.join(", "));
         if let Some(a) = s.health_addr {
             println!("health: http://{a}/healthz");

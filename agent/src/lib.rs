@@ -19,6 +19,7 @@ pub mod detect;
 pub mod event;
 pub mod outputs;
 pub mod record;
+pub mod rules_configmap;
 pub mod rules_files;
 pub mod state;
 pub mod telemetry;

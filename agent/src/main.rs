@@ -11,6 +11,7 @@ use mamori::{
     commands,
     config::{self, FormatName},
     outputs::{Format, Sink, elasticsearch::configure as es_config},
+    rules_configmap,
     telemetry::logging,
 };
 
@@ -203,6 +204,26 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
     } else {
         Vec::new()
     };
+    let rules_configmap = file
+        .rules_configmap
+        .as_ref()
+        .map(|c| rules_configmap::Settings {
+            name: c.name.clone(),
+            namespace: c.namespace.clone(),
+            directory: c.directory.clone(),
+        });
+    if let Some(c) = &rules_configmap {
+        anyhow::ensure!(
+            rules.contains(&c.directory),
+            "rules_configmap.directory {} is not among the rules loaded ({}): give it with -r too",
+            c.directory.display(),
+            rules
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let ring_mib = file.capture.ring_mib.unwrap_or(args.ring_mib);
     anyhow::ensure!(
         ring_mib.is_power_of_two() && (1..=1024).contains(&ring_mib),
@@ -226,6 +247,7 @@ fn settings(cli: &Cli, args: &RunArgs, file: config::File) -> anyhow::Result<Run
     capture.watch_unimplemented = file.capture.watch_unimplemented.unwrap_or(false);
     Ok(RunSettings {
         rules,
+        rules_configmap,
         sinks,
         health_addr: args.health_addr.or(file.health_addr),
         events: args.events,

@@ -25,8 +25,39 @@ pub enum Error {
     NotUtf8 { path: PathBuf },
 }
 
+/// Rules files that stand in for those of one directory: the rules
+/// ConfigMap as the Kubernetes API reports it, which the kubelet copies
+/// into the mounted directory only on its next sync of the pod (up to a
+/// minute and a half later). Named as the mounted files would be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlay {
+    pub dir: PathBuf,
+    /// Key and text; only `*.yaml`/`*.yml` keys are loaded, by name.
+    pub files: Vec<(String, String)>,
+}
+
+impl Overlay {
+    fn sources(&self) -> Vec<SourceFile> {
+        let mut files: Vec<&(String, String)> = self
+            .files
+            .iter()
+            .filter(|(k, _)| k.ends_with(".yaml") || k.ends_with(".yml"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(k, t)| SourceFile::new(self.dir.join(k).display().to_string(), t.clone()))
+            .collect()
+    }
+}
+
 /// The files to load, in order. No paths means the built-in defaults.
 pub fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Error> {
+    read_with(paths, None)
+}
+
+/// [`read`], with `overlay` standing in for its directory.
+pub fn read_with(paths: &[PathBuf], overlay: Option<&Overlay>) -> Result<Vec<SourceFile>, Error> {
     if paths.is_empty() {
         return Ok(DEFAULT_RULES
             .iter()
@@ -35,6 +66,10 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<SourceFile>, Error> {
     }
     let mut out = Vec::new();
     for p in paths {
+        if let Some(o) = overlay.filter(|o| o.dir == *p) {
+            out.extend(o.sources());
+            continue;
+        }
         for file in expand(p)? {
             let bytes = std::fs::read(&file).map_err(|source| Error::Read {
                 path: file.clone(),
@@ -167,8 +202,17 @@ pub fn load_with(
     last: Option<&SourceFile>,
     options: &LoadOptions,
 ) -> anyhow::Result<(RuleSet, String)> {
+    compile(read(paths)?, last, options)
+}
+
+/// Compiles `files` read by [`read_with`], then `last`; see [`load_with`].
+pub fn compile(
+    files: Vec<SourceFile>,
+    last: Option<&SourceFile>,
+    options: &LoadOptions,
+) -> anyhow::Result<(RuleSet, String)> {
     let mode = options.mode;
-    let files: Vec<SourceFile> = read(paths)?.into_iter().chain(last.cloned()).collect();
+    let files: Vec<SourceFile> = files.into_iter().chain(last.cloned()).collect();
     let digest = digest(&files);
     let result = mamori_rules::load(&files, mode, &crate::event::TYPE_NAMES);
     for d in &result.diagnostics {
@@ -203,4 +247,52 @@ pub fn load_with(
         "rules loaded"
     );
     Ok((rules, digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlay_stands_in_for_its_directory_with_the_names_of_its_files() {
+        let dir = std::env::temp_dir().join(format!("mamori-overlay-{}", std::process::id()));
+        let mounted = dir.join("rules.d");
+        std::fs::create_dir_all(&mounted).unwrap();
+        std::fs::write(dir.join("first.yaml"), "[]\n").unwrap();
+        std::fs::write(
+            mounted.join("local_rules.yaml"),
+            "# the kubelet's older copy\n",
+        )
+        .unwrap();
+        let overlay = Overlay {
+            dir: mounted.clone(),
+            files: vec![
+                ("z.yml".into(), "- list: z\n  items: []\n".into()),
+                ("README".into(), "not rules".into()),
+                ("local_rules.yaml".into(), "- list: l\n  items: []\n".into()),
+            ],
+        };
+        let paths = [dir.join("first.yaml"), mounted.clone()];
+        let files = read_with(&paths, Some(&overlay)).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        let expect = [
+            dir.join("first.yaml"),
+            mounted.join("local_rules.yaml"),
+            mounted.join("z.yml"),
+        ];
+        let expect: Vec<String> = expect.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(names, expect);
+        assert_eq!(
+            files[1].text, "- list: l\n  items: []\n",
+            "the API's text, not the disk's"
+        );
+        // Without it, the directory's files.
+        let files = read_with(&paths, None).unwrap();
+        assert_eq!(files[1].text, "# the kubelet's older copy\n");
+        assert_ne!(
+            digest(&read_with(&paths, Some(&overlay)).unwrap()),
+            digest(&files)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -25,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("event", &["time"]),
     ("alert", &["event"]),
     ("rules_files", &["event"]),
+    ("rules_configmap", &["rules_files", "telemetry"]),
     // The stages, in the order data flows.
     ("capture", &["event", "telemetry", "time"]),
     ("state", &["event", "telemetry", "time"]),
@@ -45,6 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "event",
             "outputs",
             "record",
+            "rules_configmap",
             "rules_files",
             "state",
             "telemetry",

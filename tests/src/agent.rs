@@ -106,12 +106,21 @@ impl Agent {
         Self::spawn(args, true)
     }
 
+    /// As `start_logged`, with `env` added to the agent's environment.
+    pub fn start_logged_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(args, true, env)
+    }
+
     /// The log so far (only with `start_logged`).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     fn spawn(args: &[&str], keep_log: bool) -> Self {
+        Self::spawn_with(args, keep_log, &[])
+    }
+
+    fn spawn_with(args: &[&str], keep_log: bool, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut child = Command::new(sibling_binary("mamori"))
             .args([
@@ -122,6 +131,7 @@ impl Agent {
             ])
             .args(args)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if keep_log {
                 Stdio::piped()

@@ -48,6 +48,8 @@ use crate::{
 #[derive(Debug)]
 pub struct RunSettings {
     pub rules: Vec<PathBuf>,
+    /// Follow the rules ConfigMap through the Kubernetes API.
+    pub rules_configmap: Option<crate::rules_configmap::Settings>,
     pub sinks: Vec<Sink>,
     pub health_addr: Option<SocketAddr>,
     /// Print raw events instead of alerts.
@@ -162,12 +164,17 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         settings.rules.clone(),
         settings.rules_options.clone(),
         agent_lists,
+        digest,
         rules_tx,
         metrics.clone(),
     );
     reloader.record_all = settings.record.is_some();
     reloader.unfiltered = unfiltered;
-    supervise(&mut capture, &mut reloader, identities_rx).await?;
+    let configmap = settings
+        .rules_configmap
+        .clone()
+        .map(|s| crate::rules_configmap::spawn(s, metrics.clone()));
+    supervise(&mut capture, &mut reloader, identities_rx, configmap).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
     let _ = reader.await;
@@ -328,12 +335,13 @@ async fn seed_state(
     Ok((state, recorder))
 }
 
-/// Until SIGTERM or SIGINT: reloads the rules on SIGHUP and when their
-/// files change.
+/// Until SIGTERM or SIGINT: reloads the rules on SIGHUP, when their
+/// files change and when the API reports a new rules ConfigMap.
 async fn supervise(
     capture: &mut Capture,
     reloader: &mut Reloader,
     mut identities: watch::Receiver<Vec<(u32, u64)>>,
+    mut configmap: Option<mpsc::Receiver<crate::rules_configmap::Update>>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -350,6 +358,12 @@ async fn supervise(
                     reloader.reload(capture, "rules files changed").await;
                 }
             }
+            Some(update) = async {
+                match configmap.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => reloader.configmap(capture, update).await,
             Ok(()) = identities.changed() => {
                 let ids = identities.borrow_and_update().clone();
                 if let Err(e) = capture.set_watched_inodes(&ids) {

@@ -37,6 +37,21 @@ pub struct File {
     pub state: StateLimits,
     #[serde(default)]
     pub storm_control: StormControl,
+    /// Follow a rules ConfigMap through the Kubernetes API.
+    pub rules_configmap: Option<RulesConfigMap>,
+}
+
+/// `rules_configmap`: the ConfigMap mounted at one of the `rules`
+/// directories, read through the Kubernetes API as soon as it changes
+/// (the kubelet updates the mounted files a minute or more later).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfigMap {
+    pub name: String,
+    /// Default: the namespace of the pod's service account.
+    pub namespace: Option<String>,
+    /// The `rules` entry the ConfigMap is mounted at.
+    pub directory: PathBuf,
 }
 
 /// `storm_control`: a token bucket per rule in front of the outputs.
@@ -432,6 +447,18 @@ fn validate(file: File, path: &std::path::Path) -> Result<File, Error> {
             });
         }
     }
+    if let Some(cm) = &file.rules_configmap
+        && !file.rules.contains(&cm.directory)
+    {
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            key: "rules_configmap.directory".into(),
+            message: format!(
+                "{} is not one of `rules`: name the directory the ConfigMap is mounted at",
+                cm.directory.display()
+            ),
+        });
+    }
     if file.state.fd_table_mib == Some(0) {
         return Err(Error::Invalid {
             path: path.to_owned(),
@@ -596,5 +623,35 @@ mod tests {
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rules_configmap_must_name_a_rules_directory() {
+        let f = parse(
+            "rules: [/etc/mamori/rules.d]\n\
+             rules_configmap: {name: mamori-rules, directory: /etc/mamori/rules.d/}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let cm = f.rules_configmap.unwrap();
+        assert_eq!((cm.name.as_str(), cm.namespace), ("mamori-rules", None));
+        let e = parse(
+            "rules: [/etc/mamori/rules.d]\n\
+             rules_configmap: {name: mamori-rules, directory: /etc/mamori/other}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("rules_configmap.directory") && e.contains("/etc/mamori/other"),
+            "{e}"
+        );
+        let e = parse(
+            "rules: [/r]\nrules_configmap: {directory: /r}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("name"), "{e}");
     }
 }

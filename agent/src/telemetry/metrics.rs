@@ -28,6 +28,8 @@ pub struct Metrics {
     rules_loaded: AtomicBool,
     rules_reloads: AtomicU64,
     rules_reload_failures: AtomicU64,
+    /// Failed reads of the rules ConfigMap through the Kubernetes API.
+    rules_api_errors: AtomicU64,
     /// The loaded rules: fingerprint and enabled rules.
     rules: Mutex<(String, u64)>,
     /// Time of the last event decoded (ns since the epoch; 0: none yet).
@@ -124,6 +126,11 @@ impl Metrics {
             &self.rules_reload_failures
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The rules ConfigMap could not be read through the Kubernetes API.
+    pub fn rules_api_error(&self) {
+        self.rules_api_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Rules loaded (at start or by a reload): their fingerprint and how
@@ -253,6 +260,11 @@ impl Metrics {
             "mamori_rules_reload_failures",
             "Rules reloads refused (the running rules stayed).",
             self.rules_reload_failures.load(Ordering::Relaxed),
+        )?;
+        f.counter(
+            "mamori_rules_api_errors",
+            "Failed reads of the rules ConfigMap through the Kubernetes API (rules_configmap).",
+            self.rules_api_errors.load(Ordering::Relaxed),
         )?;
         f.gauge(
             "mamori_processes",
