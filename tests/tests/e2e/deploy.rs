@@ -168,6 +168,8 @@ fn the_configmap_config_and_rules_pass_config_check() {
             rules_d.display()
         ))
         .arg("-o")
+        .arg(format!("rules_configmap.directory={}", rules_d.display()))
+        .arg("-o")
         .arg(format!(
             "outputs.elasticsearch.ca_file={}",
             dir.join("ca.pem").display()
@@ -185,6 +187,10 @@ fn the_configmap_config_and_rules_pass_config_check() {
         "{stdout}"
     );
     assert!(stdout.contains("0 error(s)"), "{stdout}");
+    assert!(
+        stdout.contains("rules ConfigMap: mamori/mamori-rules through the Kubernetes API"),
+        "{stdout}"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -295,6 +301,7 @@ fn the_charts_options_render_valid_manifests() {
                 "outputs.alertmanager.labels.cluster=prod",
                 "outputs.alertmanager.kibanaUrl=https://kibana.example:5601",
                 "outputs.http.url=http://falcosidekick:2801/",
+                "rules.watchConfigMap=false",
             ],
         ),
         (
@@ -352,6 +359,26 @@ fn the_charts_options_render_valid_manifests() {
         .unwrap()
         .to_owned();
     assert!(!config.contains("mamori_rules.yaml"), "{config}");
+    // The agents watch that ConfigMap through the API, allowed to read it
+    // and nothing else.
+    assert!(config.contains("name: site-rules"), "{config}");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        true
+    );
+    let role = find(docs, "Role", "mamori-rules-reader");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["site-rules"],
+            "verbs": ["get", "list", "watch"],
+        }])
+    );
+    let binding = find(docs, "RoleBinding", "mamori-rules-reader");
+    assert_eq!(binding["subjects"][0]["name"], "mamori");
+    assert_eq!(binding["roleRef"]["name"], "mamori-rules-reader");
 
     let docs = &rendered["outputs"];
     let config = find(docs, "ConfigMap", "mamori-config")["data"]["mamori.yaml"]
@@ -359,6 +386,19 @@ fn the_charts_options_render_valid_manifests() {
         .unwrap()
         .to_owned();
     assert!(!config.contains("elasticsearch"), "{config}");
+    // watchConfigMap false: no token, no RBAC.
+    assert!(!config.contains("rules_configmap"), "{config}");
+    let ds = find(docs, "DaemonSet", "mamori");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        false
+    );
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "Role" || d["kind"] == "RoleBinding"),
+        "no RBAC"
+    );
     // The paging outputs, as the agent reads them.
     let dir = std::env::temp_dir().join(format!("mamori-chart-out-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();

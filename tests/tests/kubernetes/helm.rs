@@ -1,7 +1,9 @@
 //! `helm install` of the chart, as its README shows, with an inline rules
 //! file: a second release beside the agent the other tests use (its own
 //! namespace and health port), Ready within `--wait`, its inline rule
-//! firing on the node, then uninstalled.
+//! firing on the node, then uninstalled. It runs with
+//! `rules.watchConfigMap: false`, the option with no API access: no token
+//! in the pod and no Role.
 
 use std::path::Path;
 
@@ -31,7 +33,7 @@ fn helm_install_with_an_inline_rule_runs_and_alerts() {
     let indented: String = rule.lines().map(|l| format!("      {l}\n")).collect();
     std::fs::write(
         &values,
-        format!("rules:\n  custom:\n    probe.yaml: |\n{indented}elasticsearch:\n  enabled: false\nport: 8766\n"),
+        format!("rules:\n  watchConfigMap: false\n  custom:\n    probe.yaml: |\n{indented}elasticsearch:\n  enabled: false\nport: 8766\n"),
     )
     .unwrap();
     let _ = c.try_kubectl(&["delete", "namespace", "mamori-helm", "--wait=true"], None);
@@ -59,6 +61,36 @@ fn helm_install_with_an_inline_rule_runs_and_alerts() {
     });
     assert_eq!(fired["output_fields"]["fd.name"], path.as_str());
     assert_eq!(fired["output_fields"]["k8s.pod.name"], web.as_str());
+    // No API access: no Role, no token in the pod, no watch started.
+    let roles = c.kubectl(&[
+        "-n",
+        "mamori-helm",
+        "get",
+        "roles,rolebindings",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(roles.trim(), "", "no RBAC with watchConfigMap false");
+    let pods: Value = serde_json::from_str(&c.kubectl(&[
+        "-n",
+        "mamori-helm",
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/instance=probe",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let pod = &pods["items"][0];
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    let mounts = pod["spec"]["containers"][0]["volumeMounts"].to_string();
+    assert!(
+        !mounts.contains("serviceaccount"),
+        "no token mounted: {mounts}"
+    );
+    let logs = c.kubectl(&["-n", "mamori-helm", "logs", "ds/probe-mamori"]);
+    assert!(!logs.contains("rules_configmap"), "no watch: {logs}");
     c.helm(&["uninstall", "probe", "--namespace", "mamori-helm", "--wait"]);
     c.kubectl(&["delete", "namespace", "mamori-helm"]);
     let _ = std::fs::remove_file(values);

@@ -15,7 +15,8 @@ use crate::cmd;
 /// here, see the README's Kubernetes section).
 pub const KUBERNETES: &str = "v1.33.13";
 /// The commands a single-node cluster needs. kube-proxy is left out: the
-/// tests reach no Service address.
+/// one Service address pods use, the API's, is sent to the API server by
+/// two DNAT rules in the node's namespace.
 const KUBERNETES_COMMANDS: &[&str] = &[
     "kube-apiserver",
     "kube-controller-manager",

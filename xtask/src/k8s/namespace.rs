@@ -32,6 +32,11 @@ pub const SYSCTLS: &[(&str, &str)] = &[
 /// Made by `up` when missing; `down` removes it again.
 const SPOOL_PARENT: &str = "/var/lib/mamori";
 
+/// The `kubernetes` Service's address, which pods (the agent's rules
+/// watch among them) use for the API. The node runs no kube-proxy: two
+/// DNAT rules send it to the API server, as kube-proxy would.
+const API_SERVICE_IP: &str = "10.96.0.1";
+
 pub fn create() -> anyhow::Result<()> {
     let dir = format!("{NODE_DIR}/ns");
     fs::create_dir_all(&dir)?;
@@ -68,6 +73,8 @@ ip addr add {NODE_IP}/24 dev node0
 ip link set node0 up
 ip link set node0-peer up
 ip route add default via 10.250.0.254 dev node0
+iptables -t nat -A OUTPUT -d {API_SERVICE_IP} -p tcp --dport 443 -j DNAT --to-destination {NODE_IP}:6443
+iptables -t nat -A PREROUTING -d {API_SERVICE_IP} -p tcp --dport 443 -j DNAT --to-destination {NODE_IP}:6443
 "
     );
     for (name, value) in SYSCTLS {

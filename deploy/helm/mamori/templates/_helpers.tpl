@@ -30,6 +30,13 @@ rules:
   - /etc/mamori/rules/mamori_rules.yaml   # the default rules, in the image
 {{- end }}
   - /etc/mamori/rules.d                   # the rules ConfigMap
+{{- if .Values.rules.watchConfigMap }}
+# Edits of the rules ConfigMap, read through the API as soon as made.
+rules_configmap:
+  name: {{ include "mamori.rulesConfigMap" . }}
+  namespace: {{ .Release.Namespace }}
+  directory: /etc/mamori/rules.d
+{{- end }}
 health_addr: 0.0.0.0:{{ .Values.port }}
 log_level: {{ .Values.logLevel }}
 outputs:
