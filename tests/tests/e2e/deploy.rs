@@ -296,6 +296,7 @@ fn the_charts_options_render_valid_manifests() {
             &[
                 "elasticsearch.enabled=false",
                 "metrics.serviceMonitor.enabled=true",
+                "metrics.prometheusRule.enabled=true",
                 "metrics.service.enabled=false",
                 "outputs.alertmanager.url=http://alertmanager-operated.monitoring:9093",
                 "outputs.alertmanager.labels.cluster=prod",
@@ -320,11 +321,12 @@ fn the_charts_options_render_valid_manifests() {
     let mut rendered = std::collections::HashMap::new();
     for (name, sets) in variants {
         let text = render(sets);
-        // The validator knows no ServiceMonitor (a CRD): checked below.
+        // The validator knows no ServiceMonitor or PrometheusRule (CRDs):
+        // checked below.
         let docs: Vec<Value> = parse_all(&text);
         let known: Vec<String> = text
             .split("\n---\n")
-            .filter(|d| !d.contains("kind: ServiceMonitor"))
+            .filter(|d| !d.contains("kind: ServiceMonitor") && !d.contains("kind: PrometheusRule"))
             .map(str::to_owned)
             .collect();
         let file = dir.join(format!("{name}.yaml"));
@@ -432,6 +434,38 @@ fn the_charts_options_render_valid_manifests() {
     );
     let monitor = find(docs, "ServiceMonitor", "mamori");
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    // The PrometheusRule carries the shipped rules (promtool-tested in
+    // metrics.rs), from the chart's copy, which must equal them.
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/mamori-alerts.yaml");
+    let shipped = fs::read_to_string(shipped).unwrap();
+    assert_eq!(
+        fs::read_to_string(chart().join("files/mamori-alerts.yaml")).unwrap(),
+        shipped,
+        "deploy/helm/mamori/files/mamori-alerts.yaml differs from deploy/prometheus/mamori-alerts.yaml: copy it"
+    );
+    let rules: Value = serde_saphyr::from_str(&shipped).unwrap();
+    let prometheus_rule = find(docs, "PrometheusRule", "mamori");
+    assert_eq!(prometheus_rule["spec"], rules);
+    assert!(
+        prometheus_rule["spec"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 9
+    );
+    // Another release's job is its Service's name.
+    let chart_dir = chart();
+    let other = helm(&[
+        "template",
+        "probe",
+        chart_dir.to_str().unwrap(),
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--show-only",
+        "templates/prometheusrule.yaml",
+    ]);
+    assert!(other.contains("up{job=\"probe-mamori\"}"), "{other}");
     assert!(!docs.iter().any(|d| d["kind"] == "Service"));
     assert!(!container(docs).to_string().contains("spool"));
 
