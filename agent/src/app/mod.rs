@@ -16,14 +16,12 @@ pub mod prefilter;
 pub mod reload;
 pub mod replay;
 pub mod rulestest;
+mod supervise;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::{mpsc, watch},
-};
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use mamori_rules::RuleSet;
@@ -174,7 +172,7 @@ pub async fn run(settings: RunSettings) -> anyhow::Result<()> {
         .rules_configmap
         .clone()
         .map(|s| crate::rules_configmap::spawn(s, metrics.clone()));
-    supervise(&mut capture, &mut reloader, identities_rx, configmap).await?;
+    supervise::supervise(&mut capture, &mut reloader, identities_rx, configmap).await?;
     info!("shutting down: draining events and flushing outputs");
     let _ = shutdown_tx.send(true);
     let _ = reader.await;
@@ -333,45 +331,6 @@ async fn seed_state(
         None => None,
     };
     Ok((state, recorder))
-}
-
-/// Until SIGTERM or SIGINT: reloads the rules on SIGHUP, when their
-/// files change and when the API reports a new rules ConfigMap.
-async fn supervise(
-    capture: &mut Capture,
-    reloader: &mut Reloader,
-    mut identities: watch::Receiver<Vec<(u32, u64)>>,
-    mut configmap: Option<mpsc::Receiver<crate::rules_configmap::Update>>,
-) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let mut tick = tokio::time::interval(reload::WATCH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reloader.reload(capture, "SIGHUP").await,
-            _ = tick.tick() => {
-                if reloader.files_changed() {
-                    reloader.reload(capture, "rules files changed").await;
-                }
-            }
-            Some(update) = async {
-                match configmap.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => reloader.configmap(capture, update).await,
-            Ok(()) = identities.changed() => {
-                let ids = identities.borrow_and_update().clone();
-                if let Err(e) = capture.set_watched_inodes(&ids) {
-                    warn!(error = %e, "cannot update the watched files' identities in the kernel");
-                }
-            }
-        }
-    }
 }
 
 /// What the detection stage also does with each event.
